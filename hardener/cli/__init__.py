@@ -1,0 +1,41 @@
+"""The ``hardener`` command line: one sub-command a module, wired here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from hardener import __version__
+
+__all__ = ["main"]
+
+# Each module defines ``register(subparsers)``, which adds its parser and sets ``func``
+# (``func(args) -> int``) as the parser default.
+COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hardener",
+        description="Harden Kubernetes pods: admission webhook, manifest fixer, review reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"hardener {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f"hardener.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        print("hardener: interrupted", file=sys.stderr)
+        return 130
+    return code

@@ -1,0 +1,303 @@
+"""Where the pod specs are: one function turns any Kubernetes object into its pod sites.
+
+A *pod site* is one pod spec inside an object, with the JSON pointers of the spec, of the pod
+metadata that goes with it, and of every container. Nothing downstream of this module knows
+about kinds: rules and the engine only see pod sites.
+
+The shapes handled, by where the pod spec lives:
+
+==========================================================  ===================================
+kind                                                        pod spec
+==========================================================  ===================================
+Pod                                                         ``/spec``
+PodTemplate                                                 ``/template/spec``
+CronJob                                                     ``/spec/jobTemplate/spec/template/spec``
+List (``items[*]``, any ``*List``)                          each item, recursively
+anything else with ``spec.template.spec.containers``        ``/spec/template/spec``
+(Deployment, StatefulSet, DaemonSet, ReplicaSet,
+ReplicationController, Job, Argo Rollout, Knative Service…)
+==========================================================  ===================================
+
+The fields that rules read are checked for their JSON type here, so a string where a pod spec
+belongs becomes an ``InvalidObjectError`` that names the field, never a crash further in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hardener.model import InvalidObjectError, JSONObject
+from hardener.pointer import join
+
+__all__ = [
+    "CONTAINER_FIELDS",
+    "ContainerSite",
+    "PodSite",
+    "Path",
+    "is_pod_spec",
+    "pod_sites",
+]
+
+Path = tuple[str | int, ...]
+ContainerField = Literal["containers", "initContainers", "ephemeralContainers"]
+CONTAINER_FIELDS: tuple[ContainerField, ...] = ("initContainers", "containers", "ephemeralContainers")
+
+
+@dataclass(frozen=True)
+class ContainerSite:
+    """One container of a pod site."""
+
+    field: ContainerField
+    index: int
+    path: Path
+    name: str
+    container: JSONObject
+
+    @property
+    def pointer(self) -> str:
+        return join(self.path)
+
+
+@dataclass(frozen=True)
+class PodSite:
+    """One pod spec inside an object.
+
+    ``meta_path`` is the pod (template) metadata; ``owner_meta_path`` the metadata of the object
+    that holds the template (equal to ``meta_path`` for a bare Pod). ``item_path`` is the
+    object inside a List that carries this site (empty for a top-level object).
+    """
+
+    item_path: Path
+    kind: str
+    name: str | None
+    namespace: str | None
+    spec_path: Path
+    meta_path: Path
+    owner_meta_path: Path
+    spec: JSONObject
+    metadata: JSONObject
+    owner_metadata: JSONObject
+    containers: tuple[ContainerSite, ...]
+
+    @property
+    def spec_pointer(self) -> str:
+        return join(self.spec_path)
+
+    @property
+    def meta_pointer(self) -> str:
+        return join(self.meta_path)
+
+    def annotations(self) -> dict[str, str]:
+        """Annotations of the owner, overridden by those of the pod template."""
+        merged: dict[str, str] = {}
+        for meta in (self.owner_metadata, self.metadata):
+            notes = meta.get("annotations")
+            if isinstance(notes, dict):
+                merged.update({str(k): str(v) for k, v in notes.items() if v is not None})
+        return merged
+
+
+_EMPTY: JSONObject = {}
+
+
+def is_pod_spec(value: Any) -> bool:
+    return isinstance(value, dict) and "containers" in value
+
+
+def _object(parent: JSONObject, key: str, path: Path, *, required: bool = False) -> JSONObject | None:
+    value = parent.get(key)
+    if value is None:
+        if required:
+            raise InvalidObjectError(join((*path, key)), "is required and must be an object")
+        return None
+    if not isinstance(value, dict):
+        raise InvalidObjectError(
+            join((*path, key)), f"must be an object, not {_json_type(value)}"
+        )
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "null"
+    return "an object"
+
+
+def _check_security_context(holder: JSONObject, path: Path) -> None:
+    sc = _object(holder, "securityContext", path)
+    if sc is None:
+        return
+    sc_path = (*path, "securityContext")
+    caps = _object(sc, "capabilities", sc_path)
+    if caps is not None:
+        for key in ("add", "drop"):
+            items = caps.get(key)
+            if items is not None and not isinstance(items, list):
+                raise InvalidObjectError(
+                    join((*sc_path, "capabilities", key)), f"must be an array, not {_json_type(items)}"
+                )
+    _object(sc, "seccompProfile", sc_path)
+    _object(sc, "windowsOptions", sc_path)
+
+
+def _containers(spec: JSONObject, spec_path: Path) -> tuple[ContainerSite, ...]:
+    sites: list[ContainerSite] = []
+    for field in CONTAINER_FIELDS:
+        items = spec.get(field)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise InvalidObjectError(
+                join((*spec_path, field)), f"must be an array, not {_json_type(items)}"
+            )
+        for index, container in enumerate(items):
+            path = (*spec_path, field, index)
+            if not isinstance(container, dict):
+                raise InvalidObjectError(
+                    join(path), f"a container must be an object, not {_json_type(container)}"
+                )
+            name = container.get("name")
+            for key in ("volumeMounts",):
+                value = container.get(key)
+                if value is not None and not isinstance(value, list):
+                    raise InvalidObjectError(
+                        join((*path, key)), f"must be an array, not {_json_type(value)}"
+                    )
+            _check_security_context(container, path)
+            sites.append(
+                ContainerSite(
+                    field=field,
+                    index=index,
+                    path=path,
+                    name=name if isinstance(name, str) else f"{field}[{index}]",
+                    container=container,
+                )
+            )
+    return tuple(sites)
+
+
+def _site(
+    obj: JSONObject,
+    item_path: Path,
+    template_path: tuple[str, ...],
+    kind: str,
+) -> PodSite:
+    """Build the site whose pod template (``metadata`` + ``spec``) sits at ``template_path``."""
+    holder: JSONObject = obj
+    walked: Path = item_path
+    for key in template_path:
+        child = _object(holder, key, walked, required=True)
+        assert child is not None
+        holder = child
+        walked = (*walked, key)
+    spec_path = (*walked, "spec")
+    spec = _object(holder, "spec", walked, required=True)
+    assert spec is not None
+    containers = spec.get("containers")
+    if not isinstance(containers, list):
+        raise InvalidObjectError(
+            join((*spec_path, "containers")),
+            "must be an array of containers, not " + _json_type(containers),
+        )
+    for key in ("volumes",):
+        value = spec.get(key)
+        if value is not None and not isinstance(value, list):
+            raise InvalidObjectError(join((*spec_path, key)), f"must be an array, not {_json_type(value)}")
+    for key in ("nodeSelector", "os"):
+        _object(spec, key, spec_path)
+    _check_security_context(spec, spec_path)
+    metadata = _object(holder, "metadata", walked) or _EMPTY
+    owner_metadata = _object(obj, "metadata", item_path) or _EMPTY
+    name = owner_metadata.get("name")
+    namespace = owner_metadata.get("namespace")
+    return PodSite(
+        item_path=item_path,
+        kind=kind,
+        name=name if isinstance(name, str) else None,
+        namespace=namespace if isinstance(namespace, str) else None,
+        spec_path=spec_path,
+        meta_path=(*walked, "metadata"),
+        owner_meta_path=(*item_path, "metadata"),
+        spec=spec,
+        metadata=metadata,
+        owner_metadata=owner_metadata,
+        containers=_containers(spec, spec_path),
+    )
+
+
+def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
+    if not isinstance(obj, dict):
+        if item_path:
+            raise InvalidObjectError(join(item_path), f"a list item must be an object, not {_json_type(obj)}")
+        raise InvalidObjectError("", f"a Kubernetes object must be a mapping, not {_json_type(obj)}")
+    kind = obj.get("kind")
+    kind = kind if isinstance(kind, str) else ""
+    items = obj.get("items")
+    if kind == "List" or (kind.endswith("List") and isinstance(items, list)):
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise InvalidObjectError(join((*item_path, "items")), f"must be an array, not {_json_type(items)}")
+        for index, item in enumerate(items):
+            yield from _walk(item, (*item_path, "items", index))
+        return
+    spec = obj.get("spec")
+    if kind == "Pod":
+        if spec is None:
+            return
+        # A bare Pod: the object is its own template.
+        yield _site(obj, item_path, (), kind)
+        return
+    if kind == "PodTemplate":
+        template = obj.get("template")
+        if isinstance(template, dict) and template.get("spec") is not None:
+            yield _site(obj, item_path, ("template",), kind)
+        elif template is not None and not isinstance(template, dict):
+            raise InvalidObjectError(join((*item_path, "template")), f"must be an object, not {_json_type(template)}")
+        return
+    if not isinstance(spec, dict):
+        if spec is not None and kind in _WORKLOAD_KINDS:
+            raise InvalidObjectError(join((*item_path, "spec")), f"must be an object, not {_json_type(spec)}")
+        return
+    if kind == "CronJob":
+        job_template = spec.get("jobTemplate")
+        if job_template is None:
+            return
+        yield _site(obj, item_path, ("spec", "jobTemplate", "spec", "template"), kind)
+        return
+    template = spec.get("template")
+    if template is None:
+        return
+    if not isinstance(template, dict):
+        if kind in _WORKLOAD_KINDS:
+            raise InvalidObjectError(join((*item_path, "spec", "template")), f"must be an object, not {_json_type(template)}")
+        return
+    template_spec = template.get("spec")
+    if kind in _WORKLOAD_KINDS or (isinstance(template_spec, dict) and "containers" in template_spec):
+        if template_spec is None:
+            return
+        yield _site(obj, item_path, ("spec", "template"), kind)
+
+
+_WORKLOAD_KINDS = frozenset(
+    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
+)
+
+
+def pod_sites(obj: Any) -> list[PodSite]:
+    """Every pod spec in ``obj``, in document order. Objects with no pod spec give ``[]``.
+
+    Raises ``InvalidObjectError`` when a field on the way to, or inside, a pod spec has the
+    wrong JSON type.
+    """
+    return list(_walk(obj, ()))

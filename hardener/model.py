@@ -1,0 +1,116 @@
+"""The data that flows between hardener's layers.
+
+Everything here is plain data: JSON values, RFC 6902 operations, and the frozen records the
+engine hands to the webhook, the fixer and the reports. No module in this file imports any
+other part of hardener.
+
+Exception hierarchy (every error hardener raises on purpose derives from ``HardenerError``)::
+
+    HardenerError
+    ├── ConfigError            invalid config: names the file, the key and the allowed values
+    ├── InvalidObjectError     a Kubernetes object whose fields have the wrong type or shape
+    └── PointerError           a JSON pointer that is malformed or does not resolve
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+__all__ = [
+    "Change",
+    "ConfigError",
+    "Finding",
+    "HardenerError",
+    "InvalidObjectError",
+    "JSONObject",
+    "JSONValue",
+    "Operation",
+    "Plan",
+    "PointerError",
+]
+
+JSONValue = Any
+"""Any value that JSON (and so a Kubernetes object) can hold."""
+
+JSONObject = dict[str, Any]
+
+
+class Operation(TypedDict):
+    """One RFC 6902 operation. hardener only ever emits ``add`` and ``replace``."""
+
+    op: Literal["add", "replace"]
+    path: str
+    value: JSONValue
+
+
+class HardenerError(Exception):
+    """Base of every error hardener raises on purpose."""
+
+
+class ConfigError(HardenerError):
+    """A config file or config value that cannot be used, with the place and the fix."""
+
+
+class InvalidObjectError(HardenerError):
+    """A field of a Kubernetes object has the wrong type, so hardening it is not safe.
+
+    ``pointer`` is the RFC 6901 pointer of the offending field within the object.
+    """
+
+    def __init__(self, pointer: str, message: str) -> None:
+        super().__init__(f"{pointer or '/'}: {message}")
+        self.pointer = pointer
+        self.message = message
+
+
+class PointerError(HardenerError):
+    """A JSON pointer that is malformed or does not resolve against a document."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One value the engine decided to set.
+
+    ``pointer`` is where the value goes (RFC 6901, escaped), ``before`` is what the original
+    object held there (``None`` when absent), ``after`` the value set.
+    """
+
+    rule: str
+    pointer: str
+    message: str
+    after: JSONValue
+    before: JSONValue = None
+    container: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something still wrong that the engine did not (or must not) change.
+
+    ``rule`` is the hardener rule that noticed it, ``check`` the Pod Security Standards check
+    it concerns (``None`` if none), ``pointer`` the field or object it is about.
+    ``fixable`` is true when hardener would fix it with the config's enforce option or a
+    different profile, false when it needs a human.
+    """
+
+    rule: str
+    message: str
+    pointer: str
+    check: str | None = None
+    level: str | None = None
+    container: str | None = None
+    fixable: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the engine decided for one object: the ops, why, and what it left alone."""
+
+    ops: list[Operation] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.ops

@@ -1,0 +1,57 @@
+"""RFC 6901 JSON pointers: the only place that escapes, joins and resolves them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from hardener.model import JSONValue, PointerError
+
+__all__ = ["escape", "join", "resolve", "split", "unescape"]
+
+Token = str | int
+
+
+def escape(token: Token) -> str:
+    """Escape one reference token: ``~`` becomes ``~0`` and ``/`` becomes ``~1`` (in that order)."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def join(tokens: Iterable[Token]) -> str:
+    """Build a pointer from unescaped tokens: ``join(["a", "b/c", 0]) == "/a/b~1c/0"``."""
+    return "".join("/" + escape(t) for t in tokens)
+
+
+def split(pointer: str) -> list[str]:
+    """The unescaped tokens of a pointer (array indices stay strings)."""
+    if pointer == "":
+        return []
+    if not pointer.startswith("/"):
+        raise PointerError(f"JSON pointer {pointer!r} must be empty or start with '/'")
+    return [unescape(t) for t in pointer[1:].split("/")]
+
+
+def resolve(document: JSONValue, pointer: str | Sequence[Token]) -> JSONValue:
+    """The value a pointer names; raises PointerError when it does not resolve."""
+    tokens = split(pointer) if isinstance(pointer, str) else list(pointer)
+    node = document
+    for token in tokens:
+        if isinstance(node, dict):
+            key = str(token)
+            if key not in node:
+                raise PointerError(f"{join(tokens)}: no member {key!r}")
+            node = node[key]
+        elif isinstance(node, list):
+            try:
+                index = int(token)
+            except ValueError as exc:
+                raise PointerError(f"{join(tokens)}: {token!r} is not an array index") from exc
+            if not 0 <= index < len(node):
+                raise PointerError(f"{join(tokens)}: index {index} out of range")
+            node = node[index]
+        else:
+            raise PointerError(f"{join(tokens)}: cannot descend into a {type(node).__name__}")
+    return node
