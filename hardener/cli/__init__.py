@@ -13,7 +13,7 @@ __all__ = ["main"]
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``
 # (``func(args) -> int``) as the parser default.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("certs",)
 
 
 def build_parser() -> argparse.ArgumentParser:
