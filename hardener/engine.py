@@ -1,0 +1,185 @@
+"""The engine: decides, for one object, the operations that harden every pod in it.
+
+``plan(obj, config)`` locates the pod sites, applies the config (profile, enabled rules, enforce,
+exemptions), honours the opt-out annotations, keeps Linux-only fields off Windows pods, narrows
+the work to new ephemeral containers when asked, runs the rules in registry order and returns the
+``Plan``: RFC 6902 operations built directly from the decided changes (never by diffing a copy),
+the changes with their reasons, and the findings it could not fix.
+
+Opt-out annotations, on the workload or on the pod template (the template wins)::
+
+    hardener.dev/skip: "true"                    # leave the whole pod alone
+    hardener.dev/skip-rules: "fs-group,run-as-non-root"
+    skip.hardener.dev/<container>: "all"         # leave one container alone
+    skip.hardener.dev/<container>: "read-only-root-filesystem"
+    hardener.dev/writable-paths: "/var/cache/nginx,/run"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hardener.config import Config, default_config
+from hardener.locate import ContainerSite, PodSite, pod_sites
+from hardener.model import Change, Finding, Plan
+from hardener.patch import PatchBuilder
+from hardener.pointer import join
+from hardener.rules import RULES_BY_ID, RuleContext
+
+__all__ = [
+    "SKIP_ANNOTATION",
+    "SKIP_CONTAINER_PREFIX",
+    "SKIP_RULES_ANNOTATION",
+    "Scope",
+    "is_windows",
+    "plan",
+]
+
+SKIP_ANNOTATION = "hardener.dev/skip"
+SKIP_RULES_ANNOTATION = "hardener.dev/skip-rules"
+SKIP_CONTAINER_PREFIX = "skip.hardener.dev/"
+_TRUE = {"true", "yes", "1", "all", "on"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an operation may change. ``ephemeral_containers`` set: only those ephemeral
+    containers' own ``securityContext`` (the ``pods/ephemeralcontainers`` subresource)."""
+
+    ephemeral_containers: frozenset[str] | None = None
+
+
+@dataclass
+class _OptOuts:
+    skip_all: bool = False
+    skip_rules: set[str] = field(default_factory=set)
+    containers: dict[str, set[str] | None] = field(default_factory=dict)  # None: all rules
+
+
+def is_windows(site: PodSite) -> bool:
+    """A pod meant for Windows nodes, where Linux-only security fields are rejected."""
+    spec = site.spec
+    os_field = spec.get("os")
+    if isinstance(os_field, dict) and str(os_field.get("name", "")).lower() == "windows":
+        return True
+    selector = spec.get("nodeSelector")
+    if isinstance(selector, dict) and str(selector.get("kubernetes.io/os", "")).lower() == "windows":
+        return True
+    holders: list[Any] = [spec, *(c.container for c in site.containers)]
+    for holder in holders:
+        sc = holder.get("securityContext")
+        options = sc.get("windowsOptions") if isinstance(sc, dict) else None
+        if isinstance(options, dict) and options.get("hostProcess") is True:
+            return True
+    return False
+
+
+def _rule_list(value: str) -> set[str]:
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _opt_outs(site: PodSite, annotations: Mapping[str, str], findings: list[Finding]) -> _OptOuts:
+    result = _OptOuts()
+    result.skip_all = annotations.get(SKIP_ANNOTATION, "").strip().lower() in _TRUE
+
+    def known(ids: set[str], key: str) -> set[str]:
+        for rule_id in sorted(ids - RULES_BY_ID.keys()):
+            findings.append(
+                Finding(
+                    rule="annotations",
+                    message=f"annotation {key} names unknown rule {rule_id!r}; "
+                    f"known rules: {', '.join(RULES_BY_ID)}",
+                    pointer=join((*site.meta_path, "annotations", key)),
+                )
+            )
+        return ids & RULES_BY_ID.keys()
+
+    if SKIP_RULES_ANNOTATION in annotations:
+        result.skip_rules = known(_rule_list(annotations[SKIP_RULES_ANNOTATION]),
+                                  SKIP_RULES_ANNOTATION)
+    for key, value in annotations.items():
+        if key.startswith(SKIP_CONTAINER_PREFIX):
+            name = key[len(SKIP_CONTAINER_PREFIX):]
+            ids = _rule_list(value)
+            if {i.lower() for i in ids} & _TRUE:
+                result.containers[name] = None
+            else:
+                result.containers[name] = known(ids, key)
+    return result
+
+
+def _skipped(opt_outs: _OptOuts, container: ContainerSite, rule_id: str) -> bool:
+    if container.name not in opt_outs.containers:
+        return False
+    rules = opt_outs.containers[container.name]
+    return rules is None or rule_id in rules
+
+
+def _in_scope(container: ContainerSite, scope: Scope) -> bool:
+    if scope.ephemeral_containers is None:
+        return True
+    return container.field == "ephemeralContainers" and container.name in scope.ephemeral_containers
+
+
+def plan(
+    obj: Any,
+    config: Config | None = None,
+    *,
+    namespace: str | None = None,
+    scope: Scope | None = None,
+) -> Plan:
+    """Decide how to harden every pod in ``obj``.
+
+    Raises ``InvalidObjectError`` when a field the rules read has the wrong type.
+    """
+    config = config or _DEFAULT
+    scope = scope or _ALL
+    sites = pod_sites(obj)
+    if not sites:
+        return Plan()
+    builder = PatchBuilder(obj)
+    changes: list[Change] = []
+    findings: list[Finding] = []
+    pod_editable = scope.ephemeral_containers is None
+    enabled = config.enabled_rules()
+    for site in sites:
+        if config.is_exempt(site.namespace or namespace, site.name):
+            continue
+        annotations = site.annotations()
+        opt_outs = _opt_outs(site, annotations, findings)
+        if opt_outs.skip_all:
+            continue
+        windows = is_windows(site)
+        for rule, settings in enabled:
+            if rule.id in opt_outs.skip_rules or (windows and rule.linux_only):
+                continue
+            if not pod_editable and not rule.ephemeral:
+                continue
+            containers = tuple(
+                c for c in site.containers
+                if _in_scope(c, scope) and not _skipped(opt_outs, c, rule.id)
+            )
+            if not pod_editable and not containers:
+                continue
+            rule.apply(
+                RuleContext(
+                    rule=rule,
+                    site=site,
+                    containers=containers,
+                    options=settings.options,
+                    enforce=settings.enforce,
+                    profile=config.profile,
+                    pod_editable=pod_editable,
+                    builder=builder,
+                    changes=changes,
+                    findings=findings,
+                    annotations=annotations,
+                )
+            )
+    return Plan(ops=builder.ops(), changes=changes, findings=findings)
+
+
+_DEFAULT = default_config()
+_ALL = Scope()

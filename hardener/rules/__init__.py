@@ -1,0 +1,33 @@
+"""The ordered registry of hardener's rules.
+
+The order is the order in which rules run on a pod site, and so the order of their operations:
+later rules see what earlier ones decided (``fs-group`` sees the volumes that
+``read-only-root-filesystem`` added, and the group that ``run-as-user`` set).
+"""
+
+from __future__ import annotations
+
+from hardener.rules import (
+    drop_all_capabilities,
+    fs_group,
+    no_privilege_escalation,
+    read_only_root_filesystem,
+    run_as_non_root,
+    run_as_user,
+    seccomp_runtime_default,
+)
+from hardener.rules.base import Rule, RuleContext
+
+__all__ = ["RULES", "RULES_BY_ID", "Rule", "RuleContext"]
+
+RULES: tuple[Rule, ...] = (
+    run_as_non_root.RULE,
+    run_as_user.RULE,
+    seccomp_runtime_default.RULE,
+    no_privilege_escalation.RULE,
+    drop_all_capabilities.RULE,
+    read_only_root_filesystem.RULE,
+    fs_group.RULE,
+)
+
+RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}

@@ -1,0 +1,167 @@
+"""What a rule is, and what it is handed.
+
+A rule is a module with one ``RULE = Rule(...)`` record: its id, title, rationale, the Pod
+Security Standards check it answers, its options with their defaults, and one function
+``apply(ctx)``. The function reads the pod site through ``ctx`` and records what it wants with
+``ctx.set`` / ``ctx.append`` (filled in only where absent, unless the config enforces the rule)
+and what it cannot fix with ``ctx.finding``. It never touches the object itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hardener.locate import ContainerSite, Path, PodSite
+from hardener.model import Change, Finding, JSONValue
+from hardener.patch import MISSING, PatchBuilder
+from hardener.pointer import join
+
+__all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "pod_or_containers"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    rationale: str
+    apply: Callable[[RuleContext], None]
+    check: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    linux_only: bool = True
+    enabled_by_default: bool = True
+    profiles: frozenset[str] = frozenset({"restricted", "baseline"})
+    # False when the rule needs pod-level fields or volumes, which an ephemeral-container
+    # update may not change.
+    ephemeral: bool = True
+
+    @property
+    def doc(self) -> str:
+        module = __import__(self.apply.__module__, fromlist=["__doc__"])
+        return (module.__doc__ or "").strip()
+
+
+@dataclass
+class RuleContext:
+    """One rule's view of one pod site."""
+
+    rule: Rule
+    site: PodSite
+    containers: tuple[ContainerSite, ...]
+    """The containers this rule may change: opt-outs and the operation's scope removed."""
+    options: Mapping[str, Any]
+    enforce: bool
+    profile: str
+    pod_editable: bool
+    builder: PatchBuilder
+    changes: list[Change]
+    findings: list[Finding]
+    annotations: Mapping[str, str]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, path: Path) -> JSONValue:
+        return self.builder.get(path)
+
+    def pod_sc(self, key: str) -> JSONValue:
+        """A pod ``securityContext`` field as it stands now (``MISSING`` if absent)."""
+        return self.builder.get((*self.site.spec_path, "securityContext", key))
+
+    def container_sc(self, container: ContainerSite, *keys: str) -> JSONValue:
+        return self.builder.get((*container.path, "securityContext", *keys))
+
+    def mine(self, container: ContainerSite) -> bool:
+        return any(c.path == container.path for c in self.containers)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def set(
+        self,
+        path: Path,
+        value: JSONValue,
+        message: str,
+        *,
+        container: ContainerSite | None = None,
+        replace: bool = False,
+    ) -> bool:
+        before = self.builder.get(path)
+        if not self.builder.set(path, value, replace=replace):
+            return False
+        self.changes.append(
+            Change(
+                rule=self.rule.id,
+                pointer=join(path),
+                message=message,
+                after=value,
+                before=None if before is MISSING else before,
+                container=container.name if container else None,
+            )
+        )
+        return True
+
+    def append(
+        self, path: Path, item: JSONValue, message: str, *, container: ContainerSite | None = None
+    ) -> None:
+        before = self.builder.get(path)
+        index = len(before) if isinstance(before, list) else 0
+        self.builder.append(path, item)
+        self.changes.append(
+            Change(
+                rule=self.rule.id,
+                pointer=join((*path, index)),
+                message=message,
+                after=item,
+                container=container.name if container else None,
+            )
+        )
+
+    def finding(
+        self,
+        message: str,
+        path: Path,
+        *,
+        container: ContainerSite | None = None,
+        check: str | None = None,
+        level: str | None = None,
+        fixable: bool = False,
+    ) -> None:
+        self.findings.append(
+            Finding(
+                rule=self.rule.id,
+                message=message,
+                pointer=join(path),
+                check=check if check is not None else self.rule.check,
+                level=level,
+                container=container.name if container else None,
+                fixable=fixable,
+            )
+        )
+
+
+def as_bool(value: JSONValue) -> bool | None:
+    """``True``/``False`` for a boolean, ``None`` for anything else (absent, wrong type)."""
+    return value if isinstance(value, bool) else None
+
+
+def pod_or_containers(
+    ctx: RuleContext,
+    *,
+    covered: Callable[[ContainerSite], bool],
+    blocked: Callable[[ContainerSite], bool],
+) -> tuple[bool, list[ContainerSite]]:
+    """Decide whether a pod-level default can be set, or which containers need their own.
+
+    A pod-level value reaches every container that does not set its own (``covered``). It can
+    be set only if each such container is one this rule may change and is not ``blocked`` by
+    an explicit value that the default would contradict. Otherwise the default goes on each
+    container that is ours, uncovered and unblocked. Returns ``(pod_level, containers)``.
+    """
+    uncovered = [c for c in ctx.site.containers if not covered(c)]
+    if ctx.pod_editable and all(ctx.mine(c) and not blocked(c) for c in uncovered):
+        return True, []
+    return False, [c for c in uncovered if ctx.mine(c) and not blocked(c)]
+
+
+def names(items: Iterable[ContainerSite]) -> str:
+    return ", ".join(f'"{c.name}"' for c in items)

@@ -1,0 +1,141 @@
+"""seccomp-runtime-default: filter system calls with the container runtime's default profile.
+
+Sets the pod's ``securityContext.seccompProfile: {type: RuntimeDefault}`` unless the pod already
+has a profile, or every container has its own. Containers that the rule must leave alone and
+that have no profile keep the pod level free: each other container then gets its own profile.
+
+The legacy annotations are respected: a pod with ``seccomp.security.alpha.kubernetes.io/pod``
+gets no pod-level field (the API server rejects a field that disagrees with the annotation), and
+a container named in ``container.seccomp.security.alpha.kubernetes.io/<name>`` counts as having
+a profile. ``Unconfined`` (or ``unconfined`` in an annotation) is left as it is and reported;
+with ``enforce``, an ``Unconfined`` field is replaced by ``RuntimeDefault``.
+
+FAIL::
+
+    spec:
+      containers:
+      - name: app
+        image: nginx
+
+FIXED::
+
+    spec:
+      securityContext:
+        seccompProfile:
+          type: RuntimeDefault
+      containers:
+      - name: app
+        image: nginx
+"""
+
+from __future__ import annotations
+
+from hardener.locate import ContainerSite
+from hardener.rules.base import MISSING, Rule, RuleContext, pod_or_containers
+
+POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
+RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
+
+
+def _profile_type(value: object) -> str | None:
+    if isinstance(value, dict):
+        kind = value.get("type")
+        return kind if isinstance(kind, str) else ""
+    return None
+
+
+def apply(ctx: RuleContext) -> None:
+    spec_sc = (*ctx.site.spec_path, "securityContext")
+    notes = ctx.site.metadata.get("annotations")
+    notes = notes if isinstance(notes, dict) else {}
+    pod_note = notes.get(POD_ANNOTATION)
+
+    def container_note(container: ContainerSite) -> object:
+        return notes.get(CONTAINER_ANNOTATION + container.name)
+
+    if isinstance(pod_note, str) and pod_note.strip().lower() == "unconfined":
+        ctx.finding(
+            f"pod annotation {POD_ANNOTATION}=unconfined disables seccomp",
+            (*ctx.site.meta_path, "annotations", POD_ANNOTATION),
+            check="seccompProfile_baseline",
+            level="baseline",
+        )
+
+    pod_type = _profile_type(ctx.pod_sc("seccompProfile"))
+    if pod_type == "Unconfined":
+        if ctx.enforce and ctx.pod_editable and pod_note is None:
+            ctx.set((*spec_sc, "seccompProfile"), dict(RUNTIME_DEFAULT),
+                    "enforced seccompProfile RuntimeDefault on the pod", replace=True)
+            pod_type = "RuntimeDefault"
+        else:
+            ctx.finding(
+                "pod sets securityContext.seccompProfile.type=Unconfined",
+                (*spec_sc, "seccompProfile", "type"),
+                check="seccompProfile_baseline",
+                level="baseline",
+            )
+
+    for container in ctx.containers:
+        kind = _profile_type(ctx.container_sc(container, "seccompProfile"))
+        if kind == "Unconfined":
+            if ctx.enforce and container_note(container) is None:
+                ctx.set((*container.path, "securityContext", "seccompProfile"),
+                        dict(RUNTIME_DEFAULT),
+                        f'enforced seccompProfile RuntimeDefault on container "{container.name}"',
+                        container=container, replace=True)
+            else:
+                ctx.finding(
+                    f'container "{container.name}" sets '
+                    "securityContext.seccompProfile.type=Unconfined",
+                    (*container.path, "securityContext", "seccompProfile", "type"),
+                    container=container,
+                    check="seccompProfile_baseline",
+                    level="baseline",
+                )
+        note = container_note(container)
+        if isinstance(note, str) and note.strip().lower() == "unconfined":
+            ctx.finding(
+                f"container annotation {CONTAINER_ANNOTATION}{container.name}=unconfined "
+                "disables seccomp",
+                (*ctx.site.meta_path, "annotations", CONTAINER_ANNOTATION + container.name),
+                container=container,
+                check="seccompProfile_baseline",
+                level="baseline",
+            )
+
+    if pod_type is not None or pod_note is not None:
+        return
+
+    def covered(container: ContainerSite) -> bool:
+        return (
+            ctx.container_sc(container, "seccompProfile") is not MISSING
+            or container_note(container) is not None
+        )
+
+    pod_level, containers = pod_or_containers(ctx, covered=covered, blocked=lambda c: False)
+    if pod_level:
+        if any(not covered(c) for c in ctx.site.containers):
+            ctx.set((*spec_sc, "seccompProfile"), dict(RUNTIME_DEFAULT),
+                    "set seccompProfile type RuntimeDefault on the pod")
+        return
+    for container in containers:
+        ctx.set(
+            (*container.path, "securityContext", "seccompProfile"),
+            dict(RUNTIME_DEFAULT),
+            f'set seccompProfile type RuntimeDefault on container "{container.name}"',
+            container=container,
+        )
+
+
+RULE = Rule(
+    id="seccomp-runtime-default",
+    title="Filter system calls with the RuntimeDefault seccomp profile",
+    rationale=(
+        "Without a seccomp profile a container may call every system call of the node's "
+        "kernel, including the rarely needed ones behind most container escapes. "
+        "RuntimeDefault blocks those and is what the restricted Pod Security Standard requires."
+    ),
+    check="seccompProfile_restricted",
+    apply=apply,
+)
