@@ -1,0 +1,46 @@
+"""Pod Security Standards: the checks of the Pod Security Admission controller, as data and code.
+
+``evaluate_pod`` (one pod spec) and ``evaluate`` (every pod site of an object) say why a pod
+does not meet the ``baseline`` or ``restricted`` level at a policy version ``v1.0`` ...
+``v1.35`` or ``latest``, with PSA's semantics:
+
+- a check runs from the version in its ``since`` (``runAsUser`` from v1.23, the probe and
+  lifecycle ``host`` check from v1.34, ...); versions newer than the newest change, and
+  ``latest``, behave like the newest change (``LATEST``);
+- ``restricted`` runs every baseline check too, except the ones a restricted check replaces
+  (``OVERRIDES``: e.g. ``capabilities_restricted`` replaces ``capabilities_baseline``);
+- from v1.25 the restricted checks ``allowPrivilegeEscalation``, ``seccompProfile_restricted``
+  and ``capabilities_restricted`` do not apply to pods with ``spec.os.name: windows``;
+- from v1.35 a pod with ``hostUsers: false`` is exempt from ``runAsNonRoot`` and
+  ``runAsUser``, and baseline's ``procMount`` (``procMount_restricted`` still applies);
+- ``runAsNonRoot`` and ``seccompProfile_restricted`` are met at pod level or per container;
+  init and ephemeral containers are checked like the others.
+"""
+
+from hardener.pss._evaluate import Violation, evaluate, evaluate_pod
+from hardener.pss._registry import (
+    CHECKS,
+    LATEST,
+    LEVELS,
+    OVERRIDES,
+    Check,
+    Version,
+    active_checks,
+    parse_version,
+    resolve_version,
+)
+
+__all__ = [
+    "CHECKS",
+    "LATEST",
+    "LEVELS",
+    "OVERRIDES",
+    "Check",
+    "Version",
+    "Violation",
+    "active_checks",
+    "evaluate",
+    "evaluate_pod",
+    "parse_version",
+    "resolve_version",
+]

@@ -1,0 +1,827 @@
+"""What each Pod Security Standards check looks at, written against plain JSON values.
+
+Every check is one function that reads a ``PodView`` and yields ``Problem`` records: the
+message, the path of the offending field (or of the container / pod spec when the problem is
+a field that is absent), the container concerned, and whether the problem is only an absent
+field that hardener fills in. Version differences inside a check (the sysctl safe list, the
+Windows exemptions from v1.25, the user-namespace relaxations from v1.35, ...) are decided
+here from ``PodView.version``; which checks run at all is decided by the registry.
+
+Objects are read the way the API server would decode them: ``null`` is the same as an
+absent field. A field of the wrong JSON type is never trusted: where a check must read it,
+it is reported as a violation that names the type, and it is never "fixable".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hardener.pss._registry import Version
+
+__all__ = ["IMPLEMENTATIONS", "ContainerView", "PodView", "Problem"]
+
+Path = tuple[str | int, ...]
+
+_CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+
+# Policy versions where a check changes its behaviour.
+V1_19_SECCOMP_FIELDS: Version = (1, 19)
+V1_25_WINDOWS_EXEMPT: Version = (1, 25)
+V1_31_SELINUX_ENGINE: Version = (1, 31)
+V1_35_USER_NAMESPACES: Version = (1, 35)
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    path: Path
+    container: str | None = None
+    fixable: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    name: str
+    path: Path
+    data: Mapping[str, Any]
+    sc: Mapping[str, Any]
+    """The securityContext, or ``{}`` when it is absent or not an object."""
+    sc_raw: Any
+
+    @property
+    def sc_path(self) -> Path:
+        return (*self.path, "securityContext")
+
+    @property
+    def sc_invalid(self) -> bool:
+        return self.sc_raw is not None and not isinstance(self.sc_raw, dict)
+
+    @property
+    def label(self) -> str:
+        return f"container {_quote(self.name)}"
+
+
+@dataclass(frozen=True)
+class PodView:
+    spec: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    spec_path: Path
+    meta_path: Path
+    containers: tuple[ContainerView, ...]
+    sc: Mapping[str, Any]
+    sc_raw: Any
+    version: Version
+
+    @property
+    def sc_path(self) -> Path:
+        return (*self.spec_path, "securityContext")
+
+    @property
+    def sc_invalid(self) -> bool:
+        return self.sc_raw is not None and not isinstance(self.sc_raw, dict)
+
+    @property
+    def windows(self) -> bool:
+        os_field = self.spec.get("os")
+        return isinstance(os_field, dict) and os_field.get("name") == "windows"
+
+    @property
+    def in_user_namespace(self) -> bool:
+        """``hostUsers: false``: the pod runs in its own user namespace."""
+        return self.spec.get("hostUsers") is False
+
+    @classmethod
+    def build(
+        cls, spec: Any, metadata: Any, spec_path: Path, meta_path: Path, version: Version
+    ) -> PodView:
+        spec_map: Mapping[str, Any] = spec if isinstance(spec, dict) else {}
+        meta_map: Mapping[str, Any] = metadata if isinstance(metadata, dict) else {}
+        containers: list[ContainerView] = []
+        for field in _CONTAINER_FIELDS:
+            items = spec_map.get(field)
+            if not isinstance(items, list):
+                continue
+            for index, item in enumerate(items):
+                if not isinstance(item, dict):
+                    continue
+                name = item.get("name")
+                sc_raw = item.get("securityContext")
+                containers.append(
+                    ContainerView(
+                        name=name if isinstance(name, str) else f"{field}[{index}]",
+                        path=(*spec_path, field, index),
+                        data=item,
+                        sc=sc_raw if isinstance(sc_raw, dict) else {},
+                        sc_raw=sc_raw,
+                    )
+                )
+        sc_raw = spec_map.get("securityContext")
+        return cls(
+            spec=spec_map,
+            metadata=meta_map,
+            spec_path=spec_path,
+            meta_path=meta_path,
+            containers=tuple(containers),
+            sc=sc_raw if isinstance(sc_raw, dict) else {},
+            sc_raw=sc_raw,
+            version=version,
+        )
+
+
+def _quote(value: Any) -> str:
+    """Go's ``%q`` for the strings seen in pod specs: a double-quoted string."""
+    text = value if isinstance(value, str) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _wrong_type(who: str, field: str, expected: str, value: Any) -> str:
+    return f"{who} has {field} of the wrong type: must be {expected}, not {_type_name(value)}"
+
+
+def _volumes(pod: PodView) -> Iterator[tuple[int, str, Mapping[str, Any] | None, Any]]:
+    """(index, name, volume or None when not an object, raw value) of each volume."""
+    volumes = pod.spec.get("volumes")
+    if not isinstance(volumes, list):
+        return
+    for index, volume in enumerate(volumes):
+        if isinstance(volume, dict):
+            name = volume.get("name")
+            label = name if isinstance(name, str) else f"volumes[{index}]"
+            yield index, label, volume, volume
+        else:
+            yield index, f"volumes[{index}]", None, volume
+
+
+def _must_not_be_true(
+    value: Any, who: str, field: str, path: Path, container: str | None
+) -> Iterator[Problem]:
+    if value is True:
+        yield Problem(f"{who} must not set {field}=true", path, container)
+    elif value is not None and value is not False:
+        yield Problem(_wrong_type(who, field, "a boolean", value), path, container)
+
+
+# --- baseline ------------------------------------------------------------------------------
+
+
+def host_namespaces(pod: PodView) -> Iterator[Problem]:
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        value = pod.spec.get(key)
+        path = (*pod.spec_path, key)
+        if value is True:
+            yield Problem(f"host namespaces ({key}=true)", path)
+        elif value is not None and value is not False:
+            yield Problem(
+                f"host namespaces ({key} must be a boolean, not {_type_name(value)})", path
+            )
+
+
+def privileged(pod: PodView) -> Iterator[Problem]:
+    for c in pod.containers:
+        yield from _must_not_be_true(
+            c.sc.get("privileged"),
+            c.label,
+            "securityContext.privileged",
+            (*c.sc_path, "privileged"),
+            c.name,
+        )
+
+
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+
+
+def _added_capabilities(c: ContainerView, allowed: Callable[[Any], bool]) -> Iterator[Problem]:
+    caps = c.sc.get("capabilities")
+    if not isinstance(caps, dict):
+        return
+    add = caps.get("add")
+    add_path = (*c.sc_path, "capabilities", "add")
+    if add is None:
+        return
+    if not isinstance(add, list):
+        yield Problem(
+            _wrong_type(c.label, "securityContext.capabilities.add", "an array", add),
+            add_path,
+            c.name,
+        )
+        return
+    for index, cap in enumerate(add):
+        if not allowed(cap):
+            yield Problem(
+                f"{c.label} must not include {_quote(cap)} in securityContext.capabilities.add",
+                (*add_path, index),
+                c.name,
+            )
+
+
+def capabilities_baseline(pod: PodView) -> Iterator[Problem]:
+    for c in pod.containers:
+        yield from _added_capabilities(c, lambda cap: cap in BASELINE_CAPABILITIES)
+
+
+def host_path_volumes(pod: PodView) -> Iterator[Problem]:
+    for index, name, volume, _raw in _volumes(pod):
+        if volume is not None and volume.get("hostPath") is not None:
+            yield Problem(
+                f"hostPath volumes (volume {_quote(name)} must not use hostPath)",
+                (*pod.spec_path, "volumes", index, "hostPath"),
+            )
+
+
+def host_ports(pod: PodView) -> Iterator[Problem]:
+    for c in pod.containers:
+        ports = c.data.get("ports")
+        if ports is None:
+            continue
+        if not isinstance(ports, list):
+            yield Problem(
+                _wrong_type(c.label, "ports", "an array", ports), (*c.path, "ports"), c.name
+            )
+            continue
+        for index, port in enumerate(ports):
+            if not isinstance(port, dict):
+                continue
+            host_port = port.get("hostPort")
+            path = (*c.path, "ports", index, "hostPort")
+            if host_port is None or (_is_int(host_port) and host_port == 0):
+                continue
+            if _is_int(host_port):
+                yield Problem(f"{c.label} must not use hostPort {host_port}", path, c.name)
+            else:
+                yield Problem(
+                    _wrong_type(c.label, "hostPort", "an integer", host_port), path, c.name
+                )
+
+
+APPARMOR_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+_APPARMOR_TYPES = frozenset({"RuntimeDefault", "Localhost"})
+
+
+def _apparmor_annotation_allowed(value: Any) -> bool:
+    return isinstance(value, str) and (
+        value in ("", "runtime/default") or value.startswith("localhost/")
+    )
+
+
+def _apparmor_field(
+    holder: Mapping[str, Any], who: str, sc_path: Path, container: str | None
+) -> Iterator[Problem]:
+    profile = holder.get("appArmorProfile")
+    if profile is None:
+        return
+    path = (*sc_path, "appArmorProfile")
+    if not isinstance(profile, dict):
+        yield Problem(
+            _wrong_type(who, "securityContext.appArmorProfile", "an object", profile),
+            path,
+            container,
+        )
+        return
+    profile_type = profile.get("type")
+    if profile_type not in _APPARMOR_TYPES:
+        shown = _quote(profile_type if profile_type is not None else "")
+        yield Problem(
+            f"{who} must not set AppArmor profile type to {shown}",
+            (*path, "type"),
+            container,
+        )
+
+
+def app_armor_profile(pod: PodView) -> Iterator[Problem]:
+    yield from _apparmor_field(pod.sc, "pod", pod.sc_path, None)
+    for c in pod.containers:
+        yield from _apparmor_field(c.sc, c.label, c.sc_path, c.name)
+    annotations = pod.metadata.get("annotations")
+    if not isinstance(annotations, dict):
+        return
+    for key, value in annotations.items():
+        if (
+            isinstance(key, str)
+            and key.startswith(APPARMOR_ANNOTATION_PREFIX)
+            and not _apparmor_annotation_allowed(value)
+        ):
+            container = key[len(APPARMOR_ANNOTATION_PREFIX) :]
+            yield Problem(
+                f"annotation {key}={_quote(value)} must not set a forbidden AppArmor profile",
+                (*pod.meta_path, "annotations", key),
+                container,
+            )
+
+
+SELINUX_TYPES_1_0 = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
+SELINUX_TYPES_1_31 = SELINUX_TYPES_1_0 | {"container_engine_t"}
+
+
+def _selinux(
+    holder: Mapping[str, Any], who: str, sc_path: Path, container: str | None, version: Version
+) -> Iterator[Problem]:
+    options = holder.get("seLinuxOptions")
+    if options is None:
+        return
+    path = (*sc_path, "seLinuxOptions")
+    if not isinstance(options, dict):
+        yield Problem(
+            _wrong_type(who, "securityContext.seLinuxOptions", "an object", options),
+            path,
+            container,
+        )
+        return
+    allowed = SELINUX_TYPES_1_31 if version >= V1_31_SELINUX_ENGINE else SELINUX_TYPES_1_0
+    selinux_type = options.get("type")
+    if selinux_type is not None and selinux_type not in allowed:
+        yield Problem(
+            f"{who} set forbidden securityContext.seLinuxOptions: type {_quote(selinux_type)}",
+            (*path, "type"),
+            container,
+        )
+    for key in ("user", "role"):
+        value = options.get(key)
+        if value is not None and value != "":
+            yield Problem(
+                f"{who} set forbidden securityContext.seLinuxOptions: {key} may not be set",
+                (*path, key),
+                container,
+            )
+
+
+def se_linux_options(pod: PodView) -> Iterator[Problem]:
+    yield from _selinux(pod.sc, "pod", pod.sc_path, None, pod.version)
+    for c in pod.containers:
+        yield from _selinux(c.sc, c.label, c.sc_path, c.name, pod.version)
+
+
+def _unmasked_proc_mounts(pod: PodView) -> Iterator[Problem]:
+    for c in pod.containers:
+        value = c.sc.get("procMount")
+        if value is None or value == "Default":
+            continue
+        yield Problem(
+            f"{c.label} must not set securityContext.procMount to {_quote(value)}",
+            (*c.sc_path, "procMount"),
+            c.name,
+        )
+
+
+def proc_mount(pod: PodView) -> Iterator[Problem]:
+    # From v1.35 baseline allows any procMount in a pod with its own user namespace.
+    if pod.version >= V1_35_USER_NAMESPACES and pod.in_user_namespace:
+        return
+    yield from _unmasked_proc_mounts(pod)
+
+
+SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+SECCOMP_CONTAINER_ANNOTATION_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
+_SECCOMP_TYPES = frozenset({"RuntimeDefault", "Localhost"})
+_SECCOMP_TYPES_TEXT = '"RuntimeDefault" or "Localhost"'
+
+
+def _seccomp_annotation_allowed(value: Any) -> bool:
+    return isinstance(value, str) and (
+        value in ("runtime/default", "docker/default") or value.startswith("localhost/")
+    )
+
+
+def _seccomp_type_problem(
+    holder: Mapping[str, Any], who: str, sc_path: Path, container: str | None
+) -> Problem | None:
+    """The problem with an explicitly set seccompProfile, if any (None when absent or valid)."""
+    profile = holder.get("seccompProfile")
+    if profile is None:
+        return None
+    path = (*sc_path, "seccompProfile")
+    if not isinstance(profile, dict):
+        return Problem(
+            _wrong_type(who, "securityContext.seccompProfile", "an object", profile),
+            path,
+            container,
+        )
+    profile_type = profile.get("type")
+    if profile_type in _SECCOMP_TYPES:
+        return None
+    if profile_type is None:
+        return Problem(
+            f"{who} must set securityContext.seccompProfile.type to {_SECCOMP_TYPES_TEXT}",
+            (*path, "type"),
+            container,
+        )
+    return Problem(
+        f"{who} must not set securityContext.seccompProfile.type to {_quote(profile_type)}",
+        (*path, "type"),
+        container,
+    )
+
+
+def seccomp_profile_baseline(pod: PodView) -> Iterator[Problem]:
+    if pod.version < V1_19_SECCOMP_FIELDS:
+        annotations = pod.metadata.get("annotations")
+        if not isinstance(annotations, dict):
+            return
+        keys = [(SECCOMP_POD_ANNOTATION, None)] + [
+            (SECCOMP_CONTAINER_ANNOTATION_PREFIX + c.name, c.name) for c in pod.containers
+        ]
+        for key, container in keys:
+            if key in annotations and not _seccomp_annotation_allowed(annotations[key]):
+                yield Problem(
+                    f"forbidden annotation {key}={_quote(annotations[key])}",
+                    (*pod.meta_path, "annotations", key),
+                    container,
+                )
+        return
+    # Baseline only forbids an explicit bad type; an absent seccompProfile is fine.
+    problem = _seccomp_type_problem(pod.sc, "pod", pod.sc_path, None)
+    if problem is not None:
+        yield problem
+    for c in pod.containers:
+        problem = _seccomp_type_problem(c.sc, c.label, c.sc_path, c.name)
+        if problem is not None:
+            yield problem
+
+
+SYSCTLS_SAFE: tuple[tuple[Version, frozenset[str]], ...] = (
+    (
+        (1, 0),
+        frozenset(
+            {
+                "kernel.shm_rmid_forced",
+                "net.ipv4.ip_local_port_range",
+                "net.ipv4.tcp_syncookies",
+                "net.ipv4.ping_group_range",
+                "net.ipv4.ip_unprivileged_port_start",
+            }
+        ),
+    ),
+    ((1, 27), frozenset({"net.ipv4.ip_local_reserved_ports"})),
+    (
+        (1, 29),
+        frozenset(
+            {
+                "net.ipv4.tcp_keepalive_time",
+                "net.ipv4.tcp_fin_timeout",
+                "net.ipv4.tcp_keepalive_intvl",
+                "net.ipv4.tcp_keepalive_probes",
+            }
+        ),
+    ),
+    ((1, 32), frozenset({"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"})),
+)
+"""The safe sysctls, by the policy version that first allows them."""
+
+
+def safe_sysctls(version: Version) -> frozenset[str]:
+    return frozenset().union(*(names for since, names in SYSCTLS_SAFE if since <= version))
+
+
+def sysctls(pod: PodView) -> Iterator[Problem]:
+    items = pod.sc.get("sysctls")
+    path = (*pod.sc_path, "sysctls")
+    if items is None:
+        return
+    if not isinstance(items, list):
+        yield Problem(_wrong_type("pod", "securityContext.sysctls", "an array", items), path)
+        return
+    allowed = safe_sysctls(pod.version)
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if name in allowed:
+            continue
+        if isinstance(name, str):
+            yield Problem(f"forbidden sysctl {_quote(name)}", (*path, index, "name"))
+        else:
+            yield Problem(f"forbidden sysctl: entry {index} has no valid name", (*path, index))
+
+
+def windows_host_process(pod: PodView) -> Iterator[Problem]:
+    holders = [("pod", pod.sc, pod.sc_path, None)] + [
+        (c.label, c.sc, c.sc_path, c.name) for c in pod.containers
+    ]
+    for who, sc, sc_path, container in holders:
+        options = sc.get("windowsOptions")
+        if not isinstance(options, dict):
+            continue
+        yield from _must_not_be_true(
+            options.get("hostProcess"),
+            who,
+            "securityContext.windowsOptions.hostProcess",
+            (*sc_path, "windowsOptions", "hostProcess"),
+            container,
+        )
+
+
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+_HANDLERS = ("httpGet", "tcpSocket")
+
+
+def host_probes_and_host_lifecycle(pod: PodView) -> Iterator[Problem]:
+    for c in pod.containers:
+        places: list[tuple[Path, Any]] = [((probe,), c.data.get(probe)) for probe in _PROBES]
+        lifecycle = c.data.get("lifecycle")
+        if isinstance(lifecycle, dict):
+            places += [
+                (("lifecycle", hook), lifecycle.get(hook)) for hook in ("postStart", "preStop")
+            ]
+        for where, handler_holder in places:
+            if not isinstance(handler_holder, dict):
+                continue
+            for kind in _HANDLERS:
+                handler = handler_holder.get(kind)
+                if not isinstance(handler, dict):
+                    continue
+                host = handler.get("host")
+                if host is None or host == "":
+                    continue
+                field = ".".join(str(p) for p in (*where, kind, "host"))
+                yield Problem(
+                    f"{c.label} must not set {field} (probe or lifecycle host {_quote(host)})",
+                    (*c.path, *where, kind, "host"),
+                    c.name,
+                )
+
+
+# --- restricted ----------------------------------------------------------------------------
+
+ALLOWED_VOLUME_SOURCES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "image",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)
+RESTRICTED_VOLUME_SOURCES = (
+    "hostPath",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "fc",
+    "azureFile",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+)
+
+
+def restricted_volumes(pod: PodView) -> Iterator[Problem]:
+    for index, name, volume, raw in _volumes(pod):
+        path = (*pod.spec_path, "volumes", index)
+        if volume is None:
+            if raw is not None:
+                yield Problem(_wrong_type("pod", f"volumes[{index}]", "an object", raw), path)
+            continue
+        sources = [k for k, v in volume.items() if k != "name" and v is not None]
+        if any(source in ALLOWED_VOLUME_SOURCES for source in sources):
+            continue
+        restricted = [s for s in RESTRICTED_VOLUME_SOURCES if s in sources]
+        if restricted:
+            yield Problem(
+                f"volume {_quote(name)} uses restricted volume type {_quote(restricted[0])}",
+                (*path, restricted[0]),
+            )
+        elif sources:
+            # A source this table does not know: restricted is an allow list.
+            yield Problem(
+                f"volume {_quote(name)} uses restricted volume type {_quote(sources[0])}",
+                (*path, sources[0]),
+            )
+        # No source at all: the API server defaults the volume to emptyDir, which is allowed.
+
+
+def allow_privilege_escalation(pod: PodView) -> Iterator[Problem]:
+    if pod.version >= V1_25_WINDOWS_EXEMPT and pod.windows:
+        return
+    for c in pod.containers:
+        message = f"{c.label} must set securityContext.allowPrivilegeEscalation=false"
+        if c.sc_invalid:
+            yield Problem(
+                _wrong_type(c.label, "securityContext", "an object", c.sc_raw), c.sc_path, c.name
+            )
+            continue
+        value = c.sc.get("allowPrivilegeEscalation")
+        path = (*c.sc_path, "allowPrivilegeEscalation")
+        if value is False:
+            continue
+        if value is None:
+            yield Problem(message, c.path, c.name, fixable=True)
+        elif value is True:
+            yield Problem(message, path, c.name)
+        else:
+            yield Problem(
+                _wrong_type(c.label, "securityContext.allowPrivilegeEscalation", "false", value),
+                path,
+                c.name,
+            )
+
+
+def run_as_non_root(pod: PodView) -> Iterator[Problem]:
+    # From v1.35 a pod in its own user namespace may run as root inside it.
+    if pod.version >= V1_35_USER_NAMESPACES and pod.in_user_namespace:
+        return
+    pod_value = pod.sc.get("runAsNonRoot")
+    pod_path = (*pod.sc_path, "runAsNonRoot")
+    if pod_value is False:
+        yield Problem("pod must not set securityContext.runAsNonRoot=false", pod_path)
+    elif pod_value is not None and pod_value is not True:
+        yield Problem(
+            _wrong_type("pod", "securityContext.runAsNonRoot", "a boolean", pod_value), pod_path
+        )
+    elif pod.sc_invalid:
+        yield Problem(_wrong_type("pod", "securityContext", "an object", pod.sc_raw), pod.sc_path)
+    pod_ok = pod_value is True
+    # Filling in the field is only a fix when nothing explicit says otherwise.
+    pod_silent = pod_value is None and not pod.sc_invalid
+    for c in pod.containers:
+        value = c.sc.get("runAsNonRoot")
+        path = (*c.sc_path, "runAsNonRoot")
+        if value is True:
+            continue
+        if value is False:
+            yield Problem(
+                f"{c.label} must not set securityContext.runAsNonRoot=false", path, c.name
+            )
+        elif value is not None:
+            yield Problem(
+                _wrong_type(c.label, "securityContext.runAsNonRoot", "a boolean", value),
+                path,
+                c.name,
+            )
+        elif not pod_ok:
+            yield Problem(
+                f"pod or {c.label} must set securityContext.runAsNonRoot=true",
+                c.path,
+                c.name,
+                fixable=pod_silent and not c.sc_invalid,
+            )
+
+
+def _root_user(
+    holder: Mapping[str, Any], who: str, sc_path: Path, container: str | None
+) -> Iterator[Problem]:
+    value = holder.get("runAsUser")
+    path = (*sc_path, "runAsUser")
+    if value is None or (_is_int(value) and value != 0):
+        return
+    if _is_int(value):
+        yield Problem(f"{who} must not set securityContext.runAsUser=0", path, container)
+    else:
+        yield Problem(
+            _wrong_type(who, "securityContext.runAsUser", "an integer", value), path, container
+        )
+
+
+def run_as_user(pod: PodView) -> Iterator[Problem]:
+    if pod.version >= V1_35_USER_NAMESPACES and pod.in_user_namespace:
+        return
+    yield from _root_user(pod.sc, "pod", pod.sc_path, None)
+    for c in pod.containers:
+        yield from _root_user(c.sc, c.label, c.sc_path, c.name)
+
+
+def seccomp_profile_restricted(pod: PodView) -> Iterator[Problem]:
+    if pod.version >= V1_25_WINDOWS_EXEMPT and pod.windows:
+        return
+    pod_problem = _seccomp_type_problem(pod.sc, "pod", pod.sc_path, None)
+    pod_profile = pod.sc.get("seccompProfile")
+    if pod_problem is not None:
+        yield _with_fixable(pod_problem, _type_absent(pod_profile))
+    elif pod.sc_invalid:
+        yield Problem(_wrong_type("pod", "securityContext", "an object", pod.sc_raw), pod.sc_path)
+    pod_ok = pod_profile is not None and pod_problem is None
+    pod_silent = (pod_profile is None or _type_absent(pod_profile)) and not pod.sc_invalid
+    for c in pod.containers:
+        profile = c.sc.get("seccompProfile")
+        if profile is not None:
+            problem = _seccomp_type_problem(c.sc, c.label, c.sc_path, c.name)
+            if problem is not None:
+                yield _with_fixable(problem, _type_absent(profile))
+        elif not pod_ok:
+            yield Problem(
+                f"pod or {c.label} must set securityContext.seccompProfile.type to "
+                + _SECCOMP_TYPES_TEXT,
+                c.path,
+                c.name,
+                fixable=pod_silent and not c.sc_invalid,
+            )
+
+
+def _type_absent(profile: Any) -> bool:
+    return isinstance(profile, dict) and profile.get("type") is None
+
+
+def _with_fixable(problem: Problem, fixable: bool) -> Problem:
+    return Problem(problem.message, problem.path, problem.container, fixable)
+
+
+def capabilities_restricted(pod: PodView) -> Iterator[Problem]:
+    if pod.version >= V1_25_WINDOWS_EXEMPT and pod.windows:
+        return
+    for c in pod.containers:
+        message = f'{c.label} must set securityContext.capabilities.drop=["ALL"]'
+        caps = c.sc.get("capabilities")
+        caps_path = (*c.sc_path, "capabilities")
+        if c.sc_invalid:
+            yield Problem(
+                _wrong_type(c.label, "securityContext", "an object", c.sc_raw), c.sc_path, c.name
+            )
+        elif caps is None:
+            yield Problem(message, c.path, c.name, fixable=True)
+        elif not isinstance(caps, dict):
+            yield Problem(
+                _wrong_type(c.label, "securityContext.capabilities", "an object", caps),
+                caps_path,
+                c.name,
+            )
+        else:
+            drop = caps.get("drop")
+            if drop is None:
+                yield Problem(message, c.path, c.name, fixable=True)
+            elif not isinstance(drop, list):
+                yield Problem(
+                    _wrong_type(c.label, "securityContext.capabilities.drop", "an array", drop),
+                    (*caps_path, "drop"),
+                    c.name,
+                )
+            elif "ALL" not in drop:
+                # Adding "ALL" to an existing drop list only takes more away: a safe fill-in.
+                yield Problem(message, (*caps_path, "drop"), c.name, fixable=True)
+        yield from _added_capabilities(c, lambda cap: cap == "NET_BIND_SERVICE")
+
+
+def proc_mount_restricted(pod: PodView) -> Iterator[Problem]:
+    yield from _unmasked_proc_mounts(pod)
+
+
+CheckFunction = Callable[[PodView], Iterator[Problem]]
+
+IMPLEMENTATIONS: Mapping[str, CheckFunction] = {
+    "hostNamespaces": host_namespaces,
+    "privileged": privileged,
+    "capabilities_baseline": capabilities_baseline,
+    "hostPathVolumes": host_path_volumes,
+    "hostPorts": host_ports,
+    "appArmorProfile": app_armor_profile,
+    "seLinuxOptions": se_linux_options,
+    "procMount": proc_mount,
+    "seccompProfile_baseline": seccomp_profile_baseline,
+    "sysctls": sysctls,
+    "windowsHostProcess": windows_host_process,
+    "hostProbesAndHostLifecycle": host_probes_and_host_lifecycle,
+    "restrictedVolumes": restricted_volumes,
+    "allowPrivilegeEscalation": allow_privilege_escalation,
+    "runAsNonRoot": run_as_non_root,
+    "runAsUser": run_as_user,
+    "seccompProfile_restricted": seccomp_profile_restricted,
+    "capabilities_restricted": capabilities_restricted,
+    "procMount_restricted": proc_mount_restricted,
+}
