@@ -101,7 +101,9 @@ class DocumentResult:
 class FileResult:
     """One input file. ``original`` and ``fixed`` are the texts (``fixed`` is ``None`` when the
     file needs no change or could not be processed); ``error`` says why a file was not processed,
-    ``skipped`` why it was deliberately left alone (a Helm template, not Kubernetes YAML, ...)."""
+    ``skipped`` why it was deliberately left alone (a Helm template, not Kubernetes YAML, ...).
+    ``error_line`` and ``error_column`` (1-based) place the error in the file when it has a
+    place (invalid YAML, a field of the wrong type), else they are ``None``."""
 
     path: str
     error: str | None = None
@@ -109,6 +111,8 @@ class FileResult:
     documents: list[DocumentResult] = field(default_factory=list)
     original: str | None = None
     fixed: str | None = None
+    error_line: int | None = None
+    error_column: int | None = None
 
     @property
     def changed(self) -> bool:
@@ -118,6 +122,8 @@ class FileResult:
         return {
             "path": self.path,
             "error": self.error,
+            "error_line": self.error_line,
+            "error_column": self.error_column,
             "skipped": self.skipped,
             "changed": self.changed,
             "documents": [d.to_json() for d in self.documents],
