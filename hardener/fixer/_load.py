@@ -1,0 +1,293 @@
+"""Reading manifest text into node trees with exact positions, the way Kubernetes reads it.
+
+libyaml (PyYAML's C parser) does the scanning: it is fast, it reads YAML 1.1 like the Kubernetes
+decoders (``0644`` is 420, ``yes`` is true), and every event carries its position. The composer
+runs in Python on top of it for one reason: PyYAML's own composer hands back the anchored node
+for an alias, losing where the alias itself is written. Here an alias becomes its own leaf node
+with its own position, so edits never mistake one for the other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+from yaml._yaml import CParser
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
+
+from hardener.fixer._errors import SourceError
+
+__all__ = ["LINE_BREAK", "YNode", "line_starts", "load_documents"]
+
+# The characters libyaml counts as line breaks (YAML 1.1); "\r\n" is one break.
+LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+STR_TAG = "tag:yaml.org,2002:str"
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(eq=False)
+class YNode:
+    """One node of a document, with its place in the text (offsets into the text without BOM).
+
+    ``line``/``column`` are 0-based like libyaml's marks. An alias is a leaf (``alias`` true);
+    ``anchor`` is set on a node written with ``&name``.
+    """
+
+    kind: Literal["scalar", "mapping", "sequence"]
+    start: int
+    end: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    tag: str
+    style: str | None
+    flow: bool
+    anchor: str | None = None
+    alias: bool = False
+    parent: YNode | None = None
+    depth: int = 0
+    text: str = ""
+    pairs: list[tuple[YNode, YNode]] = field(default_factory=list)
+    members: dict[str, tuple[YNode, YNode]] = field(default_factory=dict)
+    has_merge: bool = False
+    items: list[YNode] = field(default_factory=list)
+
+    @property
+    def empty_scalar(self) -> bool:
+        """A value written as nothing at all (``key:`` or a bare ``-``)."""
+        return self.kind == "scalar" and not self.alias and self.style == "" and self.text == ""
+
+
+def _timestamp_as_text(loader: SafeConstructor, node: Node) -> Any:
+    # Kubernetes objects never hold timestamps: the JSON decoders keep them as strings.
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+def _binary_as_text(loader: SafeConstructor, node: Node) -> Any:
+    return "".join(str(loader.construct_scalar(node)).split())  # type: ignore[arg-type]
+
+
+class _Loader(Composer, CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+    """libyaml's parser, PyYAML's composer (aliases kept apart) and safe YAML 1.1 constructor."""
+
+    def __init__(self, text: str) -> None:
+        CParser.__init__(self, text)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+        Composer.__init__(self)
+        self.anchor_of: dict[int, str] = {}
+        self.alias_ids: set[int] = set()
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(AliasEvent):
+            event = self.get_event()
+            if event.anchor not in self.anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias {event.anchor!r}", event.start_mark
+                )
+            target = self.anchors[event.anchor]
+            proxy: Node
+            if isinstance(target, ScalarNode):
+                proxy = ScalarNode(
+                    target.tag, target.value, event.start_mark, event.end_mark, target.style
+                )
+            elif isinstance(target, MappingNode):
+                proxy = MappingNode(
+                    target.tag, target.value, event.start_mark, event.end_mark, target.flow_style
+                )
+            else:
+                proxy = SequenceNode(
+                    target.tag, target.value, event.start_mark, event.end_mark, target.flow_style
+                )
+            self.alias_ids.add(id(proxy))
+            return proxy
+        event = self.peek_event()
+        anchor = event.anchor if isinstance(event, ScalarEvent | CollectionStartEvent) else None
+        node: Node = super().compose_node(parent, index)
+        if anchor is not None:
+            self.anchor_of[id(node)] = anchor
+        return node
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _binary_as_text)
+
+
+def line_starts(text: str) -> list[int]:
+    """Offsets where each line starts, counting breaks as libyaml does."""
+    return [0, *(m.end() for m in LINE_BREAK.finditer(text))]
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def _jsonify(value: Any) -> Any:
+    """Constructed YAML data as the plain JSON-like value Kubernetes decodes."""
+    if isinstance(value, dict):
+        return {_json_key(k): _jsonify(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+            # !!omap / !!pairs: a list of one-member mappings.
+            return [{_json_key(k): _jsonify(v)} for k, v in value]
+        return [_jsonify(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return {_json_key(k): None for k in value}
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _error(exc: yaml.MarkedYAMLError, text: str, starts: list[int]) -> SourceError:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    column = mark.column + 1 if mark is not None else 1
+    problem = exc.problem or exc.context or "invalid YAML"
+    if mark is not None and 0 <= mark.line < len(starts):
+        begin = starts[mark.line]
+        indent = re.match(r"[ \t]*", text[begin : begin + 200])
+        if indent is not None and "\t" in indent.group():
+            return SourceError(
+                line, indent.group().index("\t") + 1, "tab in indentation (YAML allows only spaces)"
+            )
+    if exc.context and exc.problem and "while" not in exc.context:
+        problem = f"{exc.context}; {exc.problem}"
+    return SourceError(line, column, problem)
+
+
+class _Builder:
+    """Turns PyYAML nodes into YNodes, checking keys on the way."""
+
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+
+    def key(self, node: Node) -> str:
+        if not isinstance(node, ScalarNode):
+            raise SourceError(
+                node.start_mark.line + 1,
+                node.start_mark.column + 1,
+                "a mapping key must be a scalar (JSON has only string keys)",
+            )
+        if node.tag == STR_TAG:
+            return str(node.value)
+        return _json_key(self.loader.construct_object(node, deep=True))
+
+    def build(self, node: Node, parent: YNode | None) -> YNode:
+        start, end = node.start_mark, node.end_mark
+        alias = id(node) in self.loader.alias_ids
+        if isinstance(node, ScalarNode):
+            kind: Literal["scalar", "mapping", "sequence"] = "scalar"
+            style: str | None = node.style or ""
+            flow = False
+        else:
+            kind = "mapping" if isinstance(node, MappingNode) else "sequence"
+            style = None
+            flow = bool(node.flow_style)
+        ynode = YNode(
+            kind=kind,
+            start=start.index,
+            end=end.index,
+            line=start.line,
+            column=start.column,
+            end_line=end.line,
+            end_column=end.column,
+            tag=node.tag,
+            style=style,
+            flow=flow,
+            anchor=self.loader.anchor_of.get(id(node)),
+            alias=alias,
+            parent=parent,
+            depth=0 if parent is None else parent.depth + 1,
+        )
+        if alias:
+            return ynode
+        if isinstance(node, ScalarNode):
+            ynode.text = node.value
+        elif isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                key = self.build(key_node, ynode)
+                value = self.build(value_node, ynode)
+                ynode.pairs.append((key, value))
+                if key_node.tag == MERGE_TAG:
+                    ynode.has_merge = True
+                    continue
+                name = self.key(key_node)
+                if name in ynode.members:
+                    first = ynode.members[name][0]
+                    raise SourceError(
+                        key.line + 1,
+                        key.column + 1,
+                        f"duplicate key {name!r} (first at line {first.line + 1}); "
+                        "YAML loaders disagree on which value wins",
+                    )
+                ynode.members[name] = (key, value)
+        else:
+            ynode.items = [self.build(item, ynode) for item in node.value]
+        return ynode
+
+
+def _check_tabs(text: str, starts: list[int], roots: list[YNode]) -> None:
+    """Tabs used as indentation (outside multi-line scalars) are an error, as for kubectl."""
+    candidates = [
+        number
+        for number, begin in enumerate(starts)
+        if re.match(r" *\t[ \t]*[^\s#]", text[begin : begin + 200])
+    ]
+    if not candidates:
+        return
+    inside: set[int] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node.kind == "scalar":
+            if node.end_line > node.line:
+                inside.update(range(node.line + 1, node.end_line + 1))
+        else:
+            stack.extend(v for pair in node.pairs for v in pair)
+            stack.extend(node.items)
+    for number in candidates:
+        if number not in inside:
+            column = text[starts[number] :].index("\t") + 1
+            raise SourceError(number + 1, column, "tab in indentation (YAML allows only spaces)")
+
+
+def load_documents(text: str) -> list[tuple[YNode, Any]]:
+    """Every document of ``text`` (no BOM) as (root node, JSON-like value).
+
+    Raises SourceError for invalid YAML, duplicate keys, non-scalar keys, unknown tags and tabs
+    in indentation.
+    """
+    starts = line_starts(text)
+    loader = _Loader(text)
+    documents: list[tuple[YNode, Any]] = []
+    builder = _Builder(loader)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            root = builder.build(node, None)
+            value = _jsonify(loader.construct_document(node))
+            documents.append((root, value))
+    except yaml.MarkedYAMLError as exc:
+        raise _error(exc, text, starts) from None
+    except yaml.YAMLError as exc:
+        raise SourceError(1, 1, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise SourceError(1, 1, "document nested too deeply") from None
+    finally:
+        loader.dispose()
+    _check_tabs(text, starts, [root for root, _ in documents])
+    return documents

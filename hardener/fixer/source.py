@@ -1,0 +1,165 @@
+"""A manifest file as text plus documents: parse it, locate nodes, apply RFC 6902 ops surgically.
+
+``SourceFile.parse`` takes the decoded text of a YAML or JSON file, including a leading BOM
+(``"\\ufeff"``) if the file has one, and ``SourceFile.apply`` returns the new full text in the
+same form: BOM, line endings (``"\\n"`` or ``"\\r\\n"``) and the final newline (or its absence)
+are kept. Every value is read with YAML 1.1 rules, as Kubernetes reads it.
+
+``apply`` never re-dumps a document: it inserts or replaces only the lines a change needs (see
+``hardener.fixer.yamledit``), then parses its own output again and checks that every document
+equals the original with the ops applied (``jsonpatch``). Anything it cannot do that way raises
+``EditError``, and the caller leaves the file untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+
+from hardener.fixer._errors import EditError, SourceError
+from hardener.fixer._load import YNode, line_starts, load_documents
+from hardener.fixer.yamledit import TextEditor, dash_offset, line_column, same_value
+from hardener.model import Operation
+from hardener.pointer import split
+
+__all__ = ["Document", "EditError", "SourceError", "SourceFile", "skip_reason"]
+
+BOM = "\ufeff"
+
+
+@dataclass
+class Document:
+    """One document of a file: its JSON-like value and where its nodes are written."""
+
+    index: int
+    value: Any
+    line: int
+    node: YNode | None = field(default=None, repr=False, compare=False)
+    text: str = field(default="", repr=False, compare=False)
+
+    def position(self, pointer: str) -> tuple[int, int]:
+        """1-based (line, column) of the node at ``pointer`` (RFC 6901).
+
+        A mapping member gives its key's position, a sequence item the position of its ``-``
+        (or of the item itself in a flow sequence). A pointer that does not exist (yet) gives
+        the position of its deepest existing ancestor.
+        """
+        node = self.node
+        if node is None:
+            return (self.line, 1)
+        line, column = node.line, node.column
+        for token in split(pointer):
+            if node.alias:
+                break
+            if node.kind == "mapping":
+                member = node.members.get(token)
+                if member is None:
+                    break
+                key, node = member
+                line, column = key.line, key.column
+            elif node.kind == "sequence":
+                if not token.isdigit() or int(token) >= len(node.items):
+                    break
+                node = node.items[int(token)]
+                line, column = _item_position(self.text, node)
+            else:
+                break
+        return (line + 1, column + 1)
+
+
+def _item_position(text: str, item: YNode) -> tuple[int, int]:
+    parent = item.parent
+    if parent is None or parent.flow:
+        return (item.line, item.column)
+    offset = dash_offset(text, item)
+    if offset is None:
+        return (item.line, item.column)
+    return line_column(line_starts(text[: item.start + 1]), offset)
+
+
+class SourceFile:
+    """A parsed manifest file. Build it with ``SourceFile.parse(text)``."""
+
+    def __init__(self, text: str, bom: bool, documents: list[Document]) -> None:
+        self.text = text
+        self.bom = bom
+        self.documents = documents
+        match = re.search(r"\r\n|\n", text)
+        self.newline = match.group() if match is not None else "\n"
+
+    @classmethod
+    def parse(cls, text: str) -> SourceFile:
+        """Parse decoded file text (a leading BOM allowed). Raises SourceError."""
+        bom = text.startswith(BOM)
+        body = text[1:] if bom else text
+        loaded = load_documents(body)
+        documents = [
+            Document(index=i, value=value, line=root.line + 1, node=root, text=body)
+            for i, (root, value) in enumerate(loaded)
+        ]
+        source = cls(body, bom, documents)
+        return source
+
+    def apply(self, ops_by_document: dict[int, list[Operation]]) -> str:
+        """The new full text with the ops applied (BOM, line endings, final newline kept).
+
+        Raises EditError when an op cannot be applied surgically and safely.
+        """
+        prefix = BOM if self.bom else ""
+        work = {index: ops for index, ops in ops_by_document.items() if ops}
+        if not work:
+            return prefix + self.text
+        expected: dict[int, Any] = {}
+        editor = TextEditor(self.text, self.newline, [d.node for d in self.documents])
+        for index, ops in sorted(work.items()):
+            if not 0 <= index < len(self.documents):
+                raise EditError(f"no document {index} in this file")
+            document = self.documents[index]
+            try:
+                expected[index] = jsonpatch.apply_patch(
+                    copy.deepcopy(document.value), [dict(op) for op in ops]
+                )
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                raise EditError(f"document {index + 1}: the ops do not apply: {exc}") from None
+            if document.node is None:
+                raise EditError(f"document {index + 1} has no content to edit")
+            editor.plan(document.node, document.value, ops)
+        new_text = editor.result()
+        try:
+            again = load_documents(new_text)
+        except SourceError as exc:
+            raise EditError(f"the edited text does not parse ({exc}); file left alone") from None
+        if len(again) != len(self.documents):
+            raise EditError("the edit changed the number of documents; file left alone")
+        for document, (_, value) in zip(self.documents, again, strict=True):
+            want = expected.get(document.index, document.value)
+            if not same_value(value, want):
+                raise EditError(
+                    f"document {document.index + 1} (line {document.line}): the edited text does "
+                    "not read back as the expected object; file left alone"
+                )
+        return prefix + new_text
+
+
+_TEMPLATE_MARKERS = (
+    (re.compile(r"\{\{.*?\}\}"), "Helm template ({{ }})"),
+    (re.compile(r"\{%.*?%\}"), "Jinja template ({% %})"),
+)
+
+
+def skip_reason(text: str) -> str | None:
+    """Why a file must not be processed (a template, binary data), or None if it looks usable."""
+    if "\x00" in text:
+        return "binary file (NUL bytes)"
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("#"):
+            continue
+        for pattern, reason in _TEMPLATE_MARKERS:
+            if pattern.search(line):
+                return reason
+    return None
