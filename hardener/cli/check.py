@@ -1,0 +1,118 @@
+"""``hardener check``: the Pod Security Standards verdict for every pod in the given manifests.
+
+Exit status: 0 when every pod meets the level, 1 when any violation is found, 2 when a file
+could not be read or parsed (every other file is still checked) or the command line or the
+config is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from hardener import __version__
+from hardener.cli.fix import add_common_arguments, load_run_config
+from hardener.fixer.files import STDIN, FileReadError, collect_paths, decode
+from hardener.fixer.output import Progress, check_lines, check_summary, error_line, use_color
+from hardener.fixer.run import CheckOptions, check_text, check_worker, read_error_result, run_files
+from hardener.model import ConfigError
+from hardener.pss import LEVELS, parse_version
+from hardener.report import render
+from hardener.results import FileResult
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="report what every pod violates of the Pod Security Standards",
+        description=(
+            "Evaluate every pod in the given manifests against a Pod Security Standards level "
+            "and policy version, as the cluster's Pod Security Admission would. Each violation "
+            "names the file and line, the object, the container and the PSA check. Exit "
+            "status: 0 clean, 1 violations, 2 unreadable or unparsable input."
+        ),
+    )
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--level",
+        choices=LEVELS,
+        help="Pod Security Standards level (default: the config's level, or restricted)",
+    )
+    parser.add_argument(
+        "--version",
+        dest="policy_version",
+        metavar="vX.Y|latest",
+        help="policy version, e.g. v1.25 (default: the config's version, or latest)",
+    )
+    parser.add_argument(
+        "--after-fix",
+        action="store_true",
+        help="evaluate the objects as 'hardener fix' would leave them (nothing is written)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("restricted", "baseline"),
+        help="hardening profile for --after-fix (default: the config's, or restricted)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    prog = "hardener check"
+    try:
+        config = load_run_config(args.config, args.profile)
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    level = args.level or config.level
+    version = args.policy_version or config.version
+    try:
+        parse_version(version)
+    except ValueError as exc:
+        print(f"{prog}: error: --version: {exc}", file=sys.stderr)
+        return 2
+    options = CheckOptions(level=level, version=version, after_fix=args.after_fix, config=config)
+    paths, missing = collect_paths(args.paths, args.exclude)
+    if paths.count(STDIN) > 1:
+        print(f"{prog}: error: '-' (stdin) can be given only once", file=sys.stderr)
+        return 2
+    results = [FileResult(path=path, error=message) for path, message in missing]
+    files = [p for p in paths if p != STDIN]
+    progress = Progress(sys.stderr, len(files))
+    try:
+        checked = iter(
+            run_files(check_worker(options), files, jobs=args.jobs, on_result=progress.advance)
+        )
+    finally:
+        progress.close()
+    for path in paths:
+        results.append(_stdin(options) if path == STDIN else next(checked))
+
+    color = use_color(sys.stdout, args.color)
+    if args.format == "text":
+        err_color = use_color(sys.stderr, args.color)
+        for result in results:
+            if result.error:
+                print(error_line(result, err_color), file=sys.stderr)
+            for line in check_lines(result, color):
+                print(line)
+    else:
+        sys.stdout.write(render(results, args.format, command="check", version=__version__))
+    sys.stdout.flush()
+    sys.stderr.write(check_summary(results, level=level, version=version, after_fix=args.after_fix))
+    if any(r.error for r in results):
+        return 2
+    if any(d.findings for r in results for d in r.documents):
+        return 1
+    return 0
+
+
+def _stdin(options: CheckOptions) -> FileResult:
+    try:
+        text = decode(sys.stdin.buffer.read())
+    except FileReadError as exc:
+        return read_error_result(STDIN, exc)
+    return check_text(text, STDIN, options)

@@ -1,0 +1,206 @@
+"""What ``fix`` and ``check`` print for people: result lines, the closing summary, progress.
+
+Machine formats (JSON, SARIF, ...) belong to ``hardener.report``; this module writes the text a
+person reads in a terminal or a CI log. Result lines go to stdout; the summary, errors and the
+progress bar go to stderr, so that ``--diff > changes.patch`` holds only the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import TextIO
+
+from hardener.results import FileResult
+
+__all__ = [
+    "PROGRESS_MIN_FILES",
+    "Progress",
+    "check_lines",
+    "check_summary",
+    "error_line",
+    "fix_lines",
+    "fix_summary",
+    "use_color",
+]
+
+PROGRESS_MIN_FILES = 25
+"""Fewer files than this finish too fast for a progress bar to help."""
+
+_RED = "\x1b[31m"
+_YELLOW = "\x1b[33m"
+_BOLD = "\x1b[1m"
+_RESET = "\x1b[0m"
+_SHOWN_PER_REASON = 5
+
+
+def use_color(stream: TextIO, choice: str = "auto") -> bool:
+    """``always``/``never``, or (``auto``) colour on a terminal unless ``NO_COLOR`` is set."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return bool(_isatty(stream)) and not os.environ.get("NO_COLOR")
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else (plural or word + 's')}"
+
+
+def _paint(color: bool, code: str, text: str) -> str:
+    return f"{code}{text}{_RESET}" if color else text
+
+
+def error_line(result: FileResult, color: bool = False) -> str:
+    """``path:line:column: error: message`` (line and column when the error has a place)."""
+    where = result.path
+    if result.error_line is not None:
+        where += f":{result.error_line}"
+        if result.error_column is not None:
+            where += f":{result.error_column}"
+    return f"{where}: {_paint(color, _RED, 'error')}: {result.error}"
+
+
+def fix_lines(result: FileResult, *, check: bool, color: bool = False) -> list[str]:
+    """The stdout lines for one file of a ``fix`` run (errors are printed separately).
+
+    With ``check``, every change that would be made, ``path:line:col: [rule] message``; when
+    writing, one ``fixed path (N changes)`` line per rewritten file.
+    """
+    if result.error or not result.changed:
+        return []
+    changes = [c for d in result.documents for c in d.changes]
+    if not check:
+        return [f"fixed {result.path} ({_plural(len(changes), 'change')})"]
+    return [
+        f"{result.path}:{c.line}:{c.column}: {_paint(color, _YELLOW, f'[{c.rule}]')} {c.message}"
+        for c in changes
+    ]
+
+
+def _unchanged(results: list[FileResult]) -> int:
+    return sum(1 for r in results if not r.error and not r.skipped and not r.changed)
+
+
+def _skip_groups(results: Iterable[FileResult]) -> list[str]:
+    groups: dict[str, list[str]] = {}
+    for result in results:
+        if result.skipped and not result.error:
+            category = result.skipped.split(": ", 1)[0]
+            groups.setdefault(category, []).append(f"{result.path}: {result.skipped}")
+    lines = []
+    for category, entries in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        lines.append(f"  skipped {_plural(len(entries), 'file')}: {category}")
+        lines.extend(f"    {entry}" for entry in entries[:_SHOWN_PER_REASON])
+        if len(entries) > _SHOWN_PER_REASON:
+            lines.append(f"    ... and {len(entries) - _SHOWN_PER_REASON} more")
+    return lines
+
+
+def fix_summary(results: list[FileResult], *, check: bool) -> str:
+    """The closing summary of ``fix``: files scanned, changed, unchanged, skipped (with the
+    reasons), errors, and the changes by rule."""
+    changed = sum(1 for r in results if r.changed and not r.error)
+    skipped = sum(1 for r in results if r.skipped and not r.error)
+    errors = sum(1 for r in results if r.error)
+    verb = "would change" if check else "changed"
+    head = (
+        f"hardener fix: {_plural(len(results), 'file')} scanned, {changed} {verb}, "
+        f"{_unchanged(results)} unchanged, {skipped} skipped, {_plural(errors, 'error')}"
+    )
+    lines = [head, *_skip_groups(results)]
+    by_rule: Counter[str] = Counter(
+        c.rule for r in results if r.changed and not r.error for d in r.documents for c in d.changes
+    )
+    if by_rule:
+        counts = ", ".join(f"{rule} {count}" for rule, count in sorted(by_rule.items()))
+        lines.append(f"  changes by rule: {counts}")
+    return "\n".join(lines) + "\n"
+
+
+def check_lines(result: FileResult, color: bool = False) -> list[str]:
+    """``path:line: Kind namespace/name: container "c": [check] message`` per violation."""
+    lines = []
+    for document in result.documents:
+        if document.namespace and document.name:
+            label = f"{document.kind} {document.namespace}/{document.name}"
+        else:
+            label = f"{document.kind} {document.name or '(unnamed)'}"
+        for finding in document.findings:
+            container = ""
+            if finding.container and f'"{finding.container}"' not in finding.message:
+                container = f'container "{finding.container}": '
+            check = _paint(color, _RED if not finding.fixable else _YELLOW, f"[{finding.check}]")
+            note = " (hardener fix sets this)" if finding.fixable else ""
+            lines.append(
+                f"{result.path}:{finding.line}: {label}: {container}{check} {finding.message}{note}"
+            )
+    return lines
+
+
+def check_summary(results: list[FileResult], *, level: str, version: str, after_fix: bool) -> str:
+    """The closing summary of ``check``: what was checked, the violations by check."""
+    objects = sum(
+        1 for r in results if not r.error for d in r.documents if not d.skipped and d.kind
+    )
+    findings = [f for r in results if not r.error for d in r.documents for f in d.findings]
+    violating = sum(1 for r in results if not r.error for d in r.documents if d.findings)
+    fixable = sum(1 for f in findings if f.fixable)
+    skipped = sum(1 for r in results if r.skipped and not r.error)
+    errors = sum(1 for r in results if r.error)
+    when = " after fix" if after_fix else ""
+    head = (
+        f"hardener check ({level}, {version}{when}): {_plural(len(results), 'file')}, "
+        f"{_plural(objects, 'object')} checked: {_plural(len(findings), 'violation')} in "
+        f"{_plural(violating, 'object')}"
+    )
+    if findings:
+        head += f" ({fixable} fixable by hardener fix)"
+    head += f", {skipped} skipped, {_plural(errors, 'error')}"
+    lines = [head, *_skip_groups(results)]
+    by_check: Counter[str] = Counter(f.check for f in findings)
+    if by_check:
+        counts = ", ".join(f"{check} {count}" for check, count in sorted(by_check.items()))
+        lines.append(f"  violations by check: {counts}")
+    return "\n".join(lines) + "\n"
+
+
+class Progress:
+    """A one-line progress bar on a terminal stream; silent anywhere else or for few files."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, total: int, *, label: str = "files") -> None:
+        self.stream = stream
+        self.total = total
+        self.label = label
+        self.done = 0
+        self.enabled = total >= PROGRESS_MIN_FILES and _isatty(stream)
+        self._last = 0.0
+
+    def advance(self, _result: FileResult | None = None) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.done < self.total and now - self._last < 0.1:
+            return
+        self._last = now
+        filled = self.WIDTH * self.done // max(self.total, 1)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {self.label}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * (self.WIDTH + 2 * len(str(self.total)) + 20) + "\r")
+            self.stream.flush()

@@ -1,0 +1,498 @@
+"""Running ``fix`` and ``check`` over files: read, decide, edit, verify, write, report.
+
+For each file::
+
+    read (UTF-8) ─> Helm template? skip ─> fast read (libyaml) ─> plan every document
+        │                                     │ no operations anywhere: done, file untouched
+        │                                     └ operations, or the fast reader declined:
+        └──────────────────────────────────────> SourceFile.parse ─> plan ─> apply ─> verify
+                                                                                   └─> write
+
+The fast read (``fastload``) decides the common case, a file that needs no change, at
+libyaml's speed; only files that change pay for the round-trip parse. Whatever the fast reader
+refuses (duplicate keys, odd tags, invalid YAML) goes to ``SourceFile.parse``, whose error is
+the one reported.
+
+Nothing is written unless the edited text, parsed again, equals for every document the
+engine's operations applied with ``jsonpatch`` to the original: the object the webhook would
+produce. Writes are atomic (``files.write_atomic``). ``run_files`` spreads files over worker
+processes and still returns results in input order.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jsonpatch
+
+from hardener.config import Config, default_config
+from hardener.engine import plan
+from hardener.fixer.documents import describe, object_label, skip_reason
+from hardener.fixer.fastload import FastLoadError, load_fast
+from hardener.fixer.files import (
+    STDIN,
+    FileReadError,
+    FileWriteError,
+    Snapshot,
+    display_path,
+    read_text,
+    write_atomic,
+)
+from hardener.fixer.source import EditError, SourceError, SourceFile
+from hardener.fixer.source import skip_reason as template_reason
+from hardener.model import Finding, InvalidObjectError, Operation, Plan
+from hardener.pointer import join, split
+from hardener.pss import evaluate
+from hardener.results import DocumentResult, FileResult, LocatedChange, LocatedFinding
+
+__all__ = [
+    "CheckOptions",
+    "FixOptions",
+    "check_file",
+    "check_text",
+    "check_worker",
+    "fix_file",
+    "fix_text",
+    "fix_worker",
+    "read_error_result",
+    "run_files",
+    "same_json",
+]
+
+
+@dataclass(frozen=True)
+class FixOptions:
+    """How ``fix`` treats a file. ``write=False`` for ``--check`` and ``--diff``.
+
+    ``fast_path=False`` sends every file through the round-trip parser (for measurements and
+    tests; the result is the same).
+    """
+
+    config: Config = field(default_factory=default_config)
+    write: bool = True
+    fast_path: bool = True
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How ``check`` evaluates a file: the PSS level and version, and whether to evaluate the
+    objects as ``fix`` would leave them (``after_fix``, planned with ``config``)."""
+
+    level: str = "restricted"
+    version: str = "latest"
+    after_fix: bool = False
+    config: Config = field(default_factory=default_config)
+
+
+class _Document(Protocol):
+    """What both readers give for a document: the value and where its parts are."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def value(self) -> Any: ...
+
+    def position(self, pointer: str) -> tuple[int, int]: ...
+
+
+class _Failure(Exception):
+    """A file that cannot be processed; carries the message and the place in the file."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equality of JSON values that, unlike ``==``, tells ``true`` from ``1`` and ``1`` from
+    ``1.0``: a rewrite that changes what a value *is* must not pass verification."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+def _position(document: _Document, pointer: str) -> tuple[int, int]:
+    """Where ``pointer`` is, or where the deepest part of it that exists is.
+
+    A change that creates ``securityContext`` in a container is placed on the container's
+    ``- name:`` line; one that completes an existing ``securityContext`` on that key.
+    """
+    tokens = [t for t in split(pointer) if t != "-"]
+    while True:
+        try:
+            return document.position(join(tokens))
+        except Exception:  # a pointer a reader cannot place must not lose the report
+            if not tokens:
+                return 1, 1
+            tokens.pop()
+
+
+def _located_changes(document: _Document, planned: Plan) -> list[LocatedChange]:
+    located = []
+    for change in planned.changes:
+        line, column = _position(document, change.pointer)
+        located.append(
+            LocatedChange(
+                rule=change.rule,
+                pointer=change.pointer,
+                line=line,
+                column=column,
+                message=change.message,
+                before=change.before,
+                after=change.after,
+                container=change.container,
+            )
+        )
+    return located
+
+
+def _located_findings(document: _Document, findings: Sequence[Finding]) -> list[LocatedFinding]:
+    located = []
+    for finding in findings:
+        line, column = _position(document, finding.pointer)
+        located.append(
+            LocatedFinding(
+                check=finding.check or finding.rule,
+                level=finding.level,
+                container=finding.container,
+                line=line,
+                column=column,
+                message=finding.message,
+                fixable=finding.fixable,
+                pointer=finding.pointer,
+                rule=finding.rule,
+            )
+        )
+    return located
+
+
+def _document_result(document: _Document, skipped: str | None = None) -> DocumentResult:
+    kind, namespace, name = describe(document.value)
+    line, _ = _position(document, "")
+    return DocumentResult(
+        index=document.index,
+        kind=kind,
+        namespace=namespace,
+        name=name,
+        line=line,
+        skipped=skipped,
+    )
+
+
+def _invalid(document: _Document, exc: InvalidObjectError) -> _Failure:
+    line, column = _position(document, exc.pointer)
+    return _Failure(
+        f"document {document.index + 1} ({object_label(document.value)}): "
+        f"{exc.pointer or '/'}: {exc.message}; the file was left unchanged",
+        line,
+        column,
+    )
+
+
+def _read_documents(text: str, fast: bool) -> list[_Document]:
+    """The documents of ``text``: from libyaml when it accepts the text, else from the
+    round-trip parser (whose ``SourceError`` becomes the reported failure)."""
+    if fast:
+        try:
+            return list(load_fast(text))
+        except FastLoadError as exc:
+            if exc.duplicate:
+                raise _Failure(exc.message, exc.line, exc.column) from exc
+    try:
+        return list(SourceFile.parse(text).documents)
+    except SourceError as exc:
+        raise _Failure(exc.message, exc.line, exc.column) from exc
+
+
+def _file_skip(documents: Sequence[DocumentResult]) -> str | None:
+    """A file where no document is worked on, but some were skipped, is skipped as a whole."""
+    reasons = [d.skipped for d in documents if d.skipped]
+    if reasons and len(reasons) == len(documents):
+        return reasons[0]
+    return None
+
+
+def _fail(result: FileResult, failure: _Failure) -> FileResult:
+    result.error = failure.message
+    result.error_line = failure.line
+    result.error_column = failure.column
+    result.fixed = None
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# fix
+
+
+def _plan_documents(
+    documents: Sequence[_Document], config: Config
+) -> tuple[list[DocumentResult], dict[int, Plan]]:
+    """The result record and, for each document hardener works on, its plan."""
+    results: list[DocumentResult] = []
+    plans: dict[int, Plan] = {}
+    for document in documents:
+        if document.value is None:
+            continue
+        reason = skip_reason(document.value)
+        record = _document_result(document, reason)
+        results.append(record)
+        if reason is not None:
+            continue
+        try:
+            planned = plan(document.value, config)
+        except InvalidObjectError as exc:
+            raise _invalid(document, exc) from exc
+        plans[document.index] = planned
+        record.changes = _located_changes(document, planned)
+        record.findings = _located_findings(document, planned.findings)
+    return results, plans
+
+
+def _verify(text: str, expected: dict[int, Any], check_fast: bool) -> None:
+    """Raise ``_Failure`` unless ``text`` reads back as the expected objects."""
+    try:
+        reparsed = SourceFile.parse(text)
+    except SourceError as exc:
+        raise _Failure(
+            f"internal error: the edited text does not parse ({exc}); the file was left "
+            "unchanged, please report this"
+        ) from exc
+    got = {d.index: d.value for d in reparsed.documents if d.value is not None}
+    want = {i: v for i, v in expected.items() if v is not None}
+    _compare(got, want, "the round-trip parser")
+    if check_fast:
+        try:
+            fast = {d.index: d.value for d in load_fast(text) if d.value is not None}
+        except FastLoadError as exc:
+            raise _Failure(
+                f"internal error: the edited text is not valid YAML for libyaml ({exc}); the "
+                "file was left unchanged, please report this"
+            ) from exc
+        _compare(fast, want, "libyaml")
+
+
+def _compare(got: dict[int, Any], want: dict[int, Any], reader: str) -> None:
+    if got.keys() != want.keys():
+        raise _Failure(
+            f"internal error: the edited text has documents {sorted(got)} where "
+            f"{sorted(want)} were expected ({reader}); the file was left unchanged, please "
+            "report this"
+        )
+    for index in sorted(want):
+        if not same_json(got[index], want[index]):
+            raise _Failure(
+                f"internal error: document {index + 1} of the edited text does not read back "
+                f"({reader}) as the hardened object; the file was left unchanged, please "
+                "report this"
+            )
+
+
+def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileResult:
+    """Harden the manifests in ``text`` (no file is touched). ``result.fixed`` holds the new
+    text when something changes, ``None`` otherwise."""
+    options = options or FixOptions()
+    result = FileResult(path=display_path(path), original=text)
+    reason = template_reason(text)
+    if reason is not None:
+        result.skipped = reason
+        return result
+    try:
+        fast_documents: list[_Document] | None = None
+        if options.fast_path:
+            try:
+                fast_documents = list(load_fast(text))
+            except FastLoadError as exc:
+                if exc.duplicate:
+                    raise _Failure(exc.message, exc.line, exc.column) from exc
+                fast_documents = None
+        if fast_documents is not None:
+            documents, plans = _plan_documents(fast_documents, options.config)
+            if not any(p.ops for p in plans.values()):
+                result.documents = documents
+                result.skipped = _file_skip(documents)
+                return result
+        _edit(text, result, options, check_fast=fast_documents is not None)
+    except _Failure as failure:
+        return _fail(result, failure)
+    return result
+
+
+def _edit(text: str, result: FileResult, options: FixOptions, *, check_fast: bool) -> None:
+    try:
+        source = SourceFile.parse(text)
+    except SourceError as exc:
+        raise _Failure(exc.message, exc.line, exc.column) from exc
+    documents, plans = _plan_documents(source.documents, options.config)
+    result.documents = documents
+    result.skipped = _file_skip(documents)
+    ops: dict[int, list[Operation]] = {i: p.ops for i, p in plans.items() if p.ops}
+    if not ops:
+        return
+    expected: dict[int, Any] = {}
+    for document in source.documents:
+        value = document.value
+        if document.index in ops:
+            value = jsonpatch.apply_patch(value, ops[document.index])
+        expected[document.index] = value
+    try:
+        fixed = source.apply(ops)
+    except EditError as exc:
+        raise _Failure(f"cannot edit the file safely: {exc}; the file was left unchanged") from exc
+    _verify(fixed, expected, check_fast)
+    result.fixed = fixed if fixed != text else None
+
+
+def fix_file(path: str, options: FixOptions | None = None) -> FileResult:
+    """Read, harden and (with ``options.write``) atomically rewrite one file."""
+    options = options or FixOptions()
+    try:
+        text, snapshot = read_text(path)
+    except FileReadError as exc:
+        return read_error_result(path, exc)
+    result = fix_text(text, path, options)
+    if options.write and result.changed and result.fixed is not None:
+        _write(path, result, snapshot)
+    return result
+
+
+def _write(path: str, result: FileResult, snapshot: Snapshot) -> None:
+    assert result.fixed is not None
+    try:
+        write_atomic(path, result.fixed, snapshot)
+    except FileWriteError as exc:
+        _fail(result, _Failure(f"{exc}; the file was left unchanged"))
+
+
+def read_error_result(path: str, exc: FileReadError) -> FileResult:
+    """The result for a file that could not be read (placed when the error has a place)."""
+    return _fail(FileResult(path=display_path(path)), _Failure(exc.message, exc.line, exc.column))
+
+
+# ---------------------------------------------------------------------------------------------
+# check
+
+
+def check_text(text: str, path: str, options: CheckOptions | None = None) -> FileResult:
+    """Evaluate every pod in ``text`` against the options' PSS level and version.
+
+    With ``after_fix``, each object is first hardened the way ``fix`` would (the planned
+    changes are listed too); findings are placed at the nearest line of the original text.
+    """
+    options = options or CheckOptions()
+    result = FileResult(path=display_path(path), original=text)
+    reason = template_reason(text)
+    if reason is not None:
+        result.skipped = reason
+        return result
+    try:
+        documents = _read_documents(text, fast=True)
+        for document in documents:
+            if document.value is None:
+                continue
+            skipped = skip_reason(document.value)
+            record = _document_result(document, skipped)
+            result.documents.append(record)
+            if skipped is not None:
+                continue
+            value = document.value
+            try:
+                if options.after_fix:
+                    planned = plan(value, options.config)
+                    record.changes = _located_changes(document, planned)
+                    if planned.ops:
+                        value = jsonpatch.apply_patch(value, planned.ops)
+                violations = evaluate(value, level=options.level, version=options.version)
+            except InvalidObjectError as exc:
+                raise _invalid(document, exc) from exc
+            for violation in violations:
+                line, column = _position(document, violation.pointer)
+                record.findings.append(
+                    LocatedFinding(
+                        check=violation.check,
+                        level=violation.level,
+                        container=violation.container,
+                        line=line,
+                        column=column,
+                        message=violation.message,
+                        fixable=violation.fixable,
+                        pointer=violation.pointer,
+                    )
+                )
+        result.skipped = _file_skip(result.documents)
+    except _Failure as failure:
+        return _fail(result, failure)
+    return result
+
+
+def check_file(path: str, options: CheckOptions | None = None) -> FileResult:
+    try:
+        text, _ = read_text(path)
+    except FileReadError as exc:
+        return read_error_result(path, exc)
+    return check_text(text, path, options)
+
+
+# ---------------------------------------------------------------------------------------------
+# Many files
+
+
+def run_files(
+    worker: Callable[[str], FileResult],
+    paths: Sequence[str],
+    *,
+    jobs: int = 1,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> list[FileResult]:
+    """``worker`` over every path, in input order whatever ``jobs`` is.
+
+    ``worker`` must be picklable (a module-level function or a ``functools.partial`` of one)
+    when ``jobs > 1``. Paths equal to ``-`` are not handled here (stdin belongs to the caller).
+    ``on_result`` is called in the parent process for each result, in order (for progress).
+    """
+    if STDIN in paths:
+        raise ValueError("stdin ('-') is read by the caller, not by run_files")
+    results: list[FileResult] = []
+    if jobs <= 1 or len(paths) <= 1:
+        for path in paths:
+            result = worker(path)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        return results
+    workers = min(jobs, len(paths))
+    # Small chunks keep the workers busy to the end; results still come back in order.
+    chunksize = max(1, min(32, len(paths) // (workers * 8)))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(worker, paths, chunksize=chunksize):
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results
+
+
+def fix_worker(options: FixOptions) -> Callable[[str], FileResult]:
+    """A picklable ``fix_file`` bound to ``options``, for ``run_files``."""
+    return functools.partial(fix_file, options=options)
+
+
+def check_worker(options: CheckOptions) -> Callable[[str], FileResult]:
+    """A picklable ``check_file`` bound to ``options``, for ``run_files``."""
+    return functools.partial(check_file, options=options)
