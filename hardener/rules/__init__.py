@@ -2,7 +2,9 @@
 
 The order is the order in which rules run on a pod site, and so the order of their operations:
 later rules see what earlier ones decided (``fs-group`` sees the volumes that
-``read-only-root-filesystem`` added, and the group that ``run-as-user`` set).
+``read-only-root-filesystem`` added, and the group that ``run-as-user`` set;
+``no-privilege-escalation`` sees the capabilities that an enforced ``drop-all-capabilities``
+removed, so it never sets ``allowPrivilegeEscalation: false`` next to ``SYS_ADMIN``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ RULES: tuple[Rule, ...] = (
     run_as_non_root.RULE,
     run_as_user.RULE,
     seccomp_runtime_default.RULE,
-    no_privilege_escalation.RULE,
     drop_all_capabilities.RULE,
+    no_privilege_escalation.RULE,
     read_only_root_filesystem.RULE,
     fs_group.RULE,
 )

@@ -155,9 +155,12 @@ def pod_or_containers(
     A pod-level value reaches every container that does not set its own (``covered``). It can
     be set only if each such container is one this rule may change and is not ``blocked`` by
     an explicit value that the default would contradict. Otherwise the default goes on each
-    container that is ours, uncovered and unblocked. Returns ``(pod_level, containers)``.
+    container that is ours, uncovered and unblocked. Returns ``(pod_level, containers)``;
+    ``(False, [])`` when every container already has its own value.
     """
     uncovered = [c for c in ctx.site.containers if not covered(c)]
+    if not uncovered:
+        return False, []
     if ctx.pod_editable and all(ctx.mine(c) and not blocked(c) for c in uncovered):
         return True, []
     return False, [c for c in uncovered if ctx.mine(c) and not blocked(c)]

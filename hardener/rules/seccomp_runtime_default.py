@@ -115,9 +115,8 @@ def apply(ctx: RuleContext) -> None:
 
     pod_level, containers = pod_or_containers(ctx, covered=covered, blocked=lambda c: False)
     if pod_level:
-        if any(not covered(c) for c in ctx.site.containers):
-            ctx.set((*spec_sc, "seccompProfile"), dict(RUNTIME_DEFAULT),
-                    "set seccompProfile type RuntimeDefault on the pod")
+        ctx.set((*spec_sc, "seccompProfile"), dict(RUNTIME_DEFAULT),
+                "set seccompProfile type RuntimeDefault on the pod")
         return
     for container in containers:
         ctx.set(

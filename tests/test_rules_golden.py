@@ -1,0 +1,81 @@
+"""Golden files per rule, driven by the registry.
+
+``tests/rules/<rule id>/`` holds pass, fail and fixed YAML on a bare Pod and on a controller.
+For each rule, run alone:
+- a pass case produces no ops;
+- fixing a fail case gives the fixed file byte for byte, comments kept;
+- fixing the fixed file produces no ops;
+- the webhook's patch (the ops) applied with jsonpatch to the fail case equals the fixed case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonpatch
+import pytest
+
+from hardener.config import Config, parse_config
+from hardener.engine import plan
+from hardener.rules import RULES
+from tests.conftest import load_all
+
+GOLDEN = Path(__file__).parent / "rules"
+SHAPES = ("pod", "controller")
+FILES = ("fail", "fixed", "pass")
+
+
+def only(rule_id: str) -> Config:
+    return parse_config({"rules": {rule.id: {"enabled": rule.id == rule_id} for rule in RULES}})
+
+
+def read(rule_id: str, shape: str, name: str) -> str:
+    return (GOLDEN / rule_id / f"{shape}-{name}.yaml").read_text(encoding="utf-8")
+
+
+CASES = [(rule.id, shape) for rule in RULES for shape in SHAPES]
+
+
+def test_every_rule_has_golden_files() -> None:
+    missing = [
+        f"{rule.id}/{shape}-{name}.yaml"
+        for rule in RULES
+        for shape in SHAPES
+        for name in FILES
+        if not (GOLDEN / rule.id / f"{shape}-{name}.yaml").is_file()
+    ]
+    assert not missing, f"rules without golden files: {missing}"
+    unknown = {p.name for p in GOLDEN.iterdir() if p.is_dir()} - {rule.id for rule in RULES}
+    assert not unknown, f"golden folders for rules that do not exist: {unknown}"
+
+
+@pytest.mark.parametrize(("rule_id", "shape"), CASES)
+def test_pass_case_produces_no_ops(rule_id: str, shape: str) -> None:
+    (doc,) = load_all(read(rule_id, shape, "pass"))
+    assert plan(doc, only(rule_id)).ops == []
+
+
+@pytest.mark.parametrize(("rule_id", "shape"), CASES)
+def test_fixed_case_produces_no_ops(rule_id: str, shape: str) -> None:
+    (doc,) = load_all(read(rule_id, shape, "fixed"))
+    assert plan(doc, only(rule_id)).ops == []
+
+
+@pytest.mark.parametrize(("rule_id", "shape"), CASES)
+def test_patch_turns_fail_into_fixed(rule_id: str, shape: str) -> None:
+    (failing,) = load_all(read(rule_id, shape, "fail"))
+    (fixed,) = load_all(read(rule_id, shape, "fixed"))
+    result = plan(failing, only(rule_id))
+    assert result.ops, "a fail case must produce ops"
+    assert all(change.rule == rule_id for change in result.changes)
+    assert jsonpatch.apply_patch(failing, result.ops) == fixed
+
+
+@pytest.mark.parametrize(("rule_id", "shape"), CASES)
+def test_fixer_turns_fail_into_fixed_byte_for_byte(rule_id: str, shape: str) -> None:
+    from hardener.fixer.source import SourceFile
+
+    text = read(rule_id, shape, "fail")
+    source = SourceFile.parse(text)
+    ops = {doc.index: plan(doc.value, only(rule_id)).ops for doc in source.documents}
+    assert source.apply(ops) == read(rule_id, shape, "fixed")
