@@ -54,10 +54,21 @@ PROFILES = ("restricted", "baseline")
 MODES = ("mutate", "warn")
 LEVELS = ("baseline", "restricted")
 _TOP_KEYS = (
-    "profile", "mode", "level", "version", "ids", "writable-paths", "rules", "exempt", "webhook",
+    "profile",
+    "mode",
+    "level",
+    "version",
+    "ids",
+    "writable-paths",
+    "rules",
+    "exempt",
+    "webhook",
 )
-_ID_KEYS = {"user": ("run-as-user", "user"), "group": ("run-as-user", "group"),
-            "fs-group": ("fs-group", "fs-group")}
+_ID_KEYS = {
+    "user": ("run-as-user", "user"),
+    "group": ("run-as-user", "group"),
+    "fs-group": ("fs-group", "fs-group"),
+}
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,9 @@ def _default_rules(profile: str) -> dict[str, RuleSettings]:
 
 def default_config(profile: str = "restricted") -> Config:
     if profile not in PROFILES:
-        raise ConfigError(f"invalid config: profile: {profile!r} is not one of {', '.join(PROFILES)}")
+        raise ConfigError(
+            f"invalid config: profile: {profile!r} is not one of {', '.join(PROFILES)}"
+        )
     return parse_config({"profile": profile}, "<default>")
 
 
@@ -147,8 +160,9 @@ def _fail(source: str, key: str, message: str) -> ConfigError:
     return ConfigError(f"invalid config: {source}: {key}: {message}")
 
 
-def _choice(data: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: str,
-            source: str) -> str:
+def _choice(
+    data: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: str, source: str
+) -> str:
     value = data.get(key, default)
     if value not in allowed:
         raise _fail(source, key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
@@ -191,10 +205,10 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     mode = _choice(data, "mode", MODES, "mutate", source)
     level = _choice(data, "level", LEVELS, "restricted", source)
     version = data.get("version", "latest")
-    if not isinstance(version, str) or not (
-        version == "latest" or _is_version(version)
-    ):
-        raise _fail(source, "version", f"{version!r} is not allowed; allowed: latest, v1.0 ... v1.NN")
+    if not isinstance(version, str) or not (version == "latest" or _is_version(version)):
+        raise _fail(
+            source, "version", f"{version!r} is not allowed; allowed: latest, v1.0 ... v1.NN"
+        )
 
     rules = _default_rules(profile)
     ids = data.get("ids") or {}
@@ -221,8 +235,9 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raise _fail(source, "rules", "must be a mapping of rule id to settings")
     for rule_id, settings_data in rule_data.items():
         if rule_id not in RULES_BY_ID:
-            raise _fail(source, f"rules.{rule_id}",
-                        f"unknown rule; allowed: {', '.join(RULES_BY_ID)}")
+            raise _fail(
+                source, f"rules.{rule_id}", f"unknown rule; allowed: {', '.join(RULES_BY_ID)}"
+            )
         rule = RULES_BY_ID[rule_id]
         if isinstance(settings_data, bool):
             settings_data = {"enabled": settings_data}
@@ -240,8 +255,11 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
                 enforce = _check_option(source, where, value, True)
             elif key in rule.options:
                 options[key] = _check_option(source, where, value, rule.options[key])
-                if isinstance(rule.options[key], int) and not isinstance(rule.options[key], bool) \
-                        and value == 0:
+                if (
+                    isinstance(rule.options[key], int)
+                    and not isinstance(rule.options[key], bool)
+                    and value == 0
+                ):
                     raise _fail(source, where, "must not be 0 (root)")
             else:
                 allowed = ["enabled", "enforce", *rule.options]
@@ -260,14 +278,23 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raise _fail(source, "webhook", "must be a mapping")
     for key in hook:
         if key not in ("deadline-seconds", "max-body-bytes"):
-            raise _fail(source, f"webhook.{key}",
-                        "unknown key; allowed: deadline-seconds, max-body-bytes")
+            raise _fail(
+                source, f"webhook.{key}", "unknown key; allowed: deadline-seconds, max-body-bytes"
+            )
     deadline = hook.get("deadline-seconds", 3.0)
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not 0 < deadline <= 30:
-        raise _fail(source, "webhook.deadline-seconds", f"must be a number in (0, 30], not {deadline!r}")
+    if (
+        isinstance(deadline, bool)
+        or not isinstance(deadline, int | float)
+        or not 0 < deadline <= 30
+    ):
+        raise _fail(
+            source, "webhook.deadline-seconds", f"must be a number in (0, 30], not {deadline!r}"
+        )
     max_body = hook.get("max-body-bytes", 3 * 1024 * 1024)
     if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body <= 0:
-        raise _fail(source, "webhook.max-body-bytes", f"must be a positive integer, not {max_body!r}")
+        raise _fail(
+            source, "webhook.max-body-bytes", f"must be a positive integer, not {max_body!r}"
+        )
 
     config = Config(
         profile=profile,

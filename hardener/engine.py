@@ -65,7 +65,10 @@ def is_windows(site: PodSite) -> bool:
     if isinstance(os_field, dict) and str(os_field.get("name", "")).lower() == "windows":
         return True
     selector = spec.get("nodeSelector")
-    if isinstance(selector, dict) and str(selector.get("kubernetes.io/os", "")).lower() == "windows":
+    if (
+        isinstance(selector, dict)
+        and str(selector.get("kubernetes.io/os", "")).lower() == "windows"
+    ):
         return True
     holders: list[Any] = [spec, *(c.container for c in site.containers)]
     for holder in holders:
@@ -97,11 +100,12 @@ def _opt_outs(site: PodSite, annotations: Mapping[str, str], findings: list[Find
         return ids & RULES_BY_ID.keys()
 
     if SKIP_RULES_ANNOTATION in annotations:
-        result.skip_rules = known(_rule_list(annotations[SKIP_RULES_ANNOTATION]),
-                                  SKIP_RULES_ANNOTATION)
+        result.skip_rules = known(
+            _rule_list(annotations[SKIP_RULES_ANNOTATION]), SKIP_RULES_ANNOTATION
+        )
     for key, value in annotations.items():
         if key.startswith(SKIP_CONTAINER_PREFIX):
-            name = key[len(SKIP_CONTAINER_PREFIX):]
+            name = key[len(SKIP_CONTAINER_PREFIX) :]
             ids = _rule_list(value)
             if {i.lower() for i in ids} & _TRUE:
                 result.containers[name] = None
@@ -158,7 +162,8 @@ def plan(
             if not pod_editable and not rule.ephemeral:
                 continue
             containers = tuple(
-                c for c in site.containers
+                c
+                for c in site.containers
                 if _in_scope(c, scope) and not _skipped(opt_outs, c, rule.id)
             )
             if not pod_editable and not containers:

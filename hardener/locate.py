@@ -34,15 +34,19 @@ from hardener.pointer import join
 __all__ = [
     "CONTAINER_FIELDS",
     "ContainerSite",
-    "PodSite",
     "Path",
+    "PodSite",
     "is_pod_spec",
     "pod_sites",
 ]
 
 Path = tuple[str | int, ...]
 ContainerField = Literal["containers", "initContainers", "ephemeralContainers"]
-CONTAINER_FIELDS: tuple[ContainerField, ...] = ("initContainers", "containers", "ephemeralContainers")
+CONTAINER_FIELDS: tuple[ContainerField, ...] = (
+    "initContainers",
+    "containers",
+    "ephemeralContainers",
+)
 
 
 @dataclass(frozen=True)
@@ -106,16 +110,16 @@ def is_pod_spec(value: Any) -> bool:
     return isinstance(value, dict) and "containers" in value
 
 
-def _object(parent: JSONObject, key: str, path: Path, *, required: bool = False) -> JSONObject | None:
+def _object(
+    parent: JSONObject, key: str, path: Path, *, required: bool = False
+) -> JSONObject | None:
     value = parent.get(key)
     if value is None:
         if required:
             raise InvalidObjectError(join((*path, key)), "is required and must be an object")
         return None
     if not isinstance(value, dict):
-        raise InvalidObjectError(
-            join((*path, key)), f"must be an object, not {_json_type(value)}"
-        )
+        raise InvalidObjectError(join((*path, key)), f"must be an object, not {_json_type(value)}")
     return value
 
 
@@ -144,7 +148,8 @@ def _check_security_context(holder: JSONObject, path: Path) -> None:
             items = caps.get(key)
             if items is not None and not isinstance(items, list):
                 raise InvalidObjectError(
-                    join((*sc_path, "capabilities", key)), f"must be an array, not {_json_type(items)}"
+                    join((*sc_path, "capabilities", key)),
+                    f"must be an array, not {_json_type(items)}",
                 )
     _object(sc, "seccompProfile", sc_path)
     _object(sc, "windowsOptions", sc_path)
@@ -212,7 +217,9 @@ def _site(
     for key in ("volumes",):
         value = spec.get(key)
         if value is not None and not isinstance(value, list):
-            raise InvalidObjectError(join((*spec_path, key)), f"must be an array, not {_json_type(value)}")
+            raise InvalidObjectError(
+                join((*spec_path, key)), f"must be an array, not {_json_type(value)}"
+            )
     for key in ("nodeSelector", "os"):
         _object(spec, key, spec_path)
     _check_security_context(spec, spec_path)
@@ -238,8 +245,12 @@ def _site(
 def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
     if not isinstance(obj, dict):
         if item_path:
-            raise InvalidObjectError(join(item_path), f"a list item must be an object, not {_json_type(obj)}")
-        raise InvalidObjectError("", f"a Kubernetes object must be a mapping, not {_json_type(obj)}")
+            raise InvalidObjectError(
+                join(item_path), f"a list item must be an object, not {_json_type(obj)}"
+            )
+        raise InvalidObjectError(
+            "", f"a Kubernetes object must be a mapping, not {_json_type(obj)}"
+        )
     kind = obj.get("kind")
     kind = kind if isinstance(kind, str) else ""
     items = obj.get("items")
@@ -247,7 +258,9 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
         if items is None:
             return
         if not isinstance(items, list):
-            raise InvalidObjectError(join((*item_path, "items")), f"must be an array, not {_json_type(items)}")
+            raise InvalidObjectError(
+                join((*item_path, "items")), f"must be an array, not {_json_type(items)}"
+            )
         for index, item in enumerate(items):
             yield from _walk(item, (*item_path, "items", index))
         return
@@ -263,11 +276,15 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
         if isinstance(template, dict) and template.get("spec") is not None:
             yield _site(obj, item_path, ("template",), kind)
         elif template is not None and not isinstance(template, dict):
-            raise InvalidObjectError(join((*item_path, "template")), f"must be an object, not {_json_type(template)}")
+            raise InvalidObjectError(
+                join((*item_path, "template")), f"must be an object, not {_json_type(template)}"
+            )
         return
     if not isinstance(spec, dict):
         if spec is not None and kind in _WORKLOAD_KINDS:
-            raise InvalidObjectError(join((*item_path, "spec")), f"must be an object, not {_json_type(spec)}")
+            raise InvalidObjectError(
+                join((*item_path, "spec")), f"must be an object, not {_json_type(spec)}"
+            )
         return
     if kind == "CronJob":
         job_template = spec.get("jobTemplate")
@@ -280,10 +297,15 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
         return
     if not isinstance(template, dict):
         if kind in _WORKLOAD_KINDS:
-            raise InvalidObjectError(join((*item_path, "spec", "template")), f"must be an object, not {_json_type(template)}")
+            raise InvalidObjectError(
+                join((*item_path, "spec", "template")),
+                f"must be an object, not {_json_type(template)}",
+            )
         return
     template_spec = template.get("spec")
-    if kind in _WORKLOAD_KINDS or (isinstance(template_spec, dict) and "containers" in template_spec):
+    if kind in _WORKLOAD_KINDS or (
+        isinstance(template_spec, dict) and "containers" in template_spec
+    ):
         if template_spec is None:
             return
         yield _site(obj, item_path, ("spec", "template"), kind)

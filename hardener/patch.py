@@ -136,10 +136,12 @@ class PatchBuilder:
         result: list[Operation] = []
         for pending in self._pending:
             if pending.op == "append":
-                result.append({"op": "add", "path": join((*pending.path, "-")), "value": pending.value})
+                path = join((*pending.path, "-"))
+                result.append({"op": "add", "path": path, "value": pending.value})
+            elif pending.op == "replace":
+                result.append({"op": "replace", "path": join(pending.path), "value": pending.value})
             else:
-                op = "replace" if pending.op == "replace" else "add"
-                result.append({"op": op, "path": join(pending.path), "value": pending.value})  # type: ignore[typeddict-item]
+                result.append({"op": "add", "path": join(pending.path), "value": pending.value})
         return result
 
     # -- internals ---------------------------------------------------------------------------

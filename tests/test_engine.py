@@ -31,8 +31,12 @@ def hardened(obj: Any, config: Any = None, **kwargs: Any) -> Any:
 
 
 def template(kind: str, spec: dict[str, Any], api: str = "apps/v1") -> dict[str, Any]:
-    return {"apiVersion": api, "kind": kind, "metadata": {"name": "w"},
-            "spec": {"template": {"metadata": {}, "spec": spec}}}
+    return {
+        "apiVersion": api,
+        "kind": kind,
+        "metadata": {"name": "w"},
+        "spec": {"template": {"metadata": {}, "spec": spec}},
+    }
 
 
 POD_SPEC = {"containers": [{"name": "app", "image": "nginx"}]}
@@ -50,11 +54,24 @@ POD_SPEC = {"containers": [{"name": "app", "image": "nginx"}]}
         (template("Job", POD_SPEC, "batch/v1"), "/spec/template/spec"),
         (template("Rollout", POD_SPEC, "argoproj.io/v1alpha1"), "/spec/template/spec"),
         (template("Service", POD_SPEC, "serving.knative.dev/v1"), "/spec/template/spec"),
-        ({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
-          "spec": {"jobTemplate": {"spec": {"template": {"spec": POD_SPEC}}}}},
-         "/spec/jobTemplate/spec/template/spec"),
-        ({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
-          "template": {"spec": POD_SPEC}}, "/template/spec"),
+        (
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "metadata": {"name": "c"},
+                "spec": {"jobTemplate": {"spec": {"template": {"spec": POD_SPEC}}}},
+            },
+            "/spec/jobTemplate/spec/template/spec",
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "PodTemplate",
+                "metadata": {"name": "t"},
+                "template": {"spec": POD_SPEC},
+            },
+            "/template/spec",
+        ),
     ],
 )
 def test_every_kind_is_located_and_hardened(obj: dict[str, Any], spec_pointer: str) -> None:
@@ -69,10 +86,15 @@ def test_every_kind_is_located_and_hardened(obj: dict[str, Any], spec_pointer: s
 
 
 def test_list_items_are_each_hardened() -> None:
-    obj = {"apiVersion": "v1", "kind": "List", "items": [
-        pod(), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
-        template("Deployment", copy.deepcopy(POD_SPEC)),
-    ]}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            pod(),
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+            template("Deployment", copy.deepcopy(POD_SPEC)),
+        ],
+    }
     sites = pod_sites(obj)
     assert [s.spec_pointer for s in sites] == ["/items/0/spec", "/items/2/spec/template/spec"]
     patched = hardened(obj)
@@ -101,12 +123,25 @@ def test_objects_without_pod_specs_are_left_alone(obj: dict[str, Any]) -> None:
         ({"kind": "Pod", "spec": "oops"}, "/spec"),
         ({"kind": "Pod", "spec": {"containers": "app"}}, "/spec/containers"),
         ({"kind": "Pod", "spec": {"containers": ["app"]}}, "/spec/containers/0"),
-        ({"kind": "Pod", "spec": {"containers": [], "securityContext": []}}, "/spec/securityContext"),
-        ({"kind": "Pod", "spec": {"containers": [{"name": "a", "securityContext": "x"}]}},
-         "/spec/containers/0/securityContext"),
-        ({"kind": "Pod", "spec": {"containers": [
-            {"name": "a", "securityContext": {"capabilities": {"drop": "ALL"}}}]}},
-         "/spec/containers/0/securityContext/capabilities/drop"),
+        (
+            {"kind": "Pod", "spec": {"containers": [], "securityContext": []}},
+            "/spec/securityContext",
+        ),
+        (
+            {"kind": "Pod", "spec": {"containers": [{"name": "a", "securityContext": "x"}]}},
+            "/spec/containers/0/securityContext",
+        ),
+        (
+            {
+                "kind": "Pod",
+                "spec": {
+                    "containers": [
+                        {"name": "a", "securityContext": {"capabilities": {"drop": "ALL"}}}
+                    ]
+                },
+            },
+            "/spec/containers/0/securityContext/capabilities/drop",
+        ),
         ({"kind": "Deployment", "spec": {"template": "x"}}, "/spec/template"),
         ({"kind": "List", "items": [1]}, "/items/0"),
     ],
@@ -137,16 +172,31 @@ def test_null_members_are_replaced_not_added() -> None:
 
 
 def test_appends_to_existing_arrays() -> None:
-    obj = pod({"name": "app", "image": "x", "volumeMounts": [{"name": "d", "mountPath": "/d"}],
-               "securityContext": {"capabilities": {"drop": ["NET_RAW"]}}},
-              volumes=[{"name": "d", "emptyDir": {}}])
+    obj = pod(
+        {
+            "name": "app",
+            "image": "x",
+            "volumeMounts": [{"name": "d", "mountPath": "/d"}],
+            "securityContext": {"capabilities": {"drop": ["NET_RAW"]}},
+        },
+        volumes=[{"name": "d", "emptyDir": {}}],
+    )
     ops = plan(obj).ops
-    assert {"op": "add", "path": "/spec/containers/0/securityContext/capabilities/drop/-",
-            "value": "ALL"} in ops
-    assert {"op": "add", "path": "/spec/volumes/-",
-            "value": {"name": "hardener-tmp", "emptyDir": {}}} in ops
-    assert {"op": "add", "path": "/spec/containers/0/volumeMounts/-",
-            "value": {"name": "hardener-tmp", "mountPath": "/tmp"}} in ops
+    assert {
+        "op": "add",
+        "path": "/spec/containers/0/securityContext/capabilities/drop/-",
+        "value": "ALL",
+    } in ops
+    assert {
+        "op": "add",
+        "path": "/spec/volumes/-",
+        "value": {"name": "hardener-tmp", "emptyDir": {}},
+    } in ops
+    assert {
+        "op": "add",
+        "path": "/spec/containers/0/volumeMounts/-",
+        "value": {"name": "hardener-tmp", "mountPath": "/tmp"},
+    } in ops
     hardened(obj)
 
 
@@ -163,11 +213,20 @@ def test_pointers_are_escaped() -> None:
 
 
 def test_explicit_values_are_never_changed() -> None:
-    obj = pod({"name": "app", "image": "x", "securityContext": {
-        "allowPrivilegeEscalation": True, "readOnlyRootFilesystem": False,
-        "runAsNonRoot": False, "seccompProfile": {"type": "Unconfined"},
-        "capabilities": {"add": ["NET_ADMIN"], "drop": ["NET_RAW"]}}},
-        securityContext={"fsGroup": 0})
+    obj = pod(
+        {
+            "name": "app",
+            "image": "x",
+            "securityContext": {
+                "allowPrivilegeEscalation": True,
+                "readOnlyRootFilesystem": False,
+                "runAsNonRoot": False,
+                "seccompProfile": {"type": "Unconfined"},
+                "capabilities": {"add": ["NET_ADMIN"], "drop": ["NET_RAW"]},
+            },
+        },
+        securityContext={"fsGroup": 0},
+    )
     result = plan(obj)
     patched = jsonpatch.apply_patch(obj, result.ops)
     sc = patched["spec"]["containers"][0]["securityContext"]
@@ -178,17 +237,32 @@ def test_explicit_values_are_never_changed() -> None:
     assert sc["capabilities"] == {"add": ["NET_ADMIN"], "drop": ["NET_RAW", "ALL"]}
     assert patched["spec"]["securityContext"]["fsGroup"] == 0
     rules = {f.rule for f in result.findings}
-    assert rules >= {"no-privilege-escalation", "read-only-root-filesystem", "run-as-non-root",
-                     "seccomp-runtime-default", "drop-all-capabilities", "fs-group"}
+    assert rules >= {
+        "no-privilege-escalation",
+        "read-only-root-filesystem",
+        "run-as-non-root",
+        "seccomp-runtime-default",
+        "drop-all-capabilities",
+        "fs-group",
+    }
     assert all(not f.fixable for f in result.findings)
 
 
 def test_enforce_replaces_explicit_values() -> None:
     config = parse_config({"rules": {rule.id: {"enforce": True} for rule in RULES}})
-    obj = pod({"name": "app", "image": "x", "securityContext": {
-        "allowPrivilegeEscalation": True, "readOnlyRootFilesystem": False,
-        "runAsNonRoot": False, "seccompProfile": {"type": "Unconfined"},
-        "capabilities": {"add": ["NET_ADMIN", "NET_BIND_SERVICE"]}}})
+    obj = pod(
+        {
+            "name": "app",
+            "image": "x",
+            "securityContext": {
+                "allowPrivilegeEscalation": True,
+                "readOnlyRootFilesystem": False,
+                "runAsNonRoot": False,
+                "seccompProfile": {"type": "Unconfined"},
+                "capabilities": {"add": ["NET_ADMIN", "NET_BIND_SERVICE"]},
+            },
+        }
+    )
     patched = hardened(obj, config)
     sc = patched["spec"]["containers"][0]["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False
@@ -200,29 +274,44 @@ def test_enforce_replaces_explicit_values() -> None:
 
 @pytest.mark.parametrize(
     "security_context",
-    [{"privileged": True}, {"capabilities": {"add": ["SYS_ADMIN"]}},
-     {"capabilities": {"add": ["cap_sys_admin"]}}, {"privileged": True,
-                                                   "allowPrivilegeEscalation": True}],
+    [
+        {"privileged": True},
+        {"capabilities": {"add": ["SYS_ADMIN"]}},
+        {"capabilities": {"add": ["cap_sys_admin"]}},
+        {"privileged": True, "allowPrivilegeEscalation": True},
+    ],
 )
 def test_no_privilege_escalation_never_next_to_privileged(security_context: dict[str, Any]) -> None:
     config = parse_config({"rules": {"no-privilege-escalation": {"enforce": True}}})
     obj = pod({"name": "app", "image": "x", "securityContext": security_context})
     result = plan(obj, config)
     patched = hardened(obj, config)
-    assert patched["spec"]["containers"][0]["securityContext"].get(
-        "allowPrivilegeEscalation") is not False
+    assert (
+        patched["spec"]["containers"][0]["securityContext"].get("allowPrivilegeEscalation")
+        is not False
+    )
     assert any(f.rule == "no-privilege-escalation" for f in result.findings)
 
 
-LINUX_ONLY = ("seccompProfile", "capabilities", "readOnlyRootFilesystem",
-              "allowPrivilegeEscalation", "fsGroup", "fsGroupChangePolicy", "runAsUser",
-              "runAsGroup")
+LINUX_ONLY = (
+    "seccompProfile",
+    "capabilities",
+    "readOnlyRootFilesystem",
+    "allowPrivilegeEscalation",
+    "fsGroup",
+    "fsGroupChangePolicy",
+    "runAsUser",
+    "runAsGroup",
+)
 
 
 @pytest.mark.parametrize(
     "windows",
-    [{"os": {"name": "windows"}}, {"nodeSelector": {"kubernetes.io/os": "windows"}},
-     {"securityContext": {"windowsOptions": {"hostProcess": True}}}],
+    [
+        {"os": {"name": "windows"}},
+        {"nodeSelector": {"kubernetes.io/os": "windows"}},
+        {"securityContext": {"windowsOptions": {"hostProcess": True}}},
+    ],
 )
 def test_windows_pods_get_no_linux_only_fields(windows: dict[str, Any]) -> None:
     config = parse_config({"rules": {"run-as-user": {"enabled": True}}})
@@ -241,21 +330,34 @@ def test_windows_pods_get_no_linux_only_fields(windows: dict[str, Any]) -> None:
 
 
 def test_ephemeral_scope_touches_only_new_ephemeral_containers() -> None:
-    obj = pod(ephemeralContainers=[
-        {"name": "old", "image": "busybox"}, {"name": "debugger", "image": "busybox"}])
+    obj = pod(
+        ephemeralContainers=[
+            {"name": "old", "image": "busybox"},
+            {"name": "debugger", "image": "busybox"},
+        ]
+    )
     result = plan(obj, scope=Scope(ephemeral_containers=frozenset({"debugger"})))
     assert result.ops
-    assert all(op["path"].startswith("/spec/ephemeralContainers/1/securityContext")
-               for op in result.ops)
+    assert all(
+        op["path"].startswith("/spec/ephemeralContainers/1/securityContext") for op in result.ops
+    )
     sc = jsonpatch.apply_patch(obj, result.ops)["spec"]["ephemeralContainers"][1]["securityContext"]
-    assert sc == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
-                  "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert sc == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
 def test_ephemeral_scope_respects_pod_level_values() -> None:
-    obj = pod(securityContext={"runAsNonRoot": True, "seccompProfile": {"type": "Localhost",
-                                                                        "localhostProfile": "p"}},
-              ephemeralContainers=[{"name": "debugger", "image": "busybox"}])
+    obj = pod(
+        securityContext={
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "Localhost", "localhostProfile": "p"},
+        },
+        ephemeralContainers=[{"name": "debugger", "image": "busybox"}],
+    )
     result = plan(obj, scope=Scope(ephemeral_containers=frozenset({"debugger"})))
     assert {op["path"] for op in result.ops} == {"/spec/ephemeralContainers/0/securityContext"}
     assert set(result.ops[0]["value"]) == {"allowPrivilegeEscalation", "capabilities"}
@@ -268,11 +370,15 @@ def test_opt_out_annotations() -> None:
 
     skip_rules = template("Deployment", copy.deepcopy(POD_SPEC))
     skip_rules["metadata"]["annotations"] = {
-        "hardener.dev/skip-rules": "read-only-root-filesystem, fs-group, no-such-rule"}
+        "hardener.dev/skip-rules": "read-only-root-filesystem, fs-group, no-such-rule"
+    }
     result = plan(skip_rules)
     assert {c.rule for c in result.changes} == {
-        "run-as-non-root", "seccomp-runtime-default", "no-privilege-escalation",
-        "drop-all-capabilities"}
+        "run-as-non-root",
+        "seccomp-runtime-default",
+        "no-privilege-escalation",
+        "drop-all-capabilities",
+    }
     (finding,) = result.findings
     assert "no-such-rule" in finding.message
 
@@ -304,8 +410,10 @@ def test_exempt_namespaces_and_names() -> None:
 
 
 def test_runtime_blockers_for_run_as_non_root() -> None:
-    obj = pod({"name": "app", "image": "x"},
-              {"name": "root", "image": "y", "securityContext": {"runAsUser": 0}})
+    obj = pod(
+        {"name": "app", "image": "x"},
+        {"name": "root", "image": "y", "securityContext": {"runAsUser": 0}},
+    )
     result = plan(obj)
     patched = jsonpatch.apply_patch(obj, result.ops)
     assert "runAsNonRoot" not in patched["spec"]["securityContext"]
@@ -329,7 +437,8 @@ def test_seccomp_legacy_annotations() -> None:
 
     obj = pod({"name": "a", "image": "x"}, {"name": "b", "image": "x"})
     obj["metadata"]["annotations"] = {
-        "container.seccomp.security.alpha.kubernetes.io/a": "runtime/default"}
+        "container.seccomp.security.alpha.kubernetes.io/a": "runtime/default"
+    }
     patched = hardened(obj)
     assert patched["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
@@ -342,9 +451,11 @@ def test_seccomp_not_set_when_every_container_has_a_profile() -> None:
 
 
 def test_read_only_root_filesystem_never_duplicates_volumes_or_mounts() -> None:
-    obj = pod({"name": "app", "image": "x", "volumeMounts": [{"name": "t", "mountPath": "/tmp/"}]},
-              {"name": "side", "image": "y"},
-              volumes=[{"name": "t", "emptyDir": {}}, {"name": "hardener-tmp", "secret": {}}])
+    obj = pod(
+        {"name": "app", "image": "x", "volumeMounts": [{"name": "t", "mountPath": "/tmp/"}]},
+        {"name": "side", "image": "y"},
+        volumes=[{"name": "t", "emptyDir": {}}, {"name": "hardener-tmp", "secret": {}}],
+    )
     obj["metadata"]["annotations"] = {"hardener.dev/writable-paths": "/var/cache/nginx"}
     patched = hardened(obj)
     names = [v["name"] for v in patched["spec"]["volumes"]]
@@ -355,15 +466,23 @@ def test_read_only_root_filesystem_never_duplicates_volumes_or_mounts() -> None:
         assert len(paths) == len(set(paths))
     assert patched["spec"]["containers"][0]["volumeMounts"] == [
         {"name": "t", "mountPath": "/tmp/"},
-        {"name": "hardener-var-cache-nginx", "mountPath": "/var/cache/nginx"}]
+        {"name": "hardener-var-cache-nginx", "mountPath": "/var/cache/nginx"},
+    ]
     assert patched["spec"]["containers"][1]["volumeMounts"] == [
         {"name": "hardener-tmp-2", "mountPath": "/tmp"},
-        {"name": "hardener-var-cache-nginx", "mountPath": "/var/cache/nginx"}]
+        {"name": "hardener-var-cache-nginx", "mountPath": "/var/cache/nginx"},
+    ]
 
 
 def test_fs_group_only_with_volumes_option() -> None:
-    config = parse_config({"rules": {"fs-group": {"only-with-volumes": True},
-                                     "read-only-root-filesystem": {"enabled": False}}})
+    config = parse_config(
+        {
+            "rules": {
+                "fs-group": {"only-with-volumes": True},
+                "read-only-root-filesystem": {"enabled": False},
+            }
+        }
+    )
     patched = hardened(pod(), config)
     assert "fsGroup" not in patched["spec"]["securityContext"]
     with_volume = pod(volumes=[{"name": "d", "emptyDir": {}}])
@@ -375,13 +494,19 @@ def test_baseline_profile_changes_neither_user_nor_filesystem() -> None:
     patched = hardened(pod(), config)
     assert patched["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert patched["spec"]["containers"][0]["securityContext"] == {
-        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert "volumes" not in patched["spec"]
 
 
 def test_run_as_user_rule_and_ids() -> None:
-    config = parse_config({"ids": {"user": 1001, "group": 1002, "fs-group": 1003},
-                           "rules": {"run-as-user": {"enabled": True}}})
+    config = parse_config(
+        {
+            "ids": {"user": 1001, "group": 1002, "fs-group": 1003},
+            "rules": {"run-as-user": {"enabled": True}},
+        }
+    )
     sc = hardened(pod(), config)["spec"]["securityContext"]
     assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]) == (1001, 1002, 1002)
 
@@ -393,7 +518,10 @@ def test_run_as_user_rule_and_ids() -> None:
         ({"rules": {"no-such": {}}}, "rules.no-such: unknown rule"),
         ({"rules": {"fs-group": {"colour": 1}}}, "rules.fs-group.colour: unknown option"),
         ({"rules": {"fs-group": {"fs-group": "x"}}}, "rules.fs-group.fs-group: must be an integer"),
-        ({"rules": {"fs-group": {"enforce": "yes"}}}, "rules.fs-group.enforce: must be true or false"),
+        (
+            {"rules": {"fs-group": {"enforce": "yes"}}},
+            "rules.fs-group.enforce: must be true or false",
+        ),
         ({"writable-paths": ["tmp"]}, "writable-paths: paths must be absolute"),
         ({"ids": {"user": 0}}, "ids.user: must not be 0"),
         ({"mode": "dry"}, "mode: 'dry' is not allowed"),

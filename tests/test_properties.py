@@ -14,12 +14,18 @@ from hardener.config import Config
 from hardener.rules import RULES
 
 maybe_bool = st.sampled_from([None, True, False])
-capability = st.sampled_from(["ALL", "all", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN",
-                              "CAP_SYS_ADMIN", "CHOWN"])
+capability = st.sampled_from(
+    ["ALL", "all", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN", "CAP_SYS_ADMIN", "CHOWN"]
+)
 profile = st.one_of(
     st.none(),
-    st.sampled_from([{"type": "RuntimeDefault"}, {"type": "Unconfined"},
-                     {"type": "Localhost", "localhostProfile": "p.json"}]),
+    st.sampled_from(
+        [
+            {"type": "RuntimeDefault"},
+            {"type": "Unconfined"},
+            {"type": "Localhost", "localhostProfile": "p.json"},
+        ]
+    ),
 )
 user = st.one_of(st.none(), st.sampled_from([0, 1000, 65532]))
 
@@ -32,10 +38,12 @@ def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
 def capabilities(draw: st.DrawFn) -> dict[str, Any] | None:
     if draw(st.booleans()):
         return None
-    return _drop_none({
-        "add": draw(st.one_of(st.none(), st.lists(capability, max_size=3))),
-        "drop": draw(st.one_of(st.none(), st.lists(capability, max_size=3))),
-    })
+    return _drop_none(
+        {
+            "add": draw(st.one_of(st.none(), st.lists(capability, max_size=3))),
+            "drop": draw(st.one_of(st.none(), st.lists(capability, max_size=3))),
+        }
+    )
 
 
 @st.composite
@@ -52,12 +60,14 @@ def security_context(draw: st.DrawFn, pod_level: bool) -> dict[str, Any] | None:
     if pod_level:
         fields["fsGroup"] = draw(st.one_of(st.none(), st.sampled_from([0, 2000])))
     else:
-        fields.update({
-            "privileged": draw(maybe_bool),
-            "allowPrivilegeEscalation": draw(maybe_bool),
-            "readOnlyRootFilesystem": draw(maybe_bool),
-            "capabilities": draw(capabilities()),
-        })
+        fields.update(
+            {
+                "privileged": draw(maybe_bool),
+                "allowPrivilegeEscalation": draw(maybe_bool),
+                "readOnlyRootFilesystem": draw(maybe_bool),
+                "capabilities": draw(capabilities()),
+            }
+        )
     return _drop_none(fields)
 
 
@@ -68,17 +78,28 @@ def container(draw: st.DrawFn, name: str) -> dict[str, Any]:
     if sc is not None:
         result["securityContext"] = sc
     if draw(st.booleans()):
-        result["volumeMounts"] = draw(st.lists(
-            st.sampled_from([{"name": "data", "mountPath": "/data"},
-                             {"name": "scratch", "mountPath": "/tmp"}]),
-            max_size=2, unique_by=lambda m: m["name"]))
+        result["volumeMounts"] = draw(
+            st.lists(
+                st.sampled_from(
+                    [
+                        {"name": "data", "mountPath": "/data"},
+                        {"name": "scratch", "mountPath": "/tmp"},
+                    ]
+                ),
+                max_size=2,
+                unique_by=lambda m: m["name"],
+            )
+        )
     return result
 
 
 @st.composite
 def pods(draw: st.DrawFn) -> dict[str, Any]:
-    names = draw(st.lists(st.sampled_from(["app", "side", "init", "debug"]), min_size=1,
-                          max_size=3, unique=True))
+    names = draw(
+        st.lists(
+            st.sampled_from(["app", "side", "init", "debug"]), min_size=1, max_size=3, unique=True
+        )
+    )
     spec: dict[str, Any] = {"containers": [draw(container(n)) for n in names[:2]]}
     if len(names) > 2:
         spec["initContainers"] = [draw(container(names[2]))]
@@ -89,21 +110,32 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
         spec["volumes"] = [{"name": "data", "emptyDir": {}}, {"name": "scratch", "emptyDir": {}}]
     if draw(st.integers(0, 5)) == 0:
         spec["os"] = {"name": "windows"}
-    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                           "spec": spec}
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": spec,
+    }
     if draw(st.booleans()):
-        obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-               "spec": {"template": {"metadata": {}, "spec": spec}}}
+        obj = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"template": {"metadata": {}, "spec": spec}},
+        }
     return obj
 
 
-configs = st.sampled_from([
-    parse_config({}),
-    parse_config({"profile": "baseline"}),
-    parse_config({"rules": {"run-as-user": {"enabled": True},
-                            "fs-group": {"only-with-volumes": True}}}),
-    parse_config({"rules": {rule.id: {"enforce": True} for rule in RULES}}),
-])
+configs = st.sampled_from(
+    [
+        parse_config({}),
+        parse_config({"profile": "baseline"}),
+        parse_config(
+            {"rules": {"run-as-user": {"enabled": True}, "fs-group": {"only-with-volumes": True}}}
+        ),
+        parse_config({"rules": {rule.id: {"enforce": True} for rule in RULES}}),
+    ]
+)
 
 
 def leaves(node: Any, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], Any]:
@@ -156,15 +188,16 @@ def test_result_is_one_the_api_server_accepts(obj: dict[str, Any], config: Confi
     for field in ("containers", "initContainers"):
         for c, old in zip(spec.get(field, []), before.get(field, []), strict=True):
             sc = c.get("securityContext", {})
-            caps = [x.upper().removeprefix("CAP_")
-                    for x in sc.get("capabilities", {}).get("add", [])]
+            caps = [
+                x.upper().removeprefix("CAP_") for x in sc.get("capabilities", {}).get("add", [])
+            ]
             was = old.get("securityContext", {}).get("allowPrivilegeEscalation")
             if (sc.get("privileged") is True or "SYS_ADMIN" in caps) and was is not False:
                 assert sc.get("allowPrivilegeEscalation") is not False
             mounts = c.get("volumeMounts", [])
             paths = [m["mountPath"].rstrip("/") for m in mounts]
             assert len(paths) == len(set(paths))
-            for mount in mounts[len(old.get("volumeMounts", [])):]:
+            for mount in mounts[len(old.get("volumeMounts", [])) :]:
                 assert mount["name"] in names
             if windows:
                 assert set(sc) - set(old.get("securityContext", {})) <= {"runAsNonRoot"}

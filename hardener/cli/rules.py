@@ -14,7 +14,9 @@ __all__ = ["register", "render_markdown"]
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "rules", help="list hardener's rules", description="List hardener's rules, in the order they run."
+        "rules",
+        help="list hardener's rules",
+        description="List hardener's rules, in the order they run.",
     )
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     parser.set_defaults(func=run)
@@ -22,7 +24,8 @@ def register(subparsers: Any) -> None:
 
 def _profiles(rule: Rule) -> list[str]:
     return [
-        profile for profile in ("restricted", "baseline")
+        profile
+        for profile in ("restricted", "baseline")
         if default_config(profile).rule(rule.id).enabled
     ]
 

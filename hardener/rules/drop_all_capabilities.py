@@ -50,13 +50,19 @@ def apply(ctx: RuleContext) -> None:
                     level="restricted",
                 )
             elif ctx.get((*caps_path, "drop")) is MISSING:
-                ctx.set((*caps_path, "drop"), ["ALL"],
-                        f'dropped ALL capabilities on container "{container.name}"',
-                        container=container)
+                ctx.set(
+                    (*caps_path, "drop"),
+                    ["ALL"],
+                    f'dropped ALL capabilities on container "{container.name}"',
+                    container=container,
+                )
             else:
-                ctx.append((*caps_path, "drop"), "ALL",
-                           f'dropped ALL capabilities on container "{container.name}"',
-                           container=container)
+                ctx.append(
+                    (*caps_path, "drop"),
+                    "ALL",
+                    f'dropped ALL capabilities on container "{container.name}"',
+                    container=container,
+                )
         if ctx.profile != "restricted":
             continue
         extra = [c for c in added(ctx, container) if normalise(c) not in ALLOWED_IN_RESTRICTED]
@@ -64,9 +70,14 @@ def apply(ctx: RuleContext) -> None:
             continue
         if ctx.enforce:
             keep = [c for c in added(ctx, container) if normalise(c) in ALLOWED_IN_RESTRICTED]
-            ctx.set((*caps_path, "add"), keep,
-                    f'removed capabilities {", ".join(map(str, extra))} from container '
-                    f'"{container.name}"', container=container, replace=True)
+            ctx.set(
+                (*caps_path, "add"),
+                keep,
+                f"removed capabilities {', '.join(map(str, extra))} from container "
+                f'"{container.name}"',
+                container=container,
+                replace=True,
+            )
             continue
         ctx.finding(
             f'container "{container.name}" adds capabilities {", ".join(map(str, extra))}; '

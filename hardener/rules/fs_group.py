@@ -47,11 +47,16 @@ def apply(ctx: RuleContext) -> None:
     if current is not MISSING:
         if _group_id(current) == 0:
             if ctx.enforce:
-                ctx.set((*spec_sc, "fsGroup"), int(ctx.options["fs-group"]),
-                        "enforced a non-root fsGroup on the pod", replace=True)
+                ctx.set(
+                    (*spec_sc, "fsGroup"),
+                    int(ctx.options["fs-group"]),
+                    "enforced a non-root fsGroup on the pod",
+                    replace=True,
+                )
             else:
-                ctx.finding("pod sets securityContext.fsGroup=0 (the root group)",
-                            (*spec_sc, "fsGroup"))
+                ctx.finding(
+                    "pod sets securityContext.fsGroup=0 (the root group)", (*spec_sc, "fsGroup")
+                )
         return
     if ctx.options["only-with-volumes"]:
         volumes = ctx.get((*ctx.site.spec_path, "volumes"))
@@ -61,8 +66,11 @@ def apply(ctx: RuleContext) -> None:
     value = group if group is not None and group != 0 else int(ctx.options["fs-group"])
     ctx.set((*spec_sc, "fsGroup"), value, f"set fsGroup={value} on the pod")
     if ctx.pod_sc("fsGroupChangePolicy") is MISSING:
-        ctx.set((*spec_sc, "fsGroupChangePolicy"), "OnRootMismatch",
-                "set fsGroupChangePolicy=OnRootMismatch on the pod")
+        ctx.set(
+            (*spec_sc, "fsGroupChangePolicy"),
+            "OnRootMismatch",
+            "set fsGroupChangePolicy=OnRootMismatch on the pod",
+        )
 
 
 RULE = Rule(

@@ -50,9 +50,13 @@ def apply(ctx: RuleContext) -> None:
             continue
         if current is True:
             if ctx.enforce:
-                ctx.set(path, False,
-                        f'enforced allowPrivilegeEscalation=false on container "{container.name}"',
-                        container=container, replace=True)
+                ctx.set(
+                    path,
+                    False,
+                    f'enforced allowPrivilegeEscalation=false on container "{container.name}"',
+                    container=container,
+                    replace=True,
+                )
             else:
                 ctx.finding(
                     f'container "{container.name}" sets '
@@ -62,9 +66,12 @@ def apply(ctx: RuleContext) -> None:
                     level="restricted",
                 )
             continue
-        ctx.set(path, False,
-                f'set allowPrivilegeEscalation=false on container "{container.name}"',
-                container=container)
+        ctx.set(
+            path,
+            False,
+            f'set allowPrivilegeEscalation=false on container "{container.name}"',
+            container=container,
+        )
 
 
 RULE = Rule(

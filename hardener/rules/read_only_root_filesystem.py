@@ -96,8 +96,11 @@ def _companion(ctx: RuleContext, path: str) -> str:
             return name
         name = f"{base[: 60 - len(str(suffix))]}-{suffix}"
         suffix += 1
-    ctx.append((*ctx.site.spec_path, "volumes"), {"name": name, "emptyDir": {}},
-               f"added emptyDir volume {name!r} for writable path {path}")
+    ctx.append(
+        (*ctx.site.spec_path, "volumes"),
+        {"name": name, "emptyDir": {}},
+        f"added emptyDir volume {name!r} for writable path {path}",
+    )
     return name
 
 
@@ -115,24 +118,34 @@ def apply(ctx: RuleContext) -> None:
                         container=container,
                     )
                     continue
-                ctx.set(path, True,
-                        f'enforced readOnlyRootFilesystem=true on container "{container.name}"',
-                        container=container, replace=True)
+                ctx.set(
+                    path,
+                    True,
+                    f'enforced readOnlyRootFilesystem=true on container "{container.name}"',
+                    container=container,
+                    replace=True,
+                )
             else:
                 continue
         else:
-            ctx.set(path, True,
-                    f'set readOnlyRootFilesystem=true on container "{container.name}"',
-                    container=container)
+            ctx.set(
+                path,
+                True,
+                f'set readOnlyRootFilesystem=true on container "{container.name}"',
+                container=container,
+            )
         for writable in writable_paths(ctx):
             if writable in _mount_paths(ctx, container):
                 continue
             name = _companion(ctx, writable)
             if name in _mount_names(ctx, container):
                 continue
-            ctx.append((*container.path, "volumeMounts"), {"name": name, "mountPath": writable},
-                       f'mounted {name!r} at {writable} in container "{container.name}"',
-                       container=container)
+            ctx.append(
+                (*container.path, "volumeMounts"),
+                {"name": name, "mountPath": writable},
+                f'mounted {name!r} at {writable} in container "{container.name}"',
+                container=container,
+            )
 
 
 RULE = Rule(

@@ -60,8 +60,12 @@ def apply(ctx: RuleContext) -> None:
 
     if pod_flag is False:
         if ctx.enforce and ctx.pod_editable and not pod_root:
-            ctx.set((*spec_sc, "runAsNonRoot"), True, "enforced runAsNonRoot=true on the pod",
-                    replace=True)
+            ctx.set(
+                (*spec_sc, "runAsNonRoot"),
+                True,
+                "enforced runAsNonRoot=true on the pod",
+                replace=True,
+            )
         else:
             ctx.finding(
                 "pod sets securityContext.runAsNonRoot=false",
@@ -75,9 +79,13 @@ def apply(ctx: RuleContext) -> None:
     for container in ctx.containers:
         if explicit(container) is False:
             if ctx.enforce and not _root_user(ctx.container_sc(container, "runAsUser")):
-                ctx.set((*container.path, "securityContext", "runAsNonRoot"), True,
-                        f'enforced runAsNonRoot=true on container "{container.name}"',
-                        container=container, replace=True)
+                ctx.set(
+                    (*container.path, "securityContext", "runAsNonRoot"),
+                    True,
+                    f'enforced runAsNonRoot=true on container "{container.name}"',
+                    container=container,
+                    replace=True,
+                )
             else:
                 ctx.finding(
                     f'container "{container.name}" sets securityContext.runAsNonRoot=false',

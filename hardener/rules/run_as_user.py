@@ -37,14 +37,21 @@ def apply(ctx: RuleContext) -> None:
     if ctx.pod_editable:
         for key, value in wanted:
             if ctx.pod_sc(key) is MISSING:
-                ctx.set((*ctx.site.spec_path, "securityContext", key), value,
-                        f"set {key}={value} on the pod")
+                ctx.set(
+                    (*ctx.site.spec_path, "securityContext", key),
+                    value,
+                    f"set {key}={value} on the pod",
+                )
         return
     for container in ctx.containers:
         for key, value in wanted:
             if ctx.pod_sc(key) is MISSING and ctx.container_sc(container, key) is MISSING:
-                ctx.set((*container.path, "securityContext", key), value,
-                        f'set {key}={value} on container "{container.name}"', container=container)
+                ctx.set(
+                    (*container.path, "securityContext", key),
+                    value,
+                    f'set {key}={value} on container "{container.name}"',
+                    container=container,
+                )
 
 
 RULE = Rule(

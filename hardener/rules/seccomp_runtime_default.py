@@ -65,8 +65,12 @@ def apply(ctx: RuleContext) -> None:
     pod_type = _profile_type(ctx.pod_sc("seccompProfile"))
     if pod_type == "Unconfined":
         if ctx.enforce and ctx.pod_editable and pod_note is None:
-            ctx.set((*spec_sc, "seccompProfile"), dict(RUNTIME_DEFAULT),
-                    "enforced seccompProfile RuntimeDefault on the pod", replace=True)
+            ctx.set(
+                (*spec_sc, "seccompProfile"),
+                dict(RUNTIME_DEFAULT),
+                "enforced seccompProfile RuntimeDefault on the pod",
+                replace=True,
+            )
             pod_type = "RuntimeDefault"
         else:
             ctx.finding(
@@ -80,10 +84,13 @@ def apply(ctx: RuleContext) -> None:
         kind = _profile_type(ctx.container_sc(container, "seccompProfile"))
         if kind == "Unconfined":
             if ctx.enforce and container_note(container) is None:
-                ctx.set((*container.path, "securityContext", "seccompProfile"),
-                        dict(RUNTIME_DEFAULT),
-                        f'enforced seccompProfile RuntimeDefault on container "{container.name}"',
-                        container=container, replace=True)
+                ctx.set(
+                    (*container.path, "securityContext", "seccompProfile"),
+                    dict(RUNTIME_DEFAULT),
+                    f'enforced seccompProfile RuntimeDefault on container "{container.name}"',
+                    container=container,
+                    replace=True,
+                )
             else:
                 ctx.finding(
                     f'container "{container.name}" sets '
@@ -115,8 +122,11 @@ def apply(ctx: RuleContext) -> None:
 
     pod_level, containers = pod_or_containers(ctx, covered=covered, blocked=lambda c: False)
     if pod_level:
-        ctx.set((*spec_sc, "seccompProfile"), dict(RUNTIME_DEFAULT),
-                "set seccompProfile type RuntimeDefault on the pod")
+        ctx.set(
+            (*spec_sc, "seccompProfile"),
+            dict(RUNTIME_DEFAULT),
+            "set seccompProfile type RuntimeDefault on the pod",
+        )
         return
     for container in containers:
         ctx.set(
