@@ -326,7 +326,10 @@ def kustomize_files(
                 "type": "kubernetes.io/tls",
                 "files": ["tls.crt", "tls.key", "ca.crt"],
                 # The Deployment mounts the Secret by its plain name, as with cert-manager.
-                "options": {"disableNameSuffixHash": True},
+                "options": {
+                    "disableNameSuffixHash": True,
+                    "labels": {"app.kubernetes.io/part-of": "hardener"},
+                },
             }
         ],
         "patches": [

@@ -1,0 +1,151 @@
+"""hardener's own Deployment: restricted, hardened, available, and wired to the serve CLI."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from typing import Any
+
+import pytest
+
+from hardener.pss import evaluate
+from tests.deploy.deploy_support import TARGETS, Obj, pick
+
+Rendered = dict[str, list[Obj]]
+
+SERVE_ARGS = [
+    "--config",
+    "/etc/hardener/config.yaml",
+    "--port",
+    "8443",
+    "--tls-cert",
+    "/etc/hardener/tls/tls.crt",
+    "--tls-key",
+    "/etc/hardener/tls/tls.key",
+    "--metrics-port",
+    "9090",
+]
+
+
+def deployment(rendered: Rendered, target: str = "base") -> dict[str, Any]:
+    return pick(rendered[target], "Deployment", "hardener")
+
+
+@pytest.mark.parametrize("version", ["latest", "v1.30", "v1.25"])
+@pytest.mark.parametrize("target", TARGETS)
+def test_passes_pod_security_restricted(rendered: Rendered, target: str, version: str) -> None:
+    violations = evaluate(deployment(rendered, target), level="restricted", version=version)
+    assert violations == [], [v.message for v in violations]
+
+
+def test_the_pss_check_is_not_vacuous(rendered: Rendered) -> None:
+    obj = copy.deepcopy(deployment(rendered))
+    obj["spec"]["template"]["spec"]["containers"][0]["securityContext"].pop("capabilities")
+    assert [v.check for v in evaluate(obj, level="restricted")] == ["capabilities_restricted"]
+
+
+def test_security_context(rendered: Rendered) -> None:
+    pod = deployment(rendered)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 65532
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["privileged"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(field)
+
+
+def test_only_tmp_is_writable(rendered: Rendered) -> None:
+    pod = deployment(rendered)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert set(mounts) == {"/etc/hardener/config.yaml", "/etc/hardener/tls", "/tmp"}
+    writable = [path for path, mount in mounts.items() if not mount.get("readOnly")]
+    assert writable == ["/tmp"]
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    assert volumes[mounts["/tmp"]["name"]]["emptyDir"]["sizeLimit"]
+    tls = volumes[mounts["/etc/hardener/tls"]["name"]]["secret"]
+    assert tls == {"secretName": "hardener-tls", "defaultMode": 0o440}
+    assert mounts["/etc/hardener/config.yaml"]["subPath"] == "config.yaml"
+    assert not [v for v in volumes.values() if "hostPath" in v]
+
+
+def test_serve_command_line(rendered: Rendered) -> None:
+    (container,) = deployment(rendered)["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["hardener", "serve"]
+    assert container["args"] == SERVE_ARGS
+
+
+def test_serve_accepts_the_command_line(rendered: Rendered) -> None:
+    # The Deployment's arguments, parsed by the real `hardener serve` parser.
+    from hardener.cli import serve
+
+    parser = argparse.ArgumentParser(prog="hardener")
+    serve.register(parser.add_subparsers(dest="command"))
+    (container,) = deployment(rendered)["spec"]["template"]["spec"]["containers"]
+    args = parser.parse_args(container["command"][1:] + container["args"])
+    assert args.func is serve.run
+    assert (args.port, args.metrics_port) == (8443, 9090)
+    assert str(args.config) == "/etc/hardener/config.yaml"
+    assert str(args.tls_cert) == "/etc/hardener/tls/tls.crt"
+    assert str(args.tls_key) == "/etc/hardener/tls/tls.key"
+
+
+def test_probes_use_https_on_the_webhook_port(rendered: Rendered) -> None:
+    (container,) = deployment(rendered)["spec"]["template"]["spec"]["containers"]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = container[probe]["httpGet"]
+        assert get == {"path": path, "port": "webhook", "scheme": "HTTPS"}
+        # The kubelet must give up on a probe before the next one starts.
+        assert container[probe]["timeoutSeconds"] < container[probe]["periodSeconds"]
+
+
+def test_resources_are_bounded(rendered: Rendered) -> None:
+    (container,) = deployment(rendered)["spec"]["template"]["spec"]["containers"]
+    resources = container["resources"]
+    for key in ("cpu", "memory"):
+        assert resources["requests"][key]
+        assert resources["limits"][key]
+
+
+def test_availability(rendered: Rendered) -> None:
+    obj = deployment(rendered)
+    spec = obj["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    constraints = spec["template"]["spec"]["topologySpreadConstraints"]
+    keys = {c["topologyKey"] for c in constraints}
+    assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    pod_labels = spec["template"]["metadata"]["labels"]
+    for constraint in constraints:
+        assert constraint["maxSkew"] == 1
+        # Spreading must never keep the webhook from running on a small cluster.
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert constraint["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    pdb = pick(rendered["base"], "PodDisruptionBudget", "hardener")
+    assert pdb["spec"]["minAvailable"] == 1 < spec["replicas"]
+
+
+def test_hardener_has_nothing_to_change(rendered: Rendered) -> None:
+    # The same engine `hardener fix` and the webhook use, with every rule switched on.
+    from hardener.config import parse_config
+    from hardener.engine import plan
+    from hardener.rules import RULES
+
+    everything = parse_config({"rules": {rule.id: {"enabled": True} for rule in RULES}})
+    for target in TARGETS:
+        result = plan(deployment(rendered, target), everything)
+        assert result.ops == [], target
+        assert result.findings == [], target
