@@ -16,7 +16,15 @@ from typing import Any
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-__all__ = ["QuoteStyle", "block_lines", "flow_text", "json_lines", "scalar_text"]
+__all__ = [
+    "QuoteStyle",
+    "block_lines",
+    "flow_text",
+    "json_lines",
+    "key_text",
+    "quoted",
+    "scalar_text",
+]
 
 QuoteStyle = str  # '"' or "'"
 
@@ -64,7 +72,7 @@ def _plain_ok(text: str, flow: bool) -> bool:
         return False
     if flow and (any(c in _FLOW_INDICATORS for c in text) or text.startswith(":")):
         return False
-    if _RESOLVER.resolve(ScalarNode, text, (True, False)) != _STR_TAG:
+    if _RESOLVER.resolve(ScalarNode, text, (True, False)) != _STR_TAG:  # type: ignore[no-untyped-call]
         return False
     return not _OTHER_READERS.match(text)
 
@@ -88,12 +96,17 @@ def _double_quoted(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _string(text: str, quote: QuoteStyle, flow: bool) -> str:
-    if _plain_ok(text, flow):
-        return text
+def quoted(text: str, quote: QuoteStyle) -> str:
+    """``text`` as a quoted scalar, single-quoted if asked and possible, else double-quoted."""
     if quote == "'" and not any(_needs_escape(c) for c in text) and "\n" not in text:
         return "'" + text.replace("'", "''") + "'"
     return _double_quoted(text)
+
+
+def _string(text: str, quote: QuoteStyle, flow: bool) -> str:
+    if _plain_ok(text, flow):
+        return text
+    return quoted(text, quote)
 
 
 def _float(value: float) -> str:
@@ -130,21 +143,23 @@ def scalar_text(value: Any, quote: QuoteStyle = '"', flow: bool = False) -> str:
     raise TypeError(f"not a scalar: {type(value).__name__}")
 
 
-def key_text(key: str, quote: QuoteStyle, flow: bool = False) -> str:
-    if key == "<<":
-        return _double_quoted(key) if quote == '"' else "'<<'"
+def key_text(key: str, quote: QuoteStyle, flow: bool = False, key_quote: str | None = None) -> str:
+    """A mapping key; ``key_quote`` quotes it always (for files whose keys are all quoted)."""
+    if key == "<<" or key_quote is not None:
+        return quoted(key, key_quote or quote)
     return _string(key, quote, flow)
 
 
-def flow_text(value: Any, quote: QuoteStyle) -> str:
+def flow_text(value: Any, quote: QuoteStyle, key_quote: str | None = None) -> str:
     """A value in YAML flow style on one line: ``{a: 1, b: [x, y]}``."""
     if isinstance(value, dict) and value:
         inner = ", ".join(
-            f"{key_text(k, quote, True)}: {flow_text(v, quote)}" for k, v in value.items()
+            f"{key_text(k, quote, True, key_quote)}: {flow_text(v, quote, key_quote)}"
+            for k, v in value.items()
         )
         return "{" + inner + "}"
     if isinstance(value, list) and value:
-        return "[" + ", ".join(flow_text(v, quote) for v in value) + "]"
+        return "[" + ", ".join(flow_text(v, quote, key_quote) for v in value) + "]"
     return scalar_text(value, quote, flow=True)
 
 
@@ -161,17 +176,19 @@ def block_lines(
     seq_indent: int,
     item_indent: int,
     quote: QuoteStyle,
+    key_quote: str | None = None,
 ) -> list[str]:
     """Block YAML lines for a mapping member ``key: value`` (or, with key None, a bare value)
     whose first character sits at ``column``.
 
     ``map_indent`` is how far a nested mapping is indented under its key, ``seq_indent`` how far
     a sequence's ``-`` is indented under its key (0 for sequences flush with their key), and
-    ``item_indent`` the distance from ``-`` to an item's content.
+    ``item_indent`` the distance from ``-`` to an item's content. ``key_quote`` quotes every
+    key in that style (for files that quote all their keys).
     """
 
     def member(name: str, item: Any, col: int) -> list[str]:
-        head = " " * col + key_text(name, quote)
+        head = " " * col + key_text(name, quote, key_quote=key_quote)
         if isinstance(item, dict) and item:
             return [head + ":", *mapping(item, col + map_indent)]
         if isinstance(item, list) and item:
@@ -205,8 +222,10 @@ def block_lines(
     return [" " * column + scalar_text(value, quote)]
 
 
-def json_lines(value: Any, column: int, step: int) -> list[str]:
+def json_lines(value: Any, column: int, step: int, key_sep: str = ": ") -> list[str]:
     """``value`` as indented JSON; the first line has no indentation, the rest start at column."""
-    text = json.dumps(value, ensure_ascii=False, indent=step if step > 0 else None)
+    text = json.dumps(
+        value, ensure_ascii=False, indent=step if step > 0 else None, separators=(",", key_sep)
+    )
     lines = text.split("\n")
     return [lines[0], *(" " * column + line for line in lines[1:])]

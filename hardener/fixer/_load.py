@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from yaml._yaml import CParser
@@ -37,7 +37,8 @@ class YNode:
     """One node of a document, with its place in the text (offsets into the text without BOM).
 
     ``line``/``column`` are 0-based like libyaml's marks. An alias is a leaf (``alias`` true);
-    ``anchor`` is set on a node written with ``&name``.
+    ``anchor`` is set on a node written with ``&name``, and ``aliased`` when an alias of the
+    same document refers to that name.
     """
 
     kind: Literal["scalar", "mapping", "sequence"]
@@ -51,6 +52,7 @@ class YNode:
     style: str | None
     flow: bool
     anchor: str | None = None
+    aliased: bool = False
     alias: bool = False
     parent: YNode | None = None
     depth: int = 0
@@ -66,16 +68,7 @@ class YNode:
         return self.kind == "scalar" and not self.alias and self.style == "" and self.text == ""
 
 
-def _timestamp_as_text(loader: SafeConstructor, node: Node) -> Any:
-    # Kubernetes objects never hold timestamps: the JSON decoders keep them as strings.
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-def _binary_as_text(loader: SafeConstructor, node: Node) -> Any:
-    return "".join(str(loader.construct_scalar(node)).split())  # type: ignore[arg-type]
-
-
-class _Loader(Composer, CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+class _Loader(Composer, CParser, SafeConstructor, Resolver):
     """libyaml's parser, PyYAML's composer (aliases kept apart) and safe YAML 1.1 constructor."""
 
     def __init__(self, text: str) -> None:
@@ -85,36 +78,46 @@ class _Loader(Composer, CParser, SafeConstructor, Resolver):  # type: ignore[mis
         Composer.__init__(self)
         self.anchor_of: dict[int, str] = {}
         self.alias_ids: set[int] = set()
+        self.alias_names: set[str] = set()
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         if self.check_event(AliasEvent):
-            event = self.get_event()
+            event: Any = self.get_event()
             if event.anchor not in self.anchors:
                 raise yaml.composer.ComposerError(
                     None, None, f"found undefined alias {event.anchor!r}", event.start_mark
                 )
-            target = self.anchors[event.anchor]
+            target: Any = self.anchors[event.anchor]
+            self.alias_names.add(event.anchor)
             proxy: Node
             if isinstance(target, ScalarNode):
                 proxy = ScalarNode(
                     target.tag, target.value, event.start_mark, event.end_mark, target.style
                 )
-            elif isinstance(target, MappingNode):
-                proxy = MappingNode(
-                    target.tag, target.value, event.start_mark, event.end_mark, target.flow_style
-                )
             else:
-                proxy = SequenceNode(
+                kind = MappingNode if isinstance(target, MappingNode) else SequenceNode
+                proxy = kind(
                     target.tag, target.value, event.start_mark, event.end_mark, target.flow_style
                 )
             self.alias_ids.add(id(proxy))
             return proxy
-        event = self.peek_event()
-        anchor = event.anchor if isinstance(event, ScalarEvent | CollectionStartEvent) else None
-        node: Node = super().compose_node(parent, index)
+        upcoming: Any = self.peek_event()
+        anchor = (
+            upcoming.anchor if isinstance(upcoming, ScalarEvent | CollectionStartEvent) else None
+        )
+        node: Any = super().compose_node(parent, index)
         if anchor is not None:
             self.anchor_of[id(node)] = anchor
-        return node
+        return cast(Node, node)
+
+
+def _timestamp_as_text(loader: Any, node: Any) -> Any:
+    # Kubernetes objects never hold timestamps: the JSON decoders keep them as strings.
+    return loader.construct_scalar(node)
+
+
+def _binary_as_text(loader: Any, node: Any) -> Any:
+    return "".join(str(loader.construct_scalar(node)).split())
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
@@ -189,6 +192,7 @@ class _Builder:
     def build(self, node: Node, parent: YNode | None) -> YNode:
         start, end = node.start_mark, node.end_mark
         alias = id(node) in self.loader.alias_ids
+        anchor = self.loader.anchor_of.get(id(node))
         if isinstance(node, ScalarNode):
             kind: Literal["scalar", "mapping", "sequence"] = "scalar"
             style: str | None = node.style or ""
@@ -196,7 +200,7 @@ class _Builder:
         else:
             kind = "mapping" if isinstance(node, MappingNode) else "sequence"
             style = None
-            flow = bool(node.flow_style)
+            flow = bool(getattr(node, "flow_style", False))
         ynode = YNode(
             kind=kind,
             start=start.index,
@@ -208,7 +212,8 @@ class _Builder:
             tag=node.tag,
             style=style,
             flow=flow,
-            anchor=self.loader.anchor_of.get(id(node)),
+            anchor=anchor,
+            aliased=anchor is not None and anchor in self.loader.alias_names,
             alias=alias,
             parent=parent,
             depth=0 if parent is None else parent.depth + 1,
@@ -277,7 +282,8 @@ def load_documents(text: str) -> list[tuple[YNode, Any]]:
     builder = _Builder(loader)
     try:
         while loader.check_node():
-            node = loader.get_node()
+            loader.alias_names = set()
+            node: Any = loader.get_node()
             root = builder.build(node, None)
             value = _jsonify(loader.construct_document(node))
             documents.append((root, value))

@@ -42,7 +42,14 @@ from typing import Any
 
 import jsonpatch
 
-from hardener.fixer._emit import block_lines, flow_text, json_lines, key_text, scalar_text
+from hardener.fixer._emit import (
+    block_lines,
+    flow_text,
+    json_lines,
+    key_text,
+    quoted,
+    scalar_text,
+)
 from hardener.fixer._errors import EditError
 from hardener.fixer._load import YNode, line_starts
 from hardener.model import Operation
@@ -232,6 +239,24 @@ class TextEditor:
             found.get("item", defaults.item_indent),
         )
 
+    @staticmethod
+    def _key_quote(node: YNode | None) -> str | None:
+        """The quote every key of this mapping is written with, if they all share one."""
+        if node is None or node.kind != "mapping" or not node.pairs:
+            return None
+        styles = {key.style for key, _ in node.pairs}
+        if len(styles) == 1 and styles <= {'"', "'"}:
+            return styles.pop()
+        return None
+
+    @staticmethod
+    def _item_quote(node: YNode) -> str | None:
+        """The quote every string item of this sequence is written with, if they share one."""
+        styles = {item.style for item in node.items if item.kind == "scalar" and not item.alias}
+        if len(styles) == 1 and styles <= {'"', "'"}:
+            return styles.pop()
+        return None
+
     def _quote_style(self) -> str:
         if self._quote is None:
             styles = Counter(n.style for n in _walk(self.roots) if n.kind == "scalar")
@@ -276,7 +301,7 @@ class TextEditor:
                 f"{path}: goes through an alias (line {node.line + 1}); "
                 "edit this file by hand or expand the alias"
             )
-        if node.anchor is not None:
+        if node.aliased:
             raise EditError(
                 f"{path}: changes the anchored node &{node.anchor} (line {node.line + 1}), "
                 "which would change every alias of it; edit this file by hand"
@@ -409,6 +434,17 @@ class TextEditor:
             end = len(self.text)
             self.edits.append(_Edit(end, end, "".join(nl + text for text in lines), depth))
 
+    def _replace_lines(self, first: int, last: int, lines: list[str], depth: int) -> None:
+        nl = self.newline
+        begin = self.starts[first]
+        if last + 1 < len(self.starts):
+            end = self.starts[last + 1]
+            text = "".join(line + nl for line in lines)
+        else:
+            end = len(self.text)
+            text = nl.join(lines)
+        self.edits.append(_Edit(begin, end, text, depth))
+
     def _value_span(self, node: YNode) -> tuple[int, int]:
         """The characters of a scalar/alias/flow value, without trailing blank lines."""
         if node.kind == "scalar" and node.style in ("|", ">") and not node.alias:
@@ -428,12 +464,20 @@ class TextEditor:
 
     def _to_block(self, key: YNode, child: YNode, new: Any) -> None:
         """``key: <nothing|null|{}|[]|*alias>`` becomes ``key:`` followed by a block value."""
-        if child.line != key.end_line:
-            raise EditError(
-                f"line {child.line + 1}: a value written below its key cannot be replaced "
-                "surgically; edit this file by hand"
-            )
-        if not child.empty_scalar:
+        below = child.line != key.end_line and not child.empty_scalar
+        if below:
+            # `key:` with `{}` (or null) alone on the next line, as Helm renders it: those
+            # whole lines make way for the block.
+            last = self._last_line(child)
+            start, end = self._value_span(child)
+            before = self.text[self.starts[child.line] : start]
+            after = self.text[end : self.starts[last] + len(self._line_text(last))]
+            if before.strip() or after.strip():
+                raise EditError(
+                    f"line {child.line + 1}: a value written below its key next to other text "
+                    "cannot be replaced surgically; edit this file by hand"
+                )
+        elif not child.empty_scalar:
             start, end = self._value_span(child)
             if self._last_line(child) != child.line:
                 raise EditError(
@@ -455,8 +499,12 @@ class TextEditor:
             seq_indent=style.seq_indent,
             item_indent=style.item_indent,
             quote=self._quote_style(),
+            key_quote=self._key_quote(key.parent),
         )
-        self._insert_after_line(self._last_line(child), lines, child.depth)
+        if below:
+            self._replace_lines(child.line, self._last_line(child), lines, child.depth)
+        else:
+            self._insert_after_line(self._last_line(child), lines, child.depth)
 
     def _inline_text(self, plan: _DocumentPlan, value: Any, flow: bool) -> str:
         if plan.json:
@@ -471,7 +519,7 @@ class TextEditor:
         if same_value(old, new):
             return
         path_hint = f"line {child.line + 1}"
-        if child.anchor is not None:
+        if child.aliased:
             raise EditError(
                 f"{path_hint}: changes the anchored node &{child.anchor}, which would change "
                 "every alias of it; edit this file by hand"
@@ -529,6 +577,7 @@ class TextEditor:
                     seq_indent=style.seq_indent,
                     item_indent=style.item_indent,
                     quote=self._quote_style(),
+                    key_quote=self._key_quote(node),
                 )
             )
         self._insert_after_line(self._last_line(node), lines, node.depth)
@@ -541,6 +590,11 @@ class TextEditor:
         if dash is None:
             raise EditError(f"line {node.line + 1}: cannot find the '-' of this sequence")
         style = self._style(node)
+        item_quote = self._item_quote(node)
+        if item_quote is not None and all(isinstance(v, str) for v in items):
+            lines = [" " * dash + "- " + quoted(v, item_quote) for v in items]
+            self._insert_after_line(self._last_line(node), lines, node.depth)
+            return
         lines = block_lines(
             None,
             items,
@@ -549,6 +603,7 @@ class TextEditor:
             seq_indent=style.seq_indent,
             item_indent=style.item_indent,
             quote=self._quote_style(),
+            key_quote=self._key_quote(node.items[0] if node.items else None),
         )
         self._insert_after_line(self._last_line(node), lines, node.depth)
 
@@ -564,6 +619,7 @@ class TextEditor:
     def _emit_flow(
         self, plan: _DocumentPlan, node: YNode, entries: list[tuple[str | None, Any]]
     ) -> None:
+        """New entries of a flow collection (or of any collection in a JSON document)."""
         close = node.end - 1
         if self.text[close : close + 1] not in ("}", "]"):
             raise EditError(f"line {node.line + 1}: cannot find the end of this flow collection")
@@ -579,90 +635,97 @@ class TextEditor:
                 )
                 self._to_block(key, node, new)
                 return
-        quote = self._quote_style()
-        is_json = plan.json
-        open_at = self.text.rfind("[" if node.kind == "sequence" else "{", node.start, close)
-        multi = "\n" in self.text[open_at:close] or "\r" in self.text[open_at:close]
+        open_at = self.text.find("{" if node.kind == "mapping" else "[", node.start, close)
+        if open_at < 0:
+            raise EditError(f"line {node.line + 1}: cannot find the start of this flow collection")
+        open_line = line_column(self.starts, open_at)[0]
+        outer = len(self._line_text(open_line)) - len(self._line_text(open_line).lstrip(" "))
+        step = self._json_indent() if plan.json else 2
         if children:
             first = node.pairs[0][0] if node.kind == "mapping" else node.items[0]
-            multi = first.line != line_column(self.starts, open_at)[0]
-        if multi or (not children and is_json):
-            if children:
-                first = node.pairs[0][0] if node.kind == "mapping" else node.items[0]
-                column = first.column
-            else:
-                bracket_line = line_column(self.starts, open_at)[0]
-                indent = len(self._line_text(bracket_line)) - len(
-                    self._line_text(bracket_line).lstrip(" ")
-                )
-                column = indent + (self._json_indent() if is_json else 2)
+            multi = first.line != open_line
+            column = first.column
+            last = children[-1]
+            compact = not multi or (last.kind != "scalar" and last.line == last.end_line)
         else:
-            column = 0
-        separator = self._separator(node)
+            multi = plan.json
+            column = outer + step
+            compact = not multi
+        key_sep, item_sep = self._separators(node, plan.json)
+        quote = self._quote_style()
+        key_quote = self._key_quote(node)
+        item_quote = self._item_quote(node) if node.kind == "sequence" else None
+        nl = self.newline
 
         def entry(name: str | None, value: Any) -> str:
-            if is_json:
-                body = self.newline.join(json_lines(value, column, self._json_indent()))
-                return (
-                    body
-                    if name is None
-                    else json.dumps(name, ensure_ascii=False) + separator + body
-                )
-            body = flow_text(value, quote)
-            return body if name is None else key_text(name, quote, True) + ": " + body
+            if plan.json:
+                if compact:
+                    body = json.dumps(value, ensure_ascii=False, separators=(item_sep, key_sep))
+                else:
+                    body = nl.join(json_lines(value, column, step, key_sep))
+                if name is None:
+                    return body
+                return json.dumps(name, ensure_ascii=False) + key_sep + body
+            if item_quote is not None and name is None and isinstance(value, str):
+                return quoted(value, item_quote)
+            body = flow_text(value, quote, key_quote)
+            return body if name is None else key_text(name, quote, True, key_quote) + ": " + body
 
         texts = [entry(k, v) for k, v in entries]
-        nl = self.newline
         if not children:
-            if multi or is_json:
-                bracket_line = line_column(self.starts, open_at)[0]
-                outer = " " * (
-                    len(self._line_text(bracket_line))
-                    - len(self._line_text(bracket_line).lstrip(" "))
-                )
+            if multi:
                 body = ("," + nl).join(" " * column + t for t in texts)
-                text = self.text[open_at] + nl + body + nl + outer + self.text[close]
+                text = self.text[open_at] + nl + body + nl + " " * outer + self.text[close]
             else:
-                text = self.text[open_at] + ", ".join(texts) + self.text[close]
+                text = self.text[open_at] + item_sep.join(texts) + self.text[close]
             self.edits.append(_Edit(open_at, close + 1, text, node.depth))
             return
-        last = children[-1]
         last_end = last.end
-        if last.empty_scalar and node.kind == "mapping":
+        if node.kind == "mapping" and last.empty_scalar:
             last_end = max(last_end, node.pairs[-1][0].end)
         between = self.text[last_end:close]
         if "#" in between:
             raise EditError(f"line {node.line + 1}: a comment at the end of a flow collection")
-        trailing_comma = "," in between
+        comma = between.find(",")
         if multi:
             pieces = [nl + " " * column + t for t in texts]
-            if trailing_comma:
-                at = last_end + between.index(",") + 1
-                self.edits.append(_Edit(at, at, "".join(p + "," for p in pieces), node.depth))
+            if comma >= 0:
+                at = last_end + comma + 1
+                text = "".join(p + "," for p in pieces)
             else:
-                self.edits.append(
-                    _Edit(last_end, last_end, "".join("," + p for p in pieces), node.depth)
-                )
+                at = last_end
+                text = "".join("," + p for p in pieces)
+        elif comma >= 0:
+            at = last_end + comma + 1
+            text = "".join(item_sep[1:] + t + "," for t in texts)
         else:
-            if trailing_comma:
-                at = last_end + between.index(",") + 1
-                self.edits.append(_Edit(at, at, "".join(" " + t + "," for t in texts), node.depth))
-            else:
-                self.edits.append(
-                    _Edit(last_end, last_end, "".join(", " + t for t in texts), node.depth)
-                )
+            at = last_end
+            text = "".join(item_sep + t for t in texts)
+        self.edits.append(_Edit(at, at, text, node.depth))
 
-    def _separator(self, node: YNode) -> str:
-        """The file's own ``"key": value`` separator (JSON files), from the nearest mapping."""
+    def _separators(self, node: YNode, is_json: bool) -> tuple[str, str]:
+        """The file's own ``key: value`` and ``a, b`` separators, from the nearest examples."""
+        key_sep = ": "
+        item_sep = ", "
+        found_key = not is_json
+        found_item = False
         current: YNode | None = node
-        while current is not None:
-            if current.kind == "mapping" and current.pairs:
+        while current is not None and not (found_key and found_item):
+            if current.flow and current.kind == "mapping" and current.pairs:
                 key, value = current.pairs[0]
                 between = self.text[key.end : value.start]
-                if re.fullmatch(r" *: *", between):
-                    return between
+                if not found_key and re.fullmatch(r" *: *", between):
+                    key_sep, found_key = between, True
+            if current.flow and not found_item:
+                if current.kind == "mapping" and len(current.pairs) > 1:
+                    gap = self.text[current.pairs[0][1].end : current.pairs[1][0].start]
+                else:
+                    items = current.items
+                    gap = self.text[items[0].end : items[1].start] if len(items) > 1 else ""
+                if re.fullmatch(r" *, *", gap):
+                    item_sep, found_item = gap.strip(" ") + gap[gap.index(",") + 1 :], True
             current = current.parent
-        return ": "
+        return key_sep, item_sep
 
     # ----------------------------------------------------------------- result
     def result(self) -> str:
