@@ -150,6 +150,11 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    """``value in allowed`` for any JSON value (lists and objects are not hashable)."""
+    return isinstance(value, str) and value in allowed
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -252,7 +257,7 @@ def _added_capabilities(c: ContainerView, allowed: Callable[[Any], bool]) -> Ite
 
 def capabilities_baseline(pod: PodView) -> Iterator[Problem]:
     for c in pod.containers:
-        yield from _added_capabilities(c, lambda cap: cap in BASELINE_CAPABILITIES)
+        yield from _added_capabilities(c, lambda cap: _one_of(cap, BASELINE_CAPABILITIES))
 
 
 def host_path_volumes(pod: PodView) -> Iterator[Problem]:
@@ -314,7 +319,7 @@ def _apparmor_field(
         )
         return
     profile_type = profile.get("type")
-    if profile_type not in _APPARMOR_TYPES:
+    if not _one_of(profile_type, _APPARMOR_TYPES):
         shown = _quote(profile_type if profile_type is not None else "")
         yield Problem(
             f"{who} must not set AppArmor profile type to {shown}",
@@ -364,7 +369,7 @@ def _selinux(
         return
     allowed = SELINUX_TYPES_1_31 if version >= V1_31_SELINUX_ENGINE else SELINUX_TYPES_1_0
     selinux_type = options.get("type")
-    if selinux_type is not None and selinux_type not in allowed:
+    if selinux_type is not None and not _one_of(selinux_type, allowed):
         yield Problem(
             f"{who} set forbidden securityContext.seLinuxOptions: type {_quote(selinux_type)}",
             (*path, "type"),
@@ -432,7 +437,7 @@ def _seccomp_type_problem(
             container,
         )
     profile_type = profile.get("type")
-    if profile_type in _SECCOMP_TYPES:
+    if _one_of(profile_type, _SECCOMP_TYPES):
         return None
     if profile_type is None:
         return Problem(
@@ -518,7 +523,7 @@ def sysctls(pod: PodView) -> Iterator[Problem]:
     allowed = safe_sysctls(pod.version)
     for index, item in enumerate(items):
         name = item.get("name") if isinstance(item, dict) else None
-        if name in allowed:
+        if _one_of(name, allowed):
             continue
         if isinstance(name, str):
             yield Problem(f"forbidden sysctl {_quote(name)}", (*path, index, "name"))
