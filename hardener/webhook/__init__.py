@@ -1,0 +1,80 @@
+"""``hardener serve``: the admission webhook.
+
+The API server POSTs an ``admission.k8s.io/v1`` AdmissionReview to ``/mutate``; hardener
+answers with the engine's operations as a base64 JSONPatch, the same operations that
+``hardener fix`` applies to files. Layout:
+
+- ``_review``: the pure part, bytes in and bytes out (decode, decide with the engine, encode);
+- ``_app``: the aiohttp apps (``create_app``, ``create_metrics_app``) with typed ``AppKey``
+  state;
+- ``_tls``: the serving certificate, reloaded when its files change;
+- ``_metrics``, ``_logs``: Prometheus metrics in a registry per app, JSON log lines;
+- ``_server``: ``serve()``, the self-signed start and the printed webhook configuration.
+
+Errors (both derive from ``hardener.model.HardenerError``)::
+
+    BadReviewError   a request that is not a usable AdmissionReview (answered with HTTP 400)
+    CertLoadError    certificate or key files that cannot be read or do not match
+"""
+
+from hardener.webhook._app import (
+    CONFIG_KEY,
+    METRICS_KEY,
+    OFFLOAD_BYTES,
+    STATE_KEY,
+    ServerState,
+    create_app,
+    create_metrics_app,
+)
+from hardener.webhook._logs import JsonFormatter, configure_logging
+from hardener.webhook._metrics import Metrics
+from hardener.webhook._review import (
+    OUTCOMES,
+    WORKLOAD_KINDS,
+    AdmissionRequest,
+    AdmissionResponse,
+    AdmissionReview,
+    BadReviewError,
+    ReviewResult,
+    decode_review,
+    encode_review,
+    review,
+)
+from hardener.webhook._server import (
+    SelfSigned,
+    ServeOptions,
+    make_self_signed,
+    serve,
+    webhook_configuration,
+)
+from hardener.webhook._tls import CertLoadError, CertReloader
+
+__all__ = [
+    "CONFIG_KEY",
+    "METRICS_KEY",
+    "OFFLOAD_BYTES",
+    "OUTCOMES",
+    "STATE_KEY",
+    "WORKLOAD_KINDS",
+    "AdmissionRequest",
+    "AdmissionResponse",
+    "AdmissionReview",
+    "BadReviewError",
+    "CertLoadError",
+    "CertReloader",
+    "JsonFormatter",
+    "Metrics",
+    "ReviewResult",
+    "SelfSigned",
+    "ServeOptions",
+    "ServerState",
+    "configure_logging",
+    "create_app",
+    "create_metrics_app",
+    "decode_review",
+    "encode_review",
+    "make_self_signed",
+    "review",
+    "serve",
+    "webhook_configuration",
+]

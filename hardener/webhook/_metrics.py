@@ -1,0 +1,86 @@
+"""The webhook's Prometheus metrics, in a registry of their own.
+
+Each app gets its own ``CollectorRegistry`` (not the process-wide default), so two apps in one
+process, as in the tests, never collide over metric names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from hardener.rules import RULES
+from hardener.webhook._review import OUTCOMES
+
+__all__ = ["BAD_REQUEST", "LATENCY_BUCKETS", "Metrics"]
+
+BAD_REQUEST = "bad_request"
+"""The ``outcome`` of a request answered with HTTP 400."""
+
+# Admission answers are expected in milliseconds; the tail buckets reach the deadline range.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class Metrics:
+    """Requests by outcome, patches by rule, latency, requests in flight, certificate reloads."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.requests = Counter(
+            "hardener_webhook_requests",
+            "Admission requests answered, by outcome (bad_request: answered with HTTP 400).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.patches = Counter(
+            "hardener_webhook_patches",
+            "Patched admission responses, by rule applied (a patch counts once per rule).",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "hardener_webhook_request_duration_seconds",
+            "Time from the start of the handler to the response being ready.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "hardener_webhook_requests_in_flight",
+            "Admission requests being handled now.",
+            registry=self.registry,
+        )
+        self.cert_reloads = Counter(
+            "hardener_webhook_certificate_reloads",
+            "Reloads of the serving certificate after its files changed, by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        # Children made up front: every series exists from the start (a rate over a series
+        # that appears late misses its first increments) and the hot path skips the lookup.
+        self.by_outcome = {name: self.requests.labels(name) for name in (*OUTCOMES, BAD_REQUEST)}
+        self.by_rule = {rule.id: self.patches.labels(rule.id) for rule in RULES}
+        for result in ("success", "failure"):
+            self.cert_reloads.labels(result)
+
+    def count_patch(self, rules: tuple[str, ...]) -> None:
+        for rule in rules:
+            child = self.by_rule.get(rule)
+            if child is None:
+                child = self.by_rule[rule] = self.patches.labels(rule)
+            child.inc()

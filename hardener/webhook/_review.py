@@ -1,0 +1,487 @@
+"""The pure part of the webhook: AdmissionReview bytes in, AdmissionReview bytes out.
+
+Nothing here knows about aiohttp, sockets or metrics. ``decode_review`` turns a request body
+into a validated ``AdmissionRequest`` (or raises ``BadReviewError``, which the server answers
+with HTTP 400); ``review`` decides the answer with the engine; ``encode_review`` renders it.
+
+Two channels, as the API server expects them:
+
+- a malformed call (not JSON, not an ``admission.k8s.io/v1`` AdmissionReview, a missing
+  ``uid``, an object of the wrong shape) is the caller's bug: ``BadReviewError`` -> HTTP 400;
+- every well-formed review is *allowed*: hardener mutates, it never refuses. Problems it
+  cannot fix travel as ``warnings``.
+
+The patch is built from ``plan().ops`` with the standard ``json`` module, never by diffing a
+hardened copy: the engine already knows the operations, and diffing costs far more than the
+whole request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict, cast
+
+from hardener.config import Config
+from hardener.engine import Scope, plan
+from hardener.model import HardenerError, InvalidObjectError, JSONObject, Operation, Plan
+from hardener.pointer import split
+from hardener.pss import Violation, evaluate
+
+__all__ = [
+    "API_VERSION",
+    "MAX_WARNINGS_TOTAL_CHARS",
+    "MAX_WARNING_CHARS",
+    "OUTCOMES",
+    "WORKLOAD_KINDS",
+    "AdmissionRequest",
+    "AdmissionResponse",
+    "AdmissionReview",
+    "BadReviewError",
+    "GroupVersionKind",
+    "Outcome",
+    "ReviewResult",
+    "apply_in_place",
+    "decode_review",
+    "encode_review",
+    "error_result",
+    "past_deadline_result",
+    "review",
+]
+
+API_VERSION = "admission.k8s.io/v1"
+
+# The API server keeps a warning to 256 characters and all of them to 4096; hardener keeps
+# below both so that nothing it says is cut in the middle.
+MAX_WARNING_CHARS = 256
+MAX_WARNINGS_TOTAL_CHARS = 3072
+
+Outcome = Literal["patched", "unchanged", "warned", "skipped", "deadline", "error"]
+OUTCOMES: tuple[Outcome, ...] = ("patched", "unchanged", "warned", "skipped", "deadline", "error")
+"""What happened to a well-formed review (the ``outcome`` label of the request metric):
+
+``patched`` a patch was sent; ``unchanged`` a handled object needed nothing; ``warned`` warn
+mode found something to change and only said so; ``skipped`` a kind, operation or subresource
+hardener does not touch; ``deadline`` the answer was not ready in time and the object was
+admitted unchanged; ``error`` an unexpected failure, also admitted unchanged.
+"""
+
+WORKLOAD_KINDS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("apps", "Deployment"),
+        ("apps", "StatefulSet"),
+        ("apps", "DaemonSet"),
+        ("apps", "ReplicaSet"),
+        ("", "ReplicationController"),
+        ("batch", "Job"),
+        ("batch", "CronJob"),
+    }
+)
+"""(API group, kind) of the controllers whose pod template is hardened on CREATE and UPDATE."""
+
+
+class GroupVersionKind(TypedDict):
+    group: str
+    version: str
+    kind: str
+
+
+class AdmissionRequest(TypedDict):
+    """The fields of ``AdmissionReview.request`` that hardener reads (the API server sends more)."""
+
+    uid: str
+    kind: GroupVersionKind
+    operation: str
+    subResource: NotRequired[str]
+    name: NotRequired[str]
+    namespace: NotRequired[str]
+    object: NotRequired[Any]
+    oldObject: NotRequired[Any]
+
+
+class AdmissionResponse(TypedDict):
+    uid: str
+    allowed: bool
+    patchType: NotRequired[Literal["JSONPatch"]]
+    patch: NotRequired[str]
+    warnings: NotRequired[list[str]]
+    auditAnnotations: NotRequired[dict[str, str]]
+
+
+class AdmissionReview(TypedDict):
+    apiVersion: str
+    kind: Literal["AdmissionReview"]
+    response: AdmissionResponse
+
+
+class BadReviewError(HardenerError):
+    """A request body that is not a usable AdmissionReview; ``field`` says where (or ``""``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """The answer to one review, and what the server logs and counts about it."""
+
+    response: AdmissionResponse
+    outcome: Outcome
+    kind: str = ""
+    namespace: str | None = None
+    name: str | None = None
+    operation: str = ""
+    subresource: str = ""
+    rules: tuple[str, ...] = ()
+    """Rules applied (``patched``) or that would apply (``warned``)."""
+    ops: int = 0
+    violations: tuple[str, ...] = field(default=())
+    """PSS checks still violated."""
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "null"
+    return "an object"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_review(body: bytes) -> AdmissionRequest:
+    """Parse and validate an ``admission.k8s.io/v1`` AdmissionReview; return its request.
+
+    Only the envelope is checked here (the fields every review carries); the object is checked
+    by the engine when, and only when, hardener acts on it.
+    """
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadReviewError("", "the body is not usable JSON: it is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BadReviewError("", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BadReviewError(
+            "", f"the body must be a JSON object (an AdmissionReview), not {_json_type(document)}"
+        )
+    api_version = document.get("apiVersion")
+    if api_version != API_VERSION:
+        hint = " (set admissionReviewVersions: [v1] in the webhook configuration)"
+        raise BadReviewError(
+            "apiVersion",
+            f"must be {API_VERSION!r}, got {api_version!r}"
+            + (
+                hint
+                if isinstance(api_version, str) and api_version.startswith("admission.")
+                else ""
+            ),
+        )
+    if document.get("kind") != "AdmissionReview":
+        raise BadReviewError("kind", f"must be 'AdmissionReview', got {document.get('kind')!r}")
+    request = document.get("request")
+    if request is None:
+        raise BadReviewError("request", "is required: the AdmissionReview carries no request")
+    if not isinstance(request, dict):
+        raise BadReviewError("request", f"must be an object, not {_json_type(request)}")
+    uid = request.get("uid")
+    if uid is None:
+        raise BadReviewError("request.uid", "is required: the response must echo it")
+    if not isinstance(uid, str) or not uid:
+        raise BadReviewError("request.uid", f"must be a non-empty string, not {uid!r}")
+    gvk = request.get("kind")
+    if not isinstance(gvk, dict):
+        raise BadReviewError(
+            "request.kind",
+            "is required and must be an object like {group, version, kind}, not " + _json_type(gvk),
+        )
+    for key in ("group", "version", "kind"):
+        value = gvk.get(key, "")
+        if not isinstance(value, str):
+            raise BadReviewError(
+                f"request.kind.{key}", f"must be a string, not {_json_type(value)}"
+            )
+    if not gvk.get("kind"):
+        raise BadReviewError("request.kind.kind", "is required")
+    operation = request.get("operation")
+    if not isinstance(operation, str) or not operation:
+        raise BadReviewError(
+            "request.operation", f"is required and must be a string, not {_json_type(operation)}"
+        )
+    for key in ("subResource", "name", "namespace"):
+        value = request.get(key)
+        if value is not None and not isinstance(value, str):
+            raise BadReviewError(f"request.{key}", f"must be a string, not {_json_type(value)}")
+    return cast(AdmissionRequest, request)
+
+
+# -- deciding ---------------------------------------------------------------------------------
+
+_Target = Literal["pod", "ephemeral", "workload"]
+
+
+def _target(gvk: GroupVersionKind, operation: str, subresource: str) -> _Target | None:
+    group, kind = gvk.get("group", ""), gvk["kind"]
+    if group == "" and kind == "Pod":
+        if subresource == "" and operation == "CREATE":
+            return "pod"
+        if subresource == "ephemeralcontainers" and operation in ("UPDATE", "CREATE"):
+            return "ephemeral"
+        return None
+    if subresource == "" and operation in ("CREATE", "UPDATE") and (group, kind) in WORKLOAD_KINDS:
+        return "workload"
+    return None
+
+
+def _ephemeral_names(pod: Any) -> set[str]:
+    spec = pod.get("spec") if isinstance(pod, dict) else None
+    items = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
+    if not isinstance(items, list):
+        return set()
+    return {c["name"] for c in items if isinstance(c, dict) and isinstance(c.get("name"), str)}
+
+
+def _object_name(request: AdmissionRequest, obj: JSONObject) -> str | None:
+    if request.get("name"):
+        return request.get("name")
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        for key in ("name", "generateName"):
+            value = metadata.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _clip(text: str, limit: int = MAX_WARNING_CHARS) -> str:
+    # Warnings travel in HTTP headers: one printable line each.
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _warnings(
+    result_plan: Plan, violations: Sequence[Violation], *, applied: bool, level: str
+) -> list[str]:
+    lines: list[str] = []
+    by_rule: dict[str, list[str]] = {}
+    for change in result_plan.changes:
+        by_rule.setdefault(change.rule, []).append(change.message)
+    for rule, messages in by_rule.items():
+        head = (
+            f"hardener applied {rule}: "
+            if applied
+            else f"hardener would apply {rule} (warn mode): "
+        )
+        lines.append(_clip(head + "; ".join(messages)))
+    for violation in violations:
+        lines.append(_clip(f"PSS {level} violation ({violation.check}): {violation.message}"))
+    kept: list[str] = []
+    total = 0
+    for index, line in enumerate(lines):
+        if total + len(line) > MAX_WARNINGS_TOTAL_CHARS:
+            kept.append(f"hardener: {len(lines) - index} more warnings left out")
+            break
+        kept.append(line)
+        total += len(line)
+    return kept
+
+
+def apply_in_place(document: Any, ops: Sequence[Operation]) -> None:
+    """Apply hardener's own ``add``/``replace`` ops to ``document``, changing it in place.
+
+    Only for ops that ``plan`` emitted for this very document (their parents exist); the values
+    are inserted as they are, not copied.
+    """
+    for op in ops:
+        tokens = split(op["path"])
+        parent = document
+        for token in tokens[:-1]:
+            parent = parent[int(token)] if isinstance(parent, list) else parent[token]
+        last = tokens[-1]
+        if isinstance(parent, list):
+            if last == "-":
+                parent.append(op["value"])
+            elif op["op"] == "add":
+                parent.insert(int(last), op["value"])
+            else:
+                parent[int(last)] = op["value"]
+        else:
+            parent[last] = op["value"]
+
+
+def _allowed(uid: str) -> AdmissionResponse:
+    return {"uid": uid, "allowed": True}
+
+
+def past_deadline_result(request: AdmissionRequest, deadline_seconds: float) -> ReviewResult:
+    """Admit unchanged, and say why, when the answer was not ready within the deadline."""
+    response = _allowed(request["uid"])
+    response["warnings"] = [
+        f"hardener: no changes made: hardening took longer than the {deadline_seconds:g}s "
+        "deadline; the object was admitted unchanged"
+    ]
+    response["auditAnnotations"] = {"outcome": "deadline"}
+    return _result(request, response, "deadline")
+
+
+def error_result(request: AdmissionRequest) -> ReviewResult:
+    """Admit unchanged after an unexpected failure: hardener must never block the cluster."""
+    response = _allowed(request["uid"])
+    response["warnings"] = [
+        "hardener: no changes made: internal error while hardening (see the webhook's log); "
+        "the object was admitted unchanged"
+    ]
+    response["auditAnnotations"] = {"outcome": "error"}
+    return _result(request, response, "error")
+
+
+def _result(
+    request: AdmissionRequest,
+    response: AdmissionResponse,
+    outcome: Outcome,
+    obj: Any = None,
+    **extra: Any,
+) -> ReviewResult:
+    obj = obj if isinstance(obj, dict) else request.get("object")
+    return ReviewResult(
+        response=response,
+        outcome=outcome,
+        kind=request["kind"]["kind"],
+        namespace=request.get("namespace") or None,
+        name=_object_name(request, obj) if isinstance(obj, dict) else request.get("name"),
+        operation=request["operation"],
+        subresource=request.get("subResource") or "",
+        **extra,
+    )
+
+
+def review(
+    request: AdmissionRequest, config: Config, *, deadline: float | None = None
+) -> ReviewResult:
+    """Decide the AdmissionResponse for a validated request.
+
+    ``deadline`` is a ``time.monotonic()`` instant: past it, between the engine's steps, the
+    answer becomes allowed-without-patch plus a warning. Raises ``BadReviewError`` when the
+    object hardener must act on has the wrong shape.
+    """
+    target = _target(request["kind"], request["operation"], request.get("subResource") or "")
+    if target is None:
+        return _result(request, _allowed(request["uid"]), "skipped")
+    obj = request.get("object")
+    if not isinstance(obj, dict):
+        raise BadReviewError(
+            "request.object",
+            f"must be the {request['kind']['kind']} object, not {_json_type(obj)}",
+        )
+    kind = request["kind"]["kind"]
+    obj_kind = obj.get("kind")
+    if obj_kind is None:
+        # locate() finds the pod spec by kind; the request says what the object is.
+        obj = {**obj, "kind": kind}
+    elif obj_kind != kind:
+        raise BadReviewError(
+            "request.object.kind", f"is {obj_kind!r} but request.kind.kind is {kind!r}"
+        )
+    scope: Scope | None = None
+    if target == "ephemeral":
+        # Only the containers this update adds may change: the API server rejects any other
+        # edit of a running pod, and the old ephemeral containers are running already.
+        new = frozenset(_ephemeral_names(obj) - _ephemeral_names(request.get("oldObject")))
+        if not new:
+            return _result(request, _allowed(request["uid"]), "skipped", obj)
+        scope = Scope(ephemeral_containers=new)
+    namespace = request.get("namespace") or None
+    try:
+        decided = plan(obj, config, namespace=namespace, scope=scope)
+    except InvalidObjectError as exc:
+        raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
+    if deadline is not None and time.monotonic() > deadline:
+        return past_deadline_result(request, config.webhook.deadline_seconds)
+
+    mutate = config.mode != "warn"
+    rules = _unique(change.rule for change in decided.changes)
+    response = _allowed(request["uid"])
+    audit: dict[str, str] = {}
+    if decided.ops and mutate:
+        patch = json.dumps(decided.ops, separators=(",", ":"), ensure_ascii=False)
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(patch.encode()).decode("ascii")
+        # The patch is already encoded: the object may now become its hardened self, so
+        # that the PSS verdict below is about what will be stored.
+        apply_in_place(obj, decided.ops)
+        outcome: Outcome = "patched"
+        audit["rules"] = ",".join(rules)
+    elif decided.ops:
+        outcome = "warned"
+        audit["would-apply"] = ",".join(rules)
+    else:
+        outcome = "unchanged"
+
+    # An exempt object is none of hardener's business: no PSS warnings either.
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    own_namespace, own_name = metadata.get("namespace"), metadata.get("name")
+    exempt = config.is_exempt(
+        own_namespace if isinstance(own_namespace, str) else namespace,
+        own_name if isinstance(own_name, str) else None,
+    )
+    violations: list[Violation] = []
+    if not exempt:
+        try:
+            violations = evaluate(obj, level=config.level, version=config.version)
+        except InvalidObjectError as exc:
+            raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
+        if scope is not None and scope.ephemeral_containers is not None:
+            violations = [v for v in violations if v.container in scope.ephemeral_containers]
+    if deadline is not None and time.monotonic() > deadline:
+        return past_deadline_result(request, config.webhook.deadline_seconds)
+    checks = _unique(v.check for v in violations)
+    if checks:
+        audit["pss-violations"] = ",".join(checks)
+    warnings = _warnings(decided, violations, applied=mutate, level=config.level)
+    if warnings:
+        response["warnings"] = warnings
+    if audit:
+        audit["outcome"] = outcome
+        response["auditAnnotations"] = audit
+    return _result(
+        request,
+        response,
+        outcome,
+        obj,
+        rules=rules,
+        ops=len(decided.ops) if mutate else 0,
+        violations=checks,
+    )
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+
+def encode_review(response: AdmissionResponse) -> bytes:
+    review_out: AdmissionReview = {
+        "apiVersion": API_VERSION,
+        "kind": "AdmissionReview",
+        "response": response,
+    }
+    return json.dumps(review_out, separators=(",", ":"), ensure_ascii=False).encode()

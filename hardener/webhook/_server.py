@@ -1,0 +1,340 @@
+"""Running the webhook: TLS, the self-signed start, the metrics port and a graceful stop.
+
+``serve(options)`` listens on the webhook port (TLS unless ``insecure``) and on the metrics
+port, and runs until SIGTERM or SIGINT (or until ``stop`` is set). Then it stops accepting
+connections, lets the requests in flight finish (at most the deadline plus a margin), closes
+the metrics port and returns.
+
+Started without a certificate, it makes a private CA and a serving certificate for
+``localhost``, ``127.0.0.1`` and every ``--san`` in a private temporary directory (removed on
+exit), and prints the CA bundle and a ``MutatingWebhookConfiguration`` with a ``url:`` client
+config that trusts it, so that ``hardener serve`` works out of the box against a local cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import ipaddress
+import logging
+import math
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+from aiohttp import web
+
+from hardener.certs import (
+    DEFAULT_WEBHOOK_CONFIGURATION,
+    DEFAULT_WEBHOOK_NAMES,
+    make_bundle,
+    write_bundle,
+)
+from hardener.config import Config
+from hardener.model import HardenerError
+from hardener.webhook._app import STATE_KEY, create_app, create_metrics_app
+from hardener.webhook._logs import LOGGER_NAME, log_event
+from hardener.webhook._metrics import Metrics
+from hardener.webhook._tls import CertLoadError, CertReloader
+
+__all__ = [
+    "DEFAULT_SANS",
+    "SelfSigned",
+    "ServeOptions",
+    "make_self_signed",
+    "serve",
+    "webhook_configuration",
+]
+
+DEFAULT_SANS: tuple[str, ...] = ("localhost", "127.0.0.1")
+_SHUTDOWN_MARGIN = 2.0
+
+_log = logging.getLogger(LOGGER_NAME)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    config: Config
+    host: str = "0.0.0.0"
+    port: int = 8443
+    metrics_port: int = 9090
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure: bool = False
+    sans: tuple[str, ...] = ()
+    cert_check_interval: float = 1.0
+
+
+@dataclass(frozen=True)
+class SelfSigned:
+    directory: Path
+    cert_file: Path
+    key_file: Path
+    ca_cert: bytes
+
+
+def _split_sans(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    dns: list[str] = []
+    ips: list[str] = []
+    for name in dict.fromkeys(names):
+        try:
+            ips.append(str(ipaddress.ip_address(name)))
+        except ValueError:
+            dns.append(name)
+    return dns, ips
+
+
+def make_self_signed(sans: Sequence[str] = ()) -> SelfSigned:
+    """A fresh CA and serving certificate in a new private (0700) temporary directory."""
+    dns, ips = _split_sans([*DEFAULT_SANS, *sans])
+    bundle = make_bundle(dns, ips, common_name=dns[0] if dns else None)
+    directory = Path(tempfile.mkdtemp(prefix="hardener-serve-"))
+    write_bundle(bundle, directory)
+    return SelfSigned(
+        directory=directory,
+        cert_file=directory / "tls.crt",
+        key_file=directory / "tls.key",
+        ca_cert=bundle.ca_cert,
+    )
+
+
+def _url_host(host: str) -> str:
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        return host
+
+
+def webhook_configuration(
+    url: str, ca_bundle: str, *, deadline_seconds: float = 3.0
+) -> dict[str, Any]:
+    """A ``MutatingWebhookConfiguration`` that sends hardener's kinds to ``url``.
+
+    The same webhooks as ``deploy/base``, with a ``url:`` client config. ``timeoutSeconds``
+    sits above the in-handler deadline, so the API server gets hardener's own answer.
+    """
+    timeout = min(30, max(1, math.ceil(deadline_seconds) + 2))
+    common: dict[str, Any] = {
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "timeoutSeconds": timeout,
+        "reinvocationPolicy": "IfNeeded",
+        "matchPolicy": "Equivalent",
+        "failurePolicy": "Ignore",
+        "clientConfig": {"url": url, "caBundle": ca_bundle},
+        "namespaceSelector": {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": ["kube-system", "kube-public", "kube-node-lease"],
+                },
+                {"key": "hardener.dev/skip", "operator": "NotIn", "values": ["true"]},
+            ]
+        },
+        "objectSelector": {
+            "matchExpressions": [
+                {"key": "hardener.dev/skip", "operator": "NotIn", "values": ["true"]}
+            ]
+        },
+    }
+
+    def rule(group: str, operations: list[str], resources: list[str]) -> dict[str, Any]:
+        return {
+            "apiGroups": [group],
+            "apiVersions": ["v1"],
+            "operations": operations,
+            "resources": resources,
+            "scope": "Namespaced",
+        }
+
+    pods_name, workloads_name = DEFAULT_WEBHOOK_NAMES
+    # Each webhook gets its own copy: shared objects would come out as YAML anchors.
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": DEFAULT_WEBHOOK_CONFIGURATION},
+        "webhooks": [
+            {
+                "name": pods_name,
+                **copy.deepcopy(common),
+                "rules": [
+                    rule("", ["CREATE"], ["pods"]),
+                    rule("", ["UPDATE"], ["pods/ephemeralcontainers"]),
+                ],
+            },
+            {
+                "name": workloads_name,
+                **copy.deepcopy(common),
+                "rules": [
+                    rule(
+                        "apps",
+                        ["CREATE", "UPDATE"],
+                        ["deployments", "statefulsets", "daemonsets", "replicasets"],
+                    ),
+                    rule("", ["CREATE", "UPDATE"], ["replicationcontrollers"]),
+                    rule("batch", ["CREATE", "UPDATE"], ["jobs", "cronjobs"]),
+                ],
+            },
+        ],
+    }
+
+
+def _banner(options: ServeOptions, generated: SelfSigned) -> str:
+    ca_bundle = base64.b64encode(generated.ca_cert).decode("ascii")
+    host = options.sans[0] if options.sans else DEFAULT_SANS[0]
+    url = f"https://{_url_host(host)}:{options.port}/mutate"
+    document = webhook_configuration(
+        url, ca_bundle, deadline_seconds=options.config.webhook.deadline_seconds
+    )
+    names = ", ".join(dict.fromkeys([*DEFAULT_SANS, *options.sans]))
+    return (
+        f"# hardener serve: no --tls-cert given, so a private CA and a certificate for {names}\n"
+        f"# were made in {generated.directory} (removed on exit).\n"
+        "# Pass --san NAME for the name the API server uses to reach this machine; the URL below\n"
+        "# uses the first --san (or localhost).\n"
+        f"# CA bundle (base64): {ca_bundle}\n"
+        "# Apply the configuration below with: kubectl apply -f -\n"
+        "---\n" + yaml.safe_dump(document, sort_keys=False)
+    )
+
+
+async def _start_site(runner: web.AppRunner, host: str, port: int, **kwargs: Any) -> None:
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, **kwargs)
+    await site.start()
+
+
+def _addresses(runner: web.AppRunner) -> list[str]:
+    found = []
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            found.append(f"{_url_host(str(address[0]))}:{address[1]}")
+        else:
+            found.append(str(address))
+    return found
+
+
+async def serve(
+    options: ServeOptions,
+    *,
+    stop: asyncio.Event | None = None,
+    out: IO[str] | None = None,
+    handle_signals: bool = True,
+    on_started: Callable[[web.AppRunner, web.AppRunner], None] | None = None,
+) -> int:
+    """Run the webhook until a signal (or ``stop``); return the process exit code.
+
+    ``on_started(webhook_runner, metrics_runner)`` is called once both ports listen.
+    """
+    out = out if out is not None else sys.stdout
+    stop = stop if stop is not None else asyncio.Event()
+    config = options.config
+    generated: SelfSigned | None = None
+    tls: CertReloader | None = None
+    metrics = Metrics()
+    runner: web.AppRunner | None = None
+    metrics_runner: web.AppRunner | None = None
+    loop = asyncio.get_running_loop()
+    try:
+        if not options.insecure:
+            cert_file, key_file = options.tls_cert, options.tls_key
+            if cert_file is None or key_file is None:
+                generated = make_self_signed(options.sans)
+                cert_file, key_file = generated.cert_file, generated.key_file
+
+            def reloaded(ok: bool, error: str | None) -> None:
+                metrics.cert_reloads.labels("success" if ok else "failure").inc()
+                if ok:
+                    log_event(_log, logging.INFO, "certificate reloaded", cert=str(cert_file))
+                else:
+                    log_event(
+                        _log,
+                        logging.ERROR,
+                        "certificate reload failed; still serving the previous certificate",
+                        error=error,
+                    )
+
+            tls = CertReloader(
+                cert_file, key_file, check_interval=options.cert_check_interval, on_reload=reloaded
+            )
+            tls.load()
+
+        app = create_app(config, tls=tls, metrics=metrics)
+        shutdown_timeout = config.webhook.deadline_seconds + _SHUTDOWN_MARGIN
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+        )
+        await _start_site(
+            runner, options.host, options.port, ssl_context=tls.context if tls is not None else None
+        )
+        metrics_runner = web.AppRunner(
+            create_metrics_app(app), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await _start_site(metrics_runner, options.host, options.metrics_port)
+
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+        if generated is not None:
+            out.write(_banner(options, generated))
+            out.flush()
+        log_event(
+            _log,
+            logging.INFO,
+            "serving",
+            webhook=_addresses(runner),
+            metrics=_addresses(metrics_runner),
+            tls=tls is not None,
+            mode=config.mode,
+            profile=config.profile,
+            pss_level=config.level,
+            config=config.source,
+        )
+        if options.insecure:
+            log_event(
+                _log,
+                logging.WARNING,
+                "serving plain HTTP (--insecure): the API server "
+                "only calls webhooks over HTTPS; use this for local tests only",
+            )
+        if on_started is not None:
+            on_started(runner, metrics_runner)
+
+        await stop.wait()
+        log_event(
+            _log,
+            logging.INFO,
+            "shutting down: no new connections, finishing the requests in flight",
+        )
+        app[STATE_KEY].draining = True
+        await runner.cleanup()
+        runner = None
+        await metrics_runner.cleanup()
+        metrics_runner = None
+        log_event(_log, logging.INFO, "stopped")
+        return 0
+    except (CertLoadError, HardenerError) as exc:
+        log_event(_log, logging.ERROR, "cannot start", error=str(exc))
+        print(f"hardener serve: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        log_event(_log, logging.ERROR, "cannot listen", error=str(exc))
+        print(f"hardener serve: error: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        for leftover in (runner, metrics_runner):
+            if leftover is not None:
+                await leftover.cleanup()
+        if generated is not None:
+            shutil.rmtree(generated.directory, ignore_errors=True)

@@ -1,0 +1,299 @@
+"""The aiohttp app through the real ``aiohttp_client`` fixture: answers, bad input, probes,
+metrics, logs, the deadline and the worker-thread path."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+import hardener.webhook._review as review_module
+from hardener.certs import make_bundle, write_bundle
+from hardener.config import parse_config
+from hardener.engine import plan
+from hardener.webhook import (
+    METRICS_KEY,
+    OFFLOAD_BYTES,
+    CertReloader,
+    JsonFormatter,
+    create_app,
+    create_metrics_app,
+)
+from tests.webhook.conftest import admission_review, decode_patch
+from tests.webhook.test_review import POD
+
+pytestmark = pytest.mark.asyncio
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+async def _post(client: Client, doc: Any) -> tuple[int, Any]:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    async with client.post("/mutate", data=body, headers=HEADERS) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def test_valid_review_gets_the_engine_patch(aiohttp_client: MakeClient) -> None:
+    client = await aiohttp_client(create_app())
+    doc = admission_review(copy.deepcopy(POD), namespace="shop")
+    status, answer = await _post(client, doc)
+    assert status == 200
+    assert answer["apiVersion"] == "admission.k8s.io/v1"
+    assert answer["kind"] == "AdmissionReview"
+    response = answer["response"]
+    assert response["uid"] == doc["request"]["uid"]
+    assert response["allowed"] is True
+    ops = decode_patch(response)
+    assert jsonpatch.apply_patch(POD, ops) == jsonpatch.apply_patch(POD, plan(POD).ops)
+
+
+def _bad_cases(pod: dict[str, Any]) -> list[tuple[str, bytes, dict[str, str], str]]:
+    valid = admission_review(copy.deepcopy(pod))
+
+    def changed(**fields: Any) -> bytes:
+        doc = copy.deepcopy(valid)
+        for key, value in fields.items():
+            if value is None:
+                del doc[key]
+            else:
+                doc[key] = value
+        return json.dumps(doc).encode()
+
+    def request_changed(**fields: Any) -> bytes:
+        doc = copy.deepcopy(valid)
+        for key, value in fields.items():
+            if value is None:
+                del doc["request"][key]
+            else:
+                doc["request"][key] = value
+        return json.dumps(doc).encode()
+
+    good = json.dumps(valid).encode()
+    wrong_shape = {**copy.deepcopy(pod), "spec": {"containers": "web"}}
+    return [
+        ("non-JSON", b"<AdmissionReview/>", HEADERS, "not valid JSON"),
+        ("wrong apiVersion", changed(apiVersion="admission.k8s.io/v1beta1"), HEADERS, "apiVersion"),
+        ("wrong kind", changed(kind="Pod"), HEADERS, "kind: must be 'AdmissionReview'"),
+        ("missing request", changed(request=None), HEADERS, "request: is required"),
+        ("missing uid", request_changed(uid=None), HEADERS, "request.uid: is required"),
+        (
+            "object of the wrong shape",
+            request_changed(object=wrong_shape),
+            HEADERS,
+            "request.object/spec/containers: must be an array",
+        ),
+        (
+            "object is a string",
+            request_changed(object="pod"),
+            HEADERS,
+            "request.object: must be the Pod object",
+        ),
+        ("wrong content type", good, {"Content-Type": "text/plain"}, "Content-Type"),
+        ("no content type", good, {}, "Content-Type"),
+        ("over the limit", good + b" " * 4096, HEADERS, "over the limit"),
+    ]
+
+
+async def test_bad_input_gets_a_400_that_says_why_and_the_server_stays_healthy(
+    aiohttp_client: MakeClient,
+) -> None:
+    config = parse_config({"webhook": {"max-body-bytes": 4096}})
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    cases = _bad_cases(POD)
+    for name, body, headers, needle in cases:
+        async with client.post("/mutate", data=body, headers=headers) as resp:
+            assert resp.status == 400, name
+            assert resp.content_type == "application/json", name
+            error = await resp.json()
+            assert needle in error["error"], (name, error)
+            assert set(error) == {"error", "field"}
+
+    # A body over the limit sent without Content-Length (chunked) is refused the same way.
+    async def chunks() -> Any:
+        for _ in range(8):
+            yield b" " * 1024
+
+    async with client.post("/mutate", data=chunks(), headers=HEADERS) as resp:
+        assert resp.status == 400
+        assert "over the limit" in (await resp.json())["error"]
+    status, answer = await _post(client, admission_review(copy.deepcopy(POD)))
+    assert status == 200
+    assert decode_patch(answer["response"])
+    counted = _samples(await _metrics_text(app))
+    assert (
+        counted[("hardener_webhook_requests_total", (("outcome", "bad_request"),))]
+        == len(cases) + 1
+    )
+    assert counted[("hardener_webhook_requests_total", (("outcome", "patched"),))] == 1
+
+
+async def _metrics_text(app: web.Application) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(app[METRICS_KEY].registry).decode()
+
+
+async def test_an_unexpected_failure_admits_unchanged_never_500(
+    aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("evaluator bug")
+
+    monkeypatch.setattr(review_module, "evaluate", broken)
+    client = await aiohttp_client(create_app())
+    doc = admission_review(copy.deepcopy(POD))
+    with caplog.at_level(logging.ERROR, logger="hardener.webhook"):
+        status, answer = await _post(client, doc)
+    assert status == 200
+    response = answer["response"]
+    assert response["allowed"] is True
+    assert response["uid"] == doc["request"]["uid"]
+    assert "patch" not in response
+    assert "internal error" in response["warnings"][0]
+    assert any("evaluator bug" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+async def test_probes(aiohttp_client: MakeClient, tmp_path: Path) -> None:
+    write_bundle(make_bundle(["localhost"]), tmp_path)
+    tls = CertReloader(tmp_path / "tls.crt", tmp_path / "tls.key")
+    client = await aiohttp_client(create_app(tls=tls))
+    async with client.get("/healthz") as resp:
+        assert resp.status == 200
+    async with client.get("/readyz") as resp:
+        assert resp.status == 503
+        assert "certificate" in (await resp.json())["reason"]
+    tls.load()
+    async with client.get("/readyz") as resp:
+        assert resp.status == 200
+        assert (await resp.json()) == {"status": "ready"}
+
+
+async def test_metrics_port_app(aiohttp_client: MakeClient) -> None:
+    app = create_app()
+    client = await aiohttp_client(app)
+    metrics_client = await aiohttp_client(create_metrics_app(app))
+    # A second app in the same process has metrics of its own.
+    other = await aiohttp_client(create_app())
+    await _post(client, admission_review(copy.deepcopy(POD)))
+    hardened = jsonpatch.apply_patch(POD, plan(POD).ops)
+    await _post(client, admission_review(hardened))
+    await _post(
+        client,
+        admission_review({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+    )
+    await _post(other, admission_review(copy.deepcopy(POD)))
+    async with metrics_client.get("/metrics") as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/plain"
+        text = await resp.text()
+    found = _samples(text)
+
+    def value(name: str, **labels: str) -> float:
+        return found[(name, tuple(sorted(labels.items())))]
+
+    assert value("hardener_webhook_requests_total", outcome="patched") == 1
+    assert value("hardener_webhook_requests_total", outcome="unchanged") == 1
+    assert value("hardener_webhook_requests_total", outcome="skipped") == 1
+    for rule in {c.rule for c in plan(POD).changes}:
+        assert value("hardener_webhook_patches_total", rule=rule) == 1
+    assert value("hardener_webhook_request_duration_seconds_count") == 3
+    assert value("hardener_webhook_requests_in_flight") == 0
+    async with metrics_client.get("/readyz") as resp:
+        assert resp.status == 200
+
+
+async def test_one_json_log_line_per_review(
+    aiohttp_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await aiohttp_client(create_app())
+    doc = admission_review(copy.deepcopy(POD), namespace="shop")
+    with caplog.at_level(logging.INFO, logger="hardener.webhook"):
+        await _post(client, doc)
+    records = [r for r in caplog.records if r.getMessage() == "review"]
+    assert len(records) == 1
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["event"] == "review"
+    assert line["level"] == "info"
+    assert line["uid"] == doc["request"]["uid"]
+    assert line["kind"] == "Pod"
+    assert line["namespace"] == "shop"
+    assert line["name"] == "web-7d9f8c6b5d-"
+    assert line["operation"] == "CREATE"
+    assert line["outcome"] == "patched"
+    assert line["rules"] == list(dict.fromkeys(c.rule for c in plan(POD).changes))
+    assert isinstance(line["latency_ms"], float) and line["latency_ms"] >= 0
+    assert "\n" not in JsonFormatter().format(records[0])
+
+
+async def test_deadline_admits_unchanged_with_a_warning(aiohttp_client: MakeClient) -> None:
+    config = parse_config({"webhook": {"deadline-seconds": 1e-9}})
+    client = await aiohttp_client(create_app(config))
+    doc = admission_review(copy.deepcopy(POD))
+    status, answer = await _post(client, doc)
+    assert status == 200
+    response = answer["response"]
+    assert response["uid"] == doc["request"]["uid"]
+    assert response["allowed"] is True
+    assert "patch" not in response
+    assert "deadline" in response["warnings"][0]
+
+
+def _big_pod() -> dict[str, Any]:
+    pod = copy.deepcopy(POD)
+    pod["metadata"]["annotations"] = {"example.com/blob": "x" * (OFFLOAD_BYTES + 1024)}
+    return pod
+
+
+async def test_big_bodies_are_hardened_in_a_worker_thread(aiohttp_client: MakeClient) -> None:
+    client = await aiohttp_client(create_app())
+    pod = _big_pod()
+    status, answer = await _post(client, admission_review(copy.deepcopy(pod)))
+    assert status == 200
+    assert jsonpatch.apply_patch(pod, decode_patch(answer["response"])) == jsonpatch.apply_patch(
+        pod, plan(pod).ops
+    )
+
+
+async def test_a_slow_big_review_is_answered_at_the_deadline(
+    aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_plan = review_module.plan
+
+    def slow_plan(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.5)
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(review_module, "plan", slow_plan)
+    config = parse_config({"webhook": {"deadline-seconds": 0.3}})
+    client = await aiohttp_client(create_app(config))
+    doc = admission_review(_big_pod())
+    status, answer = await _post(client, doc)
+    assert status == 200
+    assert answer["response"]["uid"] == doc["request"]["uid"]
+    assert "patch" not in answer["response"]
+    assert "deadline" in answer["response"]["warnings"][0]
+    # The event loop was never blocked: health answers while the worker is still busy.
+    async with client.get("/healthz") as resp:
+        assert resp.status == 200

@@ -1,0 +1,427 @@
+"""The pure part of the webhook: decode an AdmissionReview, decide with the engine, encode."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from hardener.certs import DEFAULT_WEBHOOK_NAMES
+from hardener.config import default_config, parse_config
+from hardener.engine import plan
+from hardener.pss import evaluate
+from hardener.webhook import BadReviewError, decode_review, encode_review, review
+from hardener.webhook._review import (
+    MAX_WARNING_CHARS,
+    MAX_WARNINGS_TOTAL_CHARS,
+    apply_in_place,
+)
+from tests.webhook.conftest import admission_review, decode_patch
+
+POD: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"generateName": "web-7d9f8c6b5d-", "namespace": "shop"},
+    "spec": {
+        "containers": [
+            {"name": "web", "image": "registry.example.com/web:1"},
+            {"name": "proxy", "image": "registry.example.com/envoy:1"},
+        ]
+    },
+}
+
+DEPLOYMENT: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web", "namespace": "shop"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "registry.example.com/web:1"}]},
+        },
+    },
+}
+
+
+def _decide(review_doc: dict[str, Any], config: Any = None, **kwargs: Any) -> Any:
+    request = decode_review(json.dumps(review_doc).encode())
+    return review(request, config or default_config(), **kwargs)
+
+
+def _body(doc: Any) -> bytes:
+    return json.dumps(doc).encode()
+
+
+# -- decode_review ----------------------------------------------------------------------------
+
+
+def _valid() -> dict[str, Any]:
+    return admission_review(copy.deepcopy(POD), namespace="shop")
+
+
+def _without(path: tuple[str, ...]) -> dict[str, Any]:
+    doc = _valid()
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return doc
+
+
+def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    doc = _valid()
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return doc
+
+
+BAD_BODIES: list[tuple[str, bytes, str, str]] = [
+    ("not JSON", b"{apiVersion: v1", "", "not valid JSON"),
+    ("empty", b"", "", "not valid JSON"),
+    ("not UTF-8", b'{"a": "\xff\xfe"}', "", "not valid JSON"),
+    ("NaN", b'{"a": NaN}', "", "NaN is not valid JSON"),
+    ("too deep", b"[" * 100_000 + b"]" * 100_000, "", "nested too deeply"),
+    ("an array", b"[]", "", "must be a JSON object"),
+    (
+        "v1beta1",
+        _body(_with(("apiVersion",), "admission.k8s.io/v1beta1")),
+        "apiVersion",
+        "admissionReviewVersions",
+    ),
+    ("no apiVersion", _body(_without(("apiVersion",))), "apiVersion", "must be"),
+    (
+        "wrong kind",
+        _body(_with(("kind",), "AdmissionResponse")),
+        "kind",
+        "must be 'AdmissionReview'",
+    ),
+    ("no request", _body(_without(("request",))), "request", "is required"),
+    ("request is a string", _body(_with(("request",), "pod")), "request", "must be an object"),
+    ("no uid", _body(_without(("request", "uid"))), "request.uid", "is required"),
+    ("empty uid", _body(_with(("request", "uid"), "")), "request.uid", "non-empty string"),
+    ("numeric uid", _body(_with(("request", "uid"), 7)), "request.uid", "non-empty string"),
+    ("no kind", _body(_without(("request", "kind"))), "request.kind", "is required"),
+    ("kind is text", _body(_with(("request", "kind"), "Pod")), "request.kind", "must be an object"),
+    ("no operation", _body(_without(("request", "operation"))), "request.operation", "is required"),
+    (
+        "namespace a number",
+        _body(_with(("request", "namespace"), 3)),
+        "request.namespace",
+        "must be a string",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "needle"),
+    [case[1:] for case in BAD_BODIES],
+    ids=[case[0] for case in BAD_BODIES],
+)
+def test_decode_review_rejects_with_a_clear_reason(body: bytes, field: str, needle: str) -> None:
+    with pytest.raises(BadReviewError) as caught:
+        decode_review(body)
+    assert caught.value.field == field
+    assert needle in str(caught.value)
+
+
+def test_decode_review_returns_the_request() -> None:
+    doc = _valid()
+    request = decode_review(_body(doc))
+    assert request["uid"] == doc["request"]["uid"]
+    assert request["kind"]["kind"] == "Pod"
+
+
+# -- review: what is handled -------------------------------------------------------------------
+
+
+def test_pod_create_is_patched_with_the_engine_ops() -> None:
+    doc = admission_review(copy.deepcopy(POD), namespace="shop", uid="abc-123")
+    result = _decide(doc)
+    response = result.response
+    assert response["uid"] == "abc-123"
+    assert response["allowed"] is True
+    ops = decode_patch(dict(response))
+    assert ops == plan(POD, default_config(), namespace="shop").ops
+    assert result.outcome == "patched"
+    assert result.name == "web-7d9f8c6b5d-"
+    assert result.namespace == "shop"
+    rules = response["auditAnnotations"]["rules"].split(",")
+    assert rules == list(result.rules)
+    assert "drop-all-capabilities" in rules
+    assert any("drop-all-capabilities" in w for w in response["warnings"])
+
+
+def test_ops_applied_give_what_jsonpatch_gives() -> None:
+    ops = plan(POD).ops
+    mine = copy.deepcopy(POD)
+    apply_in_place(mine, copy.deepcopy(ops))
+    assert mine == jsonpatch.apply_patch(POD, ops)
+
+
+def test_audit_annotation_keys_are_valid_once_prefixed_by_the_webhook_name() -> None:
+    # The API server stores each key as "<webhook name>/<key>" and drops it unless that is a
+    # qualified name: so the key itself must be a plain name, without a '/'.
+    name_part = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+    warn = parse_config({"mode": "warn"})
+    privileged = copy.deepcopy(POD)
+    privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    for config in (default_config(), warn):
+        response = _decide(admission_review(privileged, namespace="shop"), config).response
+        assert response["auditAnnotations"]
+        for key, value in response["auditAnnotations"].items():
+            assert name_part.match(key), key
+            assert isinstance(value, str)
+            for webhook in DEFAULT_WEBHOOK_NAMES:
+                assert len(f"{webhook}/{key}".split("/")) == 2
+
+
+@pytest.mark.parametrize(
+    ("obj", "operation", "sub_resource", "kind"),
+    [
+        (POD, "UPDATE", None, None),
+        (POD, "DELETE", None, None),
+        (POD, "CREATE", "binding", None),
+        (POD, "UPDATE", "status", None),
+        (DEPLOYMENT, "UPDATE", "scale", None),
+        (DEPLOYMENT, "DELETE", None, None),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+            "CREATE",
+            None,
+            None,
+        ),
+        # A pod spec in a kind hardener is not registered for: left alone.
+        (DEPLOYMENT, "CREATE", None, "Service"),
+    ],
+    ids=[
+        "pod-update",
+        "pod-delete",
+        "pod-binding",
+        "pod-status",
+        "deployment-scale",
+        "deployment-delete",
+        "configmap",
+        "service-kind",
+    ],
+)
+def test_other_kinds_and_operations_are_allowed_without_patch(
+    obj: Any, operation: str, sub_resource: str | None, kind: str | None
+) -> None:
+    body = copy.deepcopy(obj)
+    if kind is not None:
+        body["kind"] = kind
+    doc = admission_review(body, operation=operation, sub_resource=sub_resource, kind=kind)
+    result = _decide(doc)
+    assert result.outcome == "skipped"
+    assert dict(result.response) == {"uid": doc["request"]["uid"], "allowed": True}
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+def test_workloads_are_patched_on_create_and_update(operation: str) -> None:
+    result = _decide(
+        admission_review(
+            copy.deepcopy(DEPLOYMENT),
+            operation=operation,
+            old=DEPLOYMENT if operation == "UPDATE" else None,
+        )
+    )
+    ops = decode_patch(dict(result.response))
+    assert ops is not None
+    assert all(op["path"].startswith("/spec/template/spec/") for op in ops)
+    assert result.outcome == "patched"
+
+
+def test_object_without_kind_is_hardened_as_the_request_kind() -> None:
+    bare = copy.deepcopy(POD)
+    del bare["kind"]
+    result = _decide(admission_review(bare, kind="Pod"))
+    assert decode_patch(dict(result.response)) == plan(POD).ops
+
+
+def test_object_kind_that_contradicts_the_request_is_rejected() -> None:
+    with pytest.raises(BadReviewError) as caught:
+        _decide(admission_review(copy.deepcopy(DEPLOYMENT), kind="Pod"))
+    assert caught.value.field == "request.object.kind"
+
+
+@pytest.mark.parametrize(
+    ("mangle", "field"),
+    [
+        (lambda pod: "a pod", "request.object"),
+        (lambda pod: {**pod, "spec": "oops"}, "request.object/spec"),
+        (
+            lambda pod: {**pod, "spec": {"containers": {"name": "x"}}},
+            "request.object/spec/containers",
+        ),
+        (lambda pod: {**pod, "spec": {"containers": ["web"]}}, "request.object/spec/containers/0"),
+        (
+            lambda pod: {**pod, "spec": {"containers": [{"name": "a", "securityContext": []}]}},
+            "request.object/spec/containers/0/securityContext",
+        ),
+    ],
+    ids=[
+        "string-object",
+        "string-spec",
+        "containers-object",
+        "container-string",
+        "securityContext-array",
+    ],
+)
+def test_object_of_the_wrong_shape_is_a_bad_review(mangle: Any, field: str) -> None:
+    doc = admission_review(copy.deepcopy(POD))
+    doc["request"]["object"] = mangle(copy.deepcopy(POD))
+    with pytest.raises(BadReviewError) as caught:
+        _decide(doc)
+    assert caught.value.field == field
+    assert "must be" in caught.value.message
+
+
+# -- ephemeral containers -----------------------------------------------------------------------
+
+
+def _running_pod() -> dict[str, Any]:
+    pod = copy.deepcopy(POD)
+    pod["metadata"]["name"] = "web-7d9f8c6b5d-x2k4p"
+    pod["spec"]["ephemeralContainers"] = [
+        {"name": "debugger-old", "image": "busybox", "targetContainerName": "web"}
+    ]
+    return pod
+
+
+def test_only_new_ephemeral_containers_get_a_security_context() -> None:
+    old = _running_pod()
+    new = copy.deepcopy(old)
+    new["spec"]["ephemeralContainers"].append(
+        {"name": "debugger-new", "image": "busybox", "stdin": True, "tty": True}
+    )
+    doc = admission_review(
+        new, operation="UPDATE", sub_resource="ephemeralcontainers", old=old, namespace="shop"
+    )
+    result = _decide(doc)
+    ops = decode_patch(dict(result.response))
+    assert ops, "the new debug container is hardened"
+    assert {op["path"].split("/securityContext")[0] for op in ops} == {
+        "/spec/ephemeralContainers/1"
+    }
+    patched = jsonpatch.apply_patch(new, ops)
+    # Everything but the new container's securityContext is as the API server has it.
+    assert patched["spec"]["ephemeralContainers"][0] == old["spec"]["ephemeralContainers"][0]
+    assert {k: v for k, v in patched["spec"].items() if k != "ephemeralContainers"} == {
+        k: v for k, v in new["spec"].items() if k != "ephemeralContainers"
+    }
+    assert patched["metadata"] == new["metadata"]
+    sc = patched["spec"]["ephemeralContainers"][1]["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    # Warnings about PSS are about the new container only.
+    assert all("debugger-old" not in w for w in result.response.get("warnings", []))
+
+
+def test_ephemeral_update_without_new_containers_is_left_alone() -> None:
+    old = _running_pod()
+    doc = admission_review(
+        copy.deepcopy(old), operation="UPDATE", sub_resource="ephemeralcontainers", old=old
+    )
+    result = _decide(doc)
+    assert result.outcome == "skipped"
+    assert "patch" not in result.response
+
+
+def test_reinvocation_yields_no_patch() -> None:
+    first = _decide(admission_review(copy.deepcopy(POD), namespace="shop"))
+    patched = jsonpatch.apply_patch(POD, decode_patch(dict(first.response)))
+    again = _decide(admission_review(patched, namespace="shop"))
+    assert again.outcome == "unchanged"
+    assert "patch" not in again.response
+    assert "patchType" not in again.response
+
+
+# -- warnings, warn mode, exemptions, deadline ---------------------------------------------------
+
+
+def test_warnings_name_what_still_violates_the_level() -> None:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["hostNetwork"] = True
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    result = _decide(admission_review(pod, namespace="shop"))
+    patched = jsonpatch.apply_patch(pod, decode_patch(dict(result.response)))
+    expected = list(dict.fromkeys(v.check for v in evaluate(patched, level="restricted")))
+    assert expected, "hardener must not fix privileged or hostNetwork by itself"
+    assert list(result.violations) == expected
+    assert result.response["auditAnnotations"]["pss-violations"] == ",".join(expected)
+    pss_warnings = [w for w in result.response["warnings"] if w.startswith("PSS restricted")]
+    assert len(pss_warnings) == len(evaluate(patched, level="restricted"))
+    assert any("privileged" in w for w in pss_warnings)
+    assert any("hostNetwork" in w or "host namespaces" in w.lower() for w in pss_warnings)
+
+
+def test_the_configured_level_is_the_one_reported() -> None:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": False}
+    baseline = parse_config({"level": "baseline"})
+    result = _decide(admission_review(pod), baseline)
+    assert not [w for w in result.response.get("warnings", []) if w.startswith("PSS")]
+    result = _decide(admission_review(copy.deepcopy(pod)))
+    assert [w for w in result.response["warnings"] if w.startswith("PSS restricted")]
+
+
+def test_warn_mode_sends_no_patch_only_warnings() -> None:
+    warn = parse_config({"mode": "warn"})
+    result = _decide(admission_review(copy.deepcopy(POD), namespace="shop"), warn)
+    response = result.response
+    assert "patch" not in response and "patchType" not in response
+    assert result.outcome == "warned"
+    assert response["auditAnnotations"]["would-apply"] == ",".join(result.rules)
+    assert any("would apply drop-all-capabilities" in w for w in response["warnings"])
+    # What still violates is the object as it is (nothing was changed).
+    expected = list(dict.fromkeys(v.check for v in evaluate(POD)))
+    assert list(result.violations) == expected
+    assert result.ops == 0
+
+
+def test_exempt_namespace_is_left_alone_and_not_warned_about() -> None:
+    config = parse_config({"exempt": {"namespaces": ["kube-*"]}})
+    pod = copy.deepcopy(POD)
+    del pod["metadata"]["namespace"]
+    result = _decide(admission_review(pod, namespace="kube-system"), config)
+    assert result.outcome == "unchanged"
+    assert dict(result.response) == {"uid": result.response["uid"], "allowed": True}
+
+
+def test_past_the_deadline_the_object_is_admitted_unchanged() -> None:
+    result = _decide(admission_review(copy.deepcopy(POD)), deadline=time.monotonic() - 1)
+    assert result.outcome == "deadline"
+    assert "patch" not in result.response
+    assert result.response["allowed"] is True
+    assert "deadline" in result.response["warnings"][0]
+    assert result.response["auditAnnotations"] == {"outcome": "deadline"}
+
+
+def test_warnings_stay_within_the_api_server_limits() -> None:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"] = [
+        {"name": f"c{i:03d}-" + "x" * 40, "image": "img", "securityContext": {"privileged": True}}
+        for i in range(120)
+    ]
+    result = _decide(admission_review(pod))
+    warnings = result.response["warnings"]
+    assert all(len(w) <= MAX_WARNING_CHARS for w in warnings)
+    assert sum(len(w) for w in warnings) <= MAX_WARNINGS_TOTAL_CHARS + 100
+    assert "more warnings left out" in warnings[-1]
+    assert all(w.isprintable() for w in warnings)
+
+
+def test_encode_review_is_an_admission_review() -> None:
+    result = _decide(admission_review(copy.deepcopy(POD)))
+    encoded = json.loads(encode_review(result.response))
+    assert encoded["apiVersion"] == "admission.k8s.io/v1"
+    assert encoded["kind"] == "AdmissionReview"
+    assert encoded["response"] == dict(result.response)
