@@ -663,7 +663,9 @@ def allow_privilege_escalation(pod: PodView) -> Iterator[Problem]:
             yield Problem(message, path, c.name)
         else:
             yield Problem(
-                _wrong_type(c.label, "securityContext.allowPrivilegeEscalation", "the boolean false", value),
+                _wrong_type(
+                    c.label, "securityContext.allowPrivilegeEscalation", "the boolean false", value
+                ),
                 path,
                 c.name,
             )
