@@ -24,8 +24,9 @@ from typing import Any
 from hardener.config import Config, default_config
 from hardener.locate import ContainerSite, PodSite, pod_sites
 from hardener.model import Change, Finding, Plan
-from hardener.patch import PatchBuilder
+from hardener.patch import PatchBuilder, apply_shared
 from hardener.pointer import join
+from hardener.pss import evaluate_pod
 from hardener.rules import RULES_BY_ID, RuleContext
 
 __all__ = [
@@ -133,10 +134,15 @@ def plan(
     *,
     namespace: str | None = None,
     scope: Scope | None = None,
+    evaluate: bool = True,
 ) -> Plan:
     """Decide how to harden every pod in ``obj``.
 
-    Raises ``InvalidObjectError`` when a field the rules read has the wrong type.
+    With ``evaluate`` (the default), the findings end with what still violates the config's
+    Pod Security Standards level once the ops are applied (``rule="pss"``), read by the same
+    evaluator as ``hardener check``, except where a rule already reported the same check for
+    the same container. Raises ``InvalidObjectError`` when a field the rules read has the
+    wrong type.
     """
     config = config or _DEFAULT
     scope = scope or _ALL
@@ -148,9 +154,11 @@ def plan(
     findings: list[Finding] = []
     pod_editable = scope.ephemeral_containers is None
     enabled = config.enabled_rules()
-    for site in sites:
+    considered: list[int] = []
+    for number, site in enumerate(sites):
         if config.is_exempt(site.namespace or namespace, site.name):
             continue
+        considered.append(number)
         annotations = site.annotations()
         opt_outs = _opt_outs(site, annotations, findings)
         if opt_outs.skip_all:
@@ -183,7 +191,43 @@ def plan(
                     annotations=annotations,
                 )
             )
-    return Plan(ops=builder.ops(), changes=changes, findings=findings)
+    ops = builder.ops()
+    if evaluate and considered:
+        findings.extend(_still_violated(obj, ops, considered, config, findings))
+    return Plan(ops=ops, changes=changes, findings=findings)
+
+
+def _still_violated(
+    obj: Any, ops: list[Any], considered: list[int], config: Config, reported: list[Finding]
+) -> list[Finding]:
+    """PSS violations left in the hardened object, as findings."""
+    known = {(f.check, f.container) for f in reported if f.check}
+    patched_sites = pod_sites(apply_shared(obj, ops))
+    result: list[Finding] = []
+    for number in considered:
+        site = patched_sites[number]
+        for violation in evaluate_pod(
+            site.spec,
+            site.metadata,
+            level=config.level,
+            version=config.version,
+            spec_pointer=site.spec_pointer,
+            meta_pointer=site.meta_pointer,
+        ):
+            if (violation.check, violation.container) in known:
+                continue
+            result.append(
+                Finding(
+                    rule="pss",
+                    message=violation.message,
+                    pointer=violation.pointer,
+                    check=violation.check,
+                    level=violation.level,
+                    container=violation.container,
+                    fixable=violation.fixable,
+                )
+            )
+    return result
 
 
 _DEFAULT = default_config()

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hardener.model import JSONValue, Operation
-from hardener.pointer import join
+from hardener.pointer import join, split
 
-__all__ = ["MISSING", "PatchBuilder"]
+__all__ = ["MISSING", "PatchBuilder", "apply_shared"]
 
 Path = tuple[str | int, ...]
 
@@ -174,6 +174,45 @@ class PatchBuilder:
                 return
             node = child
         raise AssertionError("unreachable: an empty path cannot be set")
+
+
+def apply_shared(document: JSONValue, ops: list[Operation]) -> JSONValue:
+    """``document`` with ``ops`` applied, without copying what the ops do not touch.
+
+    Only the containers on the path of each op are copied (shallowly); everything else, and the
+    op values themselves, are shared with the inputs. Treat the result as read-only. Meant for
+    the ``add``/``replace`` ops ``PatchBuilder`` emits, for which it gives what
+    ``jsonpatch.apply_patch`` gives, at a fraction of the cost of its deep copy.
+    """
+    if not ops:
+        return document
+    copied: set[int] = set()
+
+    def fresh(node: JSONValue) -> JSONValue:
+        if id(node) in copied:
+            return node
+        node = dict(node) if isinstance(node, dict) else list(node)
+        copied.add(id(node))
+        return node
+
+    root = fresh(document)
+    for op in ops:
+        tokens = split(op["path"])
+        node = root
+        for token in tokens[:-1]:
+            key: str | int = int(token) if isinstance(node, list) else token
+            child = fresh(node[key])
+            node[key] = child
+            node = child
+        last = tokens[-1]
+        if isinstance(node, list):
+            if last == "-":
+                node.append(op["value"])
+            else:
+                node[int(last)] = op["value"]
+        else:
+            node[last] = op["value"]
+    return root
 
 
 def _child(node: JSONValue, token: str | int) -> JSONValue:

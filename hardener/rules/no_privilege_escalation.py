@@ -44,8 +44,7 @@ def apply(ctx: RuleContext) -> None:
                 "allowPrivilegeEscalation=false cannot be set next to it",
                 path if current is not MISSING else (*container.path, "securityContext"),
                 container=container,
-                check="privileged" if privileged else "allowPrivilegeEscalation",
-                level="baseline" if privileged else "restricted",
+                level="restricted",
             )
             continue
         if current is True:
