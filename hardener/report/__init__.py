@@ -1,0 +1,72 @@
+"""Reports: what ``hardener fix`` and ``hardener check`` found, in the format a reader needs.
+
+Formats (``--format``):
+
+- ``text``: one ``path:line:col: [id] message`` line per change or finding and a closing
+  summary; with ``diff=True`` a unified diff per changed file.
+- ``json``: ``hardener.results.to_json`` plus ``command`` and ``summary``, described by the JSON
+  Schema ``hardener/data/hardener-report.schema.json`` (see ``json_schema()``).
+- ``sarif``: SARIF 2.1.0 with one rule per hardener rule and PSS check, one result per change or
+  finding, and for changes a fix whose replacements turn the original file into the fixed one.
+- ``github``: GitHub Actions workflow commands that annotate the pull request's lines.
+- ``markdown``: a pull-request comment with a table and collapsible diffs, within ~60 KB.
+
+Every location is the line and column the records carry, which point into the original file.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from hardener.report._diff import unified_diff
+from hardener.report._github import render_github
+from hardener.report._json import render_json
+from hardener.report._markdown import MARKDOWN_LIMIT, render_markdown
+from hardener.report._sarif import render_sarif
+from hardener.report._text import render_text
+from hardener.results import FileResult
+
+__all__ = ["FORMATS", "MARKDOWN_LIMIT", "json_schema", "render", "unified_diff"]
+
+FORMATS: tuple[str, ...] = ("text", "json", "sarif", "github", "markdown")
+
+
+def render(
+    files: list[FileResult],
+    fmt: str,
+    *,
+    command: str,
+    version: str,
+    diff: bool = False,
+    color: bool = False,
+) -> str:
+    """The report of ``files`` in format ``fmt`` (one of ``FORMATS``), ending with a newline.
+
+    ``command`` is the sub-command that produced the results (``fix`` or ``check``), ``version``
+    hardener's version. ``diff`` and ``color`` only affect the ``text`` format (markdown always
+    shows diffs; no machine format is ever colored). Raises ``ValueError`` for an unknown format.
+    """
+    if fmt == "text":
+        return render_text(files, command=command, diff=diff, color=color)
+    if fmt == "json":
+        return render_json(files, command=command, version=version)
+    if fmt == "sarif":
+        return render_sarif(files, command=command, version=version)
+    if fmt == "github":
+        return render_github(files, command=command)
+    if fmt == "markdown":
+        return render_markdown(files, command=command)
+    raise ValueError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the ``json`` format, as shipped in the package."""
+    text = (
+        resources.files("hardener")
+        .joinpath("data/hardener-report.schema.json")
+        .read_text(encoding="utf-8")
+    )
+    schema: dict[str, Any] = json.loads(text)
+    return schema
