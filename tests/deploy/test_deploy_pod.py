@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from hardener.cli import main
 from hardener.pss import evaluate
 from tests.deploy.deploy_support import TARGETS, Obj, pick
 
@@ -149,3 +152,33 @@ def test_hardener_has_nothing_to_change(rendered: Rendered) -> None:
         result = plan(deployment(rendered, target), everything)
         assert result.ops == [], target
         assert result.findings == [], target
+
+
+def test_hardener_fix_check_finds_nothing_in_deploy(
+    deploy_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On a copy: were --check ever ignored, the repository's files would stay untouched.
+    code = main(["fix", "--check", str(deploy_copy)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert " 0 would change" in captured.err
+    assert " 0 errors" in captured.err
+
+
+def test_hardener_fix_check_notices_a_weaker_deployment(
+    deploy_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weaker = tmp_path / "deployment.yaml"
+    text = (deploy_copy / "base" / "deployment.yaml").read_text()
+    weaker.write_text(text.replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: null"))
+    assert main(["fix", "--check", str(weaker)]) == 1
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("target", ["base", "self-managed", "cert-manager"])
+def test_hardener_check_restricted_passes(
+    rendered: Rendered, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "deployment.yaml"
+    path.write_text(yaml.safe_dump(deployment(rendered, target)))
+    assert main(["check", "--level", "restricted", str(path)]) == 0, capsys.readouterr().out
