@@ -49,9 +49,9 @@ CONTAINER_FIELDS: tuple[ContainerField, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ContainerSite:
-    """One container of a pod site."""
+    """One container of a pod site (compared by identity: it stands for one place)."""
 
     field: ContainerField
     index: int
@@ -64,7 +64,7 @@ class ContainerSite:
         return join(self.path)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PodSite:
     """One pod spec inside an object.
 

@@ -17,7 +17,6 @@ earlier ones did without paying for a deep copy.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +69,12 @@ class PatchBuilder:
         """What the original document holds at ``path`` (``MISSING`` for absent or null)."""
         node = self._doc
         for token in path:
-            node = _child(node, token)
+            if isinstance(node, dict):
+                node = node.get(token, MISSING) if isinstance(token, str) else MISSING
+            elif isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):
+                node = node[token]
+            else:
+                return MISSING
             if node is MISSING:
                 return MISSING
         return MISSING if node is None else node
@@ -80,17 +84,18 @@ class PatchBuilder:
 
         Values returned may be pending values: treat them as read-only.
         """
-        for depth in range(len(path), -1, -1):
-            placed = self._placed.get(path[:depth])
-            if placed is not None:
-                node = placed.value
-                for token in path[depth:]:
-                    node = _child(node, token)
-                    if node is MISSING:
-                        return MISSING
-                return MISSING if node is None else node
+        if self._placed:
+            size = len(path)
+            for key, placed in self._placed.items():
+                if len(key) <= size and path[: len(key)] == key:
+                    node = placed.value
+                    for token in path[len(key) :]:
+                        node = _child(node, token)
+                        if node is MISSING:
+                            return MISSING
+                    return MISSING if node is None else node
         value = self.original(path)
-        if value is MISSING or not path:
+        if not self._appends or value is MISSING or not path:
             return value
         appended = self._appends.get(path)
         if appended and isinstance(value, list):
@@ -113,12 +118,12 @@ class PatchBuilder:
         current = self.get(path)
         if current is not MISSING and (not replace or current == value):
             return False
-        self._place(path, copy.deepcopy(value))
+        self._place(path, _copy(value))
         return True
 
     def append(self, array_path: Path, item: JSONValue) -> None:
         """Append ``item`` to the array at ``array_path``, creating the array if absent."""
-        item = copy.deepcopy(item)
+        item = _copy(item)
         existing = self.original(array_path)
         if isinstance(existing, list) and not self._covered(array_path):
             pending = _Pending("append", array_path, item)
@@ -213,6 +218,16 @@ def apply_shared(document: JSONValue, ops: list[Operation]) -> JSONValue:
         else:
             node[last] = op["value"]
     return root
+
+
+def _copy(value: JSONValue) -> JSONValue:
+    """A copy of a JSON value, so the caller's value and ours never alias (cheaper than
+    ``copy.deepcopy`` for the small literals rules set)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _child(node: JSONValue, token: str | int) -> JSONValue:

@@ -13,7 +13,10 @@ Token = str | int
 
 def escape(token: Token) -> str:
     """Escape one reference token: ``~`` becomes ``~0`` and ``/`` becomes ``~1`` (in that order)."""
-    return str(token).replace("~", "~0").replace("/", "~1")
+    text = token if isinstance(token, str) else str(token)
+    if "~" in text or "/" in text:
+        return text.replace("~", "~0").replace("/", "~1")
+    return text
 
 
 def unescape(token: str) -> str:
@@ -22,7 +25,8 @@ def unescape(token: str) -> str:
 
 def join(tokens: Iterable[Token]) -> str:
     """Build a pointer from unescaped tokens: ``join(["a", "b/c", 0]) == "/a/b~1c/0"``."""
-    return "".join("/" + escape(t) for t in tokens)
+    parts = [escape(t) for t in tokens]
+    return "/" + "/".join(parts) if parts else ""
 
 
 def split(pointer: str) -> list[str]:

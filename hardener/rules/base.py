@@ -72,7 +72,7 @@ class RuleContext:
         return self.builder.get((*container.path, "securityContext", *keys))
 
     def mine(self, container: ContainerSite) -> bool:
-        return any(c.path == container.path for c in self.containers)
+        return container in self.containers
 
     # -- recording ---------------------------------------------------------------------------
 
