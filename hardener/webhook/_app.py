@@ -61,7 +61,29 @@ class ServerState:
     tls: CertReloader | None = None
     started: bool = False
     draining: bool = False
+    in_flight: int = 0
     executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _idle: asyncio.Event | None = field(default=None, repr=False)
+
+    def enter(self) -> None:
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no review is being handled; False if ``timeout`` passed first."""
+        self._idle = asyncio.Event()
+        if self.in_flight == 0:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def not_ready_reason(self) -> str | None:
         if self.draining:
@@ -128,9 +150,11 @@ async def _mutate(request: web.Request) -> web.Response:
     app = request.app
     config = app[CONFIG_KEY]
     metrics = app[METRICS_KEY]
+    state = app[STATE_KEY]
     started = time.monotonic()
     deadline = started + config.webhook.deadline_seconds
     metrics.in_flight.inc()
+    state.enter()
     try:
         if request.content_type != "application/json":
             return _bad_request(
@@ -161,7 +185,7 @@ async def _mutate(request: web.Request) -> web.Response:
             if len(body) <= OFFLOAD_BYTES:
                 result = _process(body, config, deadline)
             else:
-                result = await _process_in_thread(app[STATE_KEY], body, config, deadline)
+                result = await _process_in_thread(state, body, config, deadline)
         except BadReviewError as exc:
             return _bad_request(metrics, started, exc)
         except Exception:
@@ -200,6 +224,7 @@ async def _mutate(request: web.Request) -> web.Response:
         return web.Response(body=answer, content_type="application/json")
     finally:
         metrics.in_flight.dec()
+        state.leave()
 
 
 async def _process_in_thread(

@@ -187,10 +187,10 @@ def webhook_configuration(
     }
 
 
-def _banner(options: ServeOptions, generated: SelfSigned) -> str:
+def _banner(options: ServeOptions, generated: SelfSigned, port: int) -> str:
     ca_bundle = base64.b64encode(generated.ca_cert).decode("ascii")
     host = options.sans[0] if options.sans else DEFAULT_SANS[0]
-    url = f"https://{_url_host(host)}:{options.port}/mutate"
+    url = f"https://{_url_host(host)}:{port}/mutate"
     document = webhook_configuration(
         url, ca_bundle, deadline_seconds=options.config.webhook.deadline_seconds
     )
@@ -210,6 +210,14 @@ async def _start_site(runner: web.AppRunner, host: str, port: int, **kwargs: Any
     await runner.setup()
     site = web.TCPSite(runner, host, port, **kwargs)
     await site.start()
+
+
+def _port_of(runner: web.AppRunner, default: int) -> int:
+    # With --port 0 the system picks the port; the printed URL must name the real one.
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return default
 
 
 def _addresses(runner: web.AppRunner) -> list[str]:
@@ -284,7 +292,7 @@ async def serve(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
         if generated is not None:
-            out.write(_banner(options, generated))
+            out.write(_banner(options, generated, _port_of(runner, options.port)))
             out.flush()
         log_event(
             _log,
@@ -314,7 +322,21 @@ async def serve(
             logging.INFO,
             "shutting down: no new connections, finishing the requests in flight",
         )
-        app[STATE_KEY].draining = True
+        state = app[STATE_KEY]
+        state.draining = True
+        # Close the listening socket first and let the reviews in flight finish on their open
+        # connections (aiohttp's own cleanup stops reading from a connection at once, which
+        # would lose a request whose body is still arriving). Idle keep-alive connections are
+        # closed by the cleanup after that.
+        for site in list(runner.sites):
+            await site.stop()
+        if not await state.wait_idle(shutdown_timeout):
+            log_event(
+                _log,
+                logging.WARNING,
+                "requests still in flight at the shutdown timeout",
+                in_flight=state.in_flight,
+            )
         await runner.cleanup()
         runner = None
         await metrics_runner.cleanup()
