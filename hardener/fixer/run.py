@@ -33,7 +33,7 @@ import jsonpatch
 from hardener.config import Config, default_config
 from hardener.engine import plan
 from hardener.fixer.documents import describe, object_label, skip_reason
-from hardener.fixer.fastload import FastLoadError, load_fast
+from hardener.fixer.fastload import FastDocument, FastLoadError, load_fast
 from hardener.fixer.files import (
     STDIN,
     FileReadError,
@@ -266,30 +266,28 @@ def _plan_documents(
     return results, plans
 
 
-def _verify(text: str, expected: dict[int, Any], check_fast: bool) -> None:
-    """Raise ``_Failure`` unless ``text`` reads back as the expected objects."""
-    try:
-        reparsed = SourceFile.parse(text)
-    except SourceError as exc:
-        raise _Failure(
-            f"internal error: the edited text does not parse ({exc}); the file was left "
-            "unchanged, please report this"
-        ) from exc
-    got = {d.index: d.value for d in reparsed.documents if d.value is not None}
+def _verify(text: str, expected: dict[int, Any]) -> None:
+    """Raise ``_Failure`` unless ``text`` reads back as the expected objects.
+
+    ``SourceFile.apply`` checks its own output with its own reader; this check reads it with
+    libyaml's composer and this package's constructor, so a fault in one reader cannot hide
+    itself. Text the fast reader declines is read with ``SourceFile.parse`` instead.
+    """
     want = {i: v for i, v in expected.items() if v is not None}
-    _compare(got, want, "the round-trip parser")
-    if check_fast:
+    try:
+        got = {d.index: d.value for d in load_fast(text) if d.value is not None}
+        reader = "libyaml"
+    except FastLoadError:
         try:
-            fast = {d.index: d.value for d in load_fast(text) if d.value is not None}
-        except FastLoadError as exc:
+            got = {
+                d.index: d.value for d in SourceFile.parse(text).documents if d.value is not None
+            }
+        except SourceError as exc:
             raise _Failure(
-                f"internal error: the edited text is not valid YAML for libyaml ({exc}); the "
-                "file was left unchanged, please report this"
+                f"internal error: the edited text does not parse ({exc}); the file was left "
+                "unchanged, please report this"
             ) from exc
-        _compare(fast, want, "libyaml")
-
-
-def _compare(got: dict[int, Any], want: dict[int, Any], reader: str) -> None:
+        reader = "the round-trip parser"
     if got.keys() != want.keys():
         raise _Failure(
             f"internal error: the edited text has documents {sorted(got)} where "
@@ -315,34 +313,42 @@ def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileRes
         result.skipped = reason
         return result
     try:
-        fast_documents: list[_Document] | None = None
+        fast: list[FastDocument] | None = None
         if options.fast_path:
             try:
-                fast_documents = list(load_fast(text))
+                fast = load_fast(text)
             except FastLoadError as exc:
                 if exc.duplicate:
                     raise _Failure(exc.message, exc.line, exc.column) from exc
-                fast_documents = None
-        if fast_documents is not None:
-            documents, plans = _plan_documents(fast_documents, options.config)
-            if not any(p.ops for p in plans.values()):
-                result.documents = documents
-                result.skipped = _file_skip(documents)
+        planned: tuple[list[DocumentResult], dict[int, Plan]] | None = None
+        if fast is not None:
+            planned = _plan_documents(fast, options.config)
+            if not any(p.ops for p in planned[1].values()):
+                result.documents = planned[0]
+                result.skipped = _file_skip(result.documents)
                 return result
-        _edit(text, result, options, check_fast=fast_documents is not None)
+        _edit(text, result, options, fast, planned)
     except _Failure as failure:
         return _fail(result, failure)
     return result
 
 
-def _edit(text: str, result: FileResult, options: FixOptions, *, check_fast: bool) -> None:
+def _edit(
+    text: str,
+    result: FileResult,
+    options: FixOptions,
+    fast: list[FastDocument] | None,
+    planned: tuple[list[DocumentResult], dict[int, Plan]] | None,
+) -> None:
     try:
         source = SourceFile.parse(text)
     except SourceError as exc:
         raise _Failure(exc.message, exc.line, exc.column) from exc
-    documents, plans = _plan_documents(source.documents, options.config)
-    result.documents = documents
-    result.skipped = _file_skip(documents)
+    if planned is None or fast is None or not _same_documents(fast, source.documents):
+        # The plans must be made on the values the editor works on.
+        planned = _plan_documents(source.documents, options.config)
+    result.documents, plans = planned
+    result.skipped = _file_skip(result.documents)
     ops: dict[int, list[Operation]] = {i: p.ops for i, p in plans.items() if p.ops}
     if not ops:
         return
@@ -356,8 +362,14 @@ def _edit(text: str, result: FileResult, options: FixOptions, *, check_fast: boo
         fixed = source.apply(ops)
     except EditError as exc:
         raise _Failure(f"cannot edit the file safely: {exc}; the file was left unchanged") from exc
-    _verify(fixed, expected, check_fast)
+    _verify(fixed, expected)
     result.fixed = fixed if fixed != text else None
+
+
+def _same_documents(fast: Sequence[_Document], slow: Sequence[_Document]) -> bool:
+    return len(fast) == len(slow) and all(
+        a.index == b.index and same_json(a.value, b.value) for a, b in zip(fast, slow, strict=True)
+    )
 
 
 def fix_file(path: str, options: FixOptions | None = None) -> FileResult:
