@@ -67,34 +67,30 @@ class PatchBuilder:
 
     def original(self, path: Path) -> JSONValue:
         """What the original document holds at ``path`` (``MISSING`` for absent or null)."""
-        node = self._doc
-        for token in path:
-            if isinstance(node, dict):
-                node = node.get(token, MISSING) if isinstance(token, str) else MISSING
-            elif isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):
-                node = node[token]
-            else:
-                return MISSING
-            if node is MISSING:
-                return MISSING
-        return MISSING if node is None else node
+        return _walk(self._doc, path)
 
-    def get(self, path: Path) -> JSONValue:
+    def get(self, path: Path, anchor: tuple[int, JSONValue] | None = None) -> JSONValue:
         """What ``path`` holds once the pending edits apply (``MISSING`` for absent or null).
 
+        ``anchor=(n, node)`` says that ``path[:n]`` is ``node`` in the original document and
+        that no pending edit replaces it or anything above it (true of a container, which
+        rules never replace): the lookup then starts there instead of at the root.
         Values returned may be pending values: treat them as read-only.
         """
-        if self._placed:
-            size = len(path)
-            for key, placed in self._placed.items():
-                if len(key) <= size and path[: len(key)] == key:
+        placed_map = self._placed
+        if placed_map:
+            start = anchor[0] + 1 if anchor is not None else 0
+            for depth in range(len(path), start - 1, -1):
+                placed = placed_map.get(path[:depth])
+                if placed is not None:
                     node = placed.value
-                    for token in path[len(key) :]:
+                    for token in path[depth:]:
                         node = _child(node, token)
                         if node is MISSING:
                             return MISSING
                     return MISSING if node is None else node
-        value = self.original(path)
+        base, rest = (anchor[1], path[anchor[0] :]) if anchor is not None else (self._doc, path)
+        value = _walk(base, rest)
         if not self._appends or value is MISSING or not path:
             return value
         appended = self._appends.get(path)
@@ -218,6 +214,19 @@ def apply_shared(document: JSONValue, ops: list[Operation]) -> JSONValue:
         else:
             node[last] = op["value"]
     return root
+
+
+def _walk(node: JSONValue, path: Path) -> JSONValue:
+    for token in path:
+        if isinstance(node, dict):
+            node = node.get(token, MISSING) if isinstance(token, str) else MISSING
+        elif isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):
+            node = node[token]
+        else:
+            return MISSING
+        if node is MISSING:
+            return MISSING
+    return MISSING if node is None else node
 
 
 def _copy(value: JSONValue) -> JSONValue:

@@ -69,7 +69,11 @@ class RuleContext:
         return self.builder.get((*self.site.spec_path, "securityContext", key))
 
     def container_sc(self, container: ContainerSite, *keys: str) -> JSONValue:
-        return self.builder.get((*container.path, "securityContext", *keys))
+        """A container ``securityContext`` field as it stands now (``MISSING`` if absent)."""
+        return self.builder.get(
+            (*container.path, "securityContext", *keys),
+            anchor=(len(container.path), container.container),
+        )
 
     def mine(self, container: ContainerSite) -> bool:
         return container in self.containers
