@@ -27,8 +27,15 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from hardener.config import Config
 from hardener.engine import Scope, plan
-from hardener.model import HardenerError, InvalidObjectError, JSONObject, Operation, Plan
-from hardener.pointer import split
+from hardener.model import (
+    Finding,
+    HardenerError,
+    InvalidObjectError,
+    JSONObject,
+    Operation,
+    Plan,
+)
+from hardener.patch import apply_shared
 from hardener.pss import Violation, evaluate
 
 __all__ = [
@@ -44,7 +51,6 @@ __all__ = [
     "GroupVersionKind",
     "Outcome",
     "ReviewResult",
-    "apply_in_place",
     "decode_review",
     "encode_review",
     "error_result",
@@ -275,12 +281,52 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 def _clip(text: str, limit: int = MAX_WARNING_CHARS) -> str:
     # Warnings travel in HTTP headers: one printable line each.
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _in_scope(container: str | None, scope: Scope | None) -> bool:
+    only = scope.ephemeral_containers if scope is not None else None
+    return only is None or container in only
+
+
+def _still_violated(
+    obj: JSONObject,
+    ops: list[Operation],
+    config: Config,
+    namespace: str | None,
+    scope: Scope | None,
+) -> list[Violation]:
+    """What ``hardener.pss.evaluate`` finds in the object once the ops are applied.
+
+    That is the object as it will be stored (or, in warn mode, as it would be). An exempt
+    object is none of hardener's business: no verdict. For an ephemeral-container update
+    only the new containers are reported: nothing else may change.
+    """
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    own_namespace, own_name = metadata.get("namespace"), metadata.get("name")
+    if config.is_exempt(
+        own_namespace if isinstance(own_namespace, str) else namespace,
+        own_name if isinstance(own_name, str) else None,
+    ):
+        return []
+    patched = apply_shared(obj, ops)
+    try:
+        violations = evaluate(patched, level=config.level, version=config.version)
+    except InvalidObjectError as exc:
+        raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
+    return [v for v in violations if _in_scope(v.container, scope)]
+
+
 def _warnings(
-    result_plan: Plan, violations: Sequence[Violation], *, applied: bool, level: str
+    result_plan: Plan,
+    violations: Sequence[Violation],
+    notes: Sequence[Finding],
+    *,
+    applied: bool,
+    level: str,
 ) -> list[str]:
     lines: list[str] = []
     by_rule: dict[str, list[str]] = {}
@@ -295,6 +341,8 @@ def _warnings(
         lines.append(_clip(head + "; ".join(messages)))
     for violation in violations:
         lines.append(_clip(f"PSS {level} violation ({violation.check}): {violation.message}"))
+    for note in notes:
+        lines.append(_clip(f"hardener: {note.message}"))
     kept: list[str] = []
     total = 0
     for index, line in enumerate(lines):
@@ -304,29 +352,6 @@ def _warnings(
         kept.append(line)
         total += len(line)
     return kept
-
-
-def apply_in_place(document: Any, ops: Sequence[Operation]) -> None:
-    """Apply hardener's own ``add``/``replace`` ops to ``document``, changing it in place.
-
-    Only for ops that ``plan`` emitted for this very document (their parents exist); the values
-    are inserted as they are, not copied.
-    """
-    for op in ops:
-        tokens = split(op["path"])
-        parent = document
-        for token in tokens[:-1]:
-            parent = parent[int(token)] if isinstance(parent, list) else parent[token]
-        last = tokens[-1]
-        if isinstance(parent, list):
-            if last == "-":
-                parent.append(op["value"])
-            elif op["op"] == "add":
-                parent.insert(int(last), op["value"])
-            else:
-                parent[int(last)] = op["value"]
-        else:
-            parent[last] = op["value"]
 
 
 def _allowed(uid: str) -> AdmissionResponse:
@@ -412,7 +437,8 @@ def review(
         scope = Scope(ephemeral_containers=new)
     namespace = request.get("namespace") or None
     try:
-        decided = plan(obj, config, namespace=namespace, scope=scope)
+        # The PSS verdict below is the evaluator's own, on the patched object.
+        decided = plan(obj, config, namespace=namespace, scope=scope, evaluate=False)
     except InvalidObjectError as exc:
         raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
     if deadline is not None and time.monotonic() > deadline:
@@ -426,9 +452,6 @@ def review(
         patch = json.dumps(decided.ops, separators=(",", ":"), ensure_ascii=False)
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(patch.encode()).decode("ascii")
-        # The patch is already encoded: the object may now become its hardened self, so
-        # that the PSS verdict below is about what will be stored.
-        apply_in_place(obj, decided.ops)
         outcome: Outcome = "patched"
         audit["rules"] = ",".join(rules)
     elif decided.ops:
@@ -437,28 +460,12 @@ def review(
     else:
         outcome = "unchanged"
 
-    # An exempt object is none of hardener's business: no PSS warnings either.
-    metadata = obj.get("metadata")
-    metadata = metadata if isinstance(metadata, dict) else {}
-    own_namespace, own_name = metadata.get("namespace"), metadata.get("name")
-    exempt = config.is_exempt(
-        own_namespace if isinstance(own_namespace, str) else namespace,
-        own_name if isinstance(own_name, str) else None,
-    )
-    violations: list[Violation] = []
-    if not exempt:
-        try:
-            violations = evaluate(obj, level=config.level, version=config.version)
-        except InvalidObjectError as exc:
-            raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
-        if scope is not None and scope.ephemeral_containers is not None:
-            violations = [v for v in violations if v.container in scope.ephemeral_containers]
-    if deadline is not None and time.monotonic() > deadline:
-        return past_deadline_result(request, config.webhook.deadline_seconds)
-    checks = _unique(v.check for v in violations)
+    violations = _still_violated(obj, decided.ops, config, namespace, scope)
+    notes = [f for f in decided.findings if f.check is None and _in_scope(f.container, scope)]
+    checks = _unique(violation.check for violation in violations)
     if checks:
         audit["pss-violations"] = ",".join(checks)
-    warnings = _warnings(decided, violations, applied=mutate, level=config.level)
+    warnings = _warnings(decided, violations, notes, applied=mutate, level=config.level)
     if warnings:
         response["warnings"] = warnings
     if audit:

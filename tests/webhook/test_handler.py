@@ -159,9 +159,9 @@ async def test_an_unexpected_failure_admits_unchanged_never_500(
     aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("evaluator bug")
+        raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(review_module, "evaluate", broken)
+    monkeypatch.setattr(review_module, "plan", broken)
     client = await aiohttp_client(create_app())
     doc = admission_review(copy.deepcopy(POD))
     with caplog.at_level(logging.ERROR, logger="hardener.webhook"):
@@ -172,7 +172,7 @@ async def test_an_unexpected_failure_admits_unchanged_never_500(
     assert response["uid"] == doc["request"]["uid"]
     assert "patch" not in response
     assert "internal error" in response["warnings"][0]
-    assert any("evaluator bug" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+    assert any("engine bug" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
 async def test_probes(aiohttp_client: MakeClient, tmp_path: Path) -> None:

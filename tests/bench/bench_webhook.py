@@ -1,0 +1,723 @@
+"""Benchmark of ``hardener serve`` against a floor server (a script, not a test).
+
+    python tests/bench/bench_webhook.py [--duration 10] [--update-results]
+
+Starts, in the same run, ``hardener serve`` (TLS, default config, JSON logs to a file) and a
+*floor* server: a bare aiohttp handler over the same TLS certificate that only reads and
+parses the JSON body and returns a fixed AdmissionReview. Both get the same realistic
+AdmissionReview (a Pod created by a Deployment's ReplicaSet, as the API server sends it) at
+concurrency 1, 8 and 64, over keep-alive TLS connections (as the API server keeps them).
+
+The load comes from ``wrk`` when it is installed (``apt-get install wrk``), else from an
+aiohttp client in a separate process. With two or more cores the server runs pinned to core 0
+and the load generator to core 1 (``taskset``). Reported: requests/s, p50 and p99 latency,
+and hardener's throughput as a ratio of the floor's. ``--update-results`` rewrites the webhook
+section of ``tests/bench/RESULTS.md`` (between its markers) and leaves the rest alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RESULTS = HERE / "RESULTS.md"
+START_MARK = "<!-- webhook-bench:start -->"
+END_MARK = "<!-- webhook-bench:end -->"
+CONCURRENCY = (1, 8, 64)
+
+FIXED_RESPONSE = json.dumps(
+    {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "00000000-0000-0000-0000-000000000000", "allowed": True},
+    }
+).encode()
+
+
+def realistic_review() -> dict[str, Any]:
+    """A Pod CREATE as the API server sends it for a pod of a Deployment's ReplicaSet."""
+    pod = {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {
+            "generateName": "checkout-6f7d8c9b5d-",
+            "namespace": "shop",
+            "creationTimestamp": None,
+            "labels": {
+                "app.kubernetes.io/name": "checkout",
+                "app.kubernetes.io/part-of": "shop",
+                "pod-template-hash": "6f7d8c9b5d",
+            },
+            "annotations": {
+                "kubectl.kubernetes.io/restartedAt": "2024-05-01T10:00:00Z",
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": "9090",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "checkout-6f7d8c9b5d",
+                    "uid": "5c1d3f5e-8a1b-4c1e-9d7f-2b6a1c0e9f11",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+            "managedFields": [
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2024-05-01T10:00:01Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {
+                        "f:metadata": {
+                            "f:generateName": {},
+                            "f:labels": {
+                                ".": {},
+                                "f:app.kubernetes.io/name": {},
+                                "f:pod-template-hash": {},
+                            },
+                            "f:ownerReferences": {
+                                ".": {},
+                                'k:{"uid":"5c1d3f5e-8a1b-4c1e-9d7f-2b6a1c0e9f11"}': {},
+                            },
+                        },
+                        "f:spec": {
+                            "f:containers": {
+                                'k:{"name":"checkout"}': {".": {}, "f:image": {}, "f:name": {}}
+                            },
+                            "f:dnsPolicy": {},
+                            "f:restartPolicy": {},
+                        },
+                    },
+                }
+            ],
+        },
+        "spec": {
+            "volumes": [
+                {"name": "config", "configMap": {"name": "checkout", "defaultMode": 420}},
+                {
+                    "name": "kube-api-access-7xk2p",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {
+                                "configMap": {
+                                    "name": "kube-root-ca.crt",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                            {
+                                "downwardAPI": {
+                                    "items": [
+                                        {
+                                            "path": "namespace",
+                                            "fieldRef": {
+                                                "apiVersion": "v1",
+                                                "fieldPath": "metadata.namespace",
+                                            },
+                                        }
+                                    ]
+                                }
+                            },
+                        ],
+                        "defaultMode": 420,
+                    },
+                },
+            ],
+            "containers": [
+                {
+                    "name": "checkout",
+                    "image": "registry.example.com/shop/checkout:2.7.1",
+                    "ports": [
+                        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+                    ],
+                    "env": [
+                        {"name": "LOG_LEVEL", "value": "info"},
+                        {"name": "PAYMENT_URL", "value": "http://payment.shop.svc:8080"},
+                        {
+                            "name": "POD_NAME",
+                            "valueFrom": {
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}
+                            },
+                        },
+                    ],
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                        "limits": {"memory": "256Mi"},
+                    },
+                    "volumeMounts": [
+                        {"name": "config", "mountPath": "/etc/checkout", "readOnly": True},
+                        {
+                            "name": "kube-api-access-7xk2p",
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                            "readOnly": True,
+                        },
+                    ],
+                    "livenessProbe": {
+                        "httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
+                        "timeoutSeconds": 1,
+                        "periodSeconds": 10,
+                        "successThreshold": 1,
+                        "failureThreshold": 3,
+                    },
+                    "readinessProbe": {
+                        "httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP"},
+                        "timeoutSeconds": 1,
+                        "periodSeconds": 5,
+                        "successThreshold": 1,
+                        "failureThreshold": 3,
+                    },
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File",
+                    "imagePullPolicy": "IfNotPresent",
+                },
+                {
+                    "name": "log-shipper",
+                    "image": "registry.example.com/fluent-bit:3.0",
+                    "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+                    "volumeMounts": [
+                        {
+                            "name": "kube-api-access-7xk2p",
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                            "readOnly": True,
+                        }
+                    ],
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File",
+                    "imagePullPolicy": "IfNotPresent",
+                },
+            ],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "checkout",
+            "serviceAccount": "checkout",
+            "securityContext": {},
+            "schedulerName": "default-scheduler",
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+            ],
+            "priority": 0,
+            "enableServiceLinks": True,
+            "preemptionPolicy": "PreemptLowerPriority",
+        },
+        "status": {},
+    }
+    gvk = {"group": "", "version": "v1", "kind": "Pod"}
+    gvr = {"group": "", "version": "v1", "resource": "pods"}
+    return {
+        "kind": "AdmissionReview",
+        "apiVersion": "admission.k8s.io/v1",
+        "request": {
+            "uid": "0df28fbd-5f5f-11e8-bc74-36e6bb280816",
+            "kind": gvk,
+            "resource": gvr,
+            "requestKind": gvk,
+            "requestResource": gvr,
+            "namespace": "shop",
+            "operation": "CREATE",
+            "userInfo": {
+                "username": "system:serviceaccount:kube-system:replicaset-controller",
+                "uid": "b1c2d3e4-0000-4000-8000-000000000001",
+                "groups": [
+                    "system:serviceaccounts",
+                    "system:serviceaccounts:kube-system",
+                    "system:authenticated",
+                ],
+            },
+            "object": pod,
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
+        },
+    }
+
+
+# -- the floor server -----------------------------------------------------------------------------
+
+
+def run_floor(port: int, cert: str, key: str) -> None:
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        json.loads(await request.read())
+        return web.Response(body=FIXED_RESPONSE, content_type="application/json")
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/mutate", handler)
+    app.router.add_get("/healthz", healthz)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    web.run_app(app, host="127.0.0.1", port=port, ssl_context=context, access_log=None, print=None)
+
+
+# -- the aiohttp load generator (when wrk is missing) ----------------------------------------------
+
+
+def run_load(url: str, concurrency: int, duration: float, body_file: str) -> None:
+    import aiohttp
+
+    body = Path(body_file).read_bytes()
+
+    async def main() -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
+        latencies: list[float] = []
+        errors = 0
+        async with aiohttp.ClientSession(connector=connector) as session:
+            stop_at = time.perf_counter() + duration
+
+            async def worker() -> None:
+                nonlocal errors
+                while time.perf_counter() < stop_at:
+                    started = time.perf_counter()
+                    async with session.post(
+                        url, data=body, headers={"Content-Type": "application/json"}
+                    ) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            errors += 1
+                    latencies.append(time.perf_counter() - started)
+
+            began = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - began
+        latencies.sort()
+        print(
+            json.dumps(
+                {
+                    "rps": len(latencies) / elapsed,
+                    "p50_ms": latencies[len(latencies) // 2] * 1000,
+                    "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+                    "requests": len(latencies),
+                    "errors": errors,
+                }
+            )
+        )
+
+    asyncio.run(main())
+
+
+# -- the benchmark -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pin(core: int | None) -> list[str]:
+    if core is None or shutil.which("taskset") is None:
+        return []
+    return ["taskset", "-c", str(core)]
+
+
+def _wait_ready(url: str, context: ssl.SSLContext, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited early with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+def _post_once(url: str, body: bytes, context: ssl.SSLContext) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10, context=context) as resp:
+        answer: dict[str, Any] = json.loads(resp.read())
+        return answer
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk(
+    url: str, concurrency: int, duration: float, lua: Path, core: int | None
+) -> dict[str, float]:
+    command = [
+        *_pin(core),
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{duration:g}s",
+        "--latency",
+        "-s",
+        str(lua),
+        url,
+    ]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert found, out
+        return float(found.group(1)) * _UNITS[found.group(2)]
+
+    errors = 0
+    for pattern in (
+        r"Non-2xx or 3xx responses:\s+(\d+)",
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+    ):
+        found = re.search(pattern, out)
+        if found:
+            errors += sum(int(g) for g in found.groups())
+    return {"rps": rps, "p50_ms": percentile("50"), "p99_ms": percentile("99"), "errors": errors}
+
+
+def _aiohttp_load(
+    url: str, concurrency: int, duration: float, body_file: Path, core: int | None
+) -> dict[str, float]:
+    command = [
+        *_pin(core),
+        sys.executable,
+        __file__,
+        "load",
+        "--url",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+        "--body",
+        str(body_file),
+    ]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def _machine() -> dict[str, str]:
+    import aiohttp
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    wrk = shutil.which("wrk")
+    wrk_version = "not installed"
+    if wrk:
+        probe = subprocess.run([wrk, "--version"], capture_output=True, text=True)
+        wrk_version = (probe.stdout or probe.stderr).splitlines()[0].strip()
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "openssl": ssl.OPENSSL_VERSION,
+        "load generator": wrk_version if wrk else "aiohttp client (wrk not installed)",
+    }
+
+
+def _breakdown(review: dict[str, Any]) -> list[tuple[str, float]]:
+    """Microseconds per call of each step of the hot path, in this process, for the review."""
+    import base64
+
+    from hardener.config import default_config
+    from hardener.engine import plan
+    from hardener.pss import evaluate
+    from hardener.webhook import decode_review, encode_review
+    from hardener.webhook import review as decide
+
+    config = default_config()
+    body = json.dumps(review).encode()
+    obj = review["request"]["object"]
+    decided = plan(obj, config, namespace="shop")
+    patched = copy.deepcopy(obj)
+    from hardener.webhook._review import apply_in_place
+
+    apply_in_place(patched, copy.deepcopy(decided.ops))
+    request = decode_review(body)
+    response = decide(copy.deepcopy(request), config).response
+
+    def per_call(function: Any, number: int = 300) -> float:
+        return min(timeit.repeat(function, number=number, repeat=5)) / number * 1e6
+
+    return [
+        ("json.loads of the body (all the floor does)", per_call(lambda: json.loads(body))),
+        ("decode_review (json.loads + envelope checks)", per_call(lambda: decode_review(body))),
+        ("engine plan()", per_call(lambda: plan(obj, config, namespace="shop"))),
+        (
+            "patch: json.dumps + base64 of plan().ops",
+            per_call(
+                lambda: base64.b64encode(json.dumps(decided.ops, separators=(",", ":")).encode())
+            ),
+        ),
+        (
+            "pss evaluate() of the patched pod",
+            per_call(lambda: evaluate(patched, level="restricted", version="latest")),
+        ),
+        ("encode_review (the response)", per_call(lambda: encode_review(response))),
+        (
+            "whole review(): decode + plan + patch + evaluate + encode",
+            per_call(lambda: encode_review(decide(decode_review(body), config).response)),
+        ),
+    ]
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| concurrency | server | req/s | p50 (ms) | p99 (ms) | errors | vs floor |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['c']} | {row['server']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} | {row['errors']:.0f} | {row.get('ratio', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def benchmark(duration: float, warmup: float, update_results: bool) -> None:
+    sys.path.insert(0, str(REPO))
+    from hardener.certs import make_bundle, write_bundle
+
+    cores = os.cpu_count() or 1
+    server_core, load_core = (0, 1) if cores >= 2 else (None, None)
+    use_wrk = shutil.which("wrk") is not None
+    work = Path(tempfile.mkdtemp(prefix="hardener-bench-"))
+    bundle = make_bundle(["localhost"], ["127.0.0.1"])
+    write_bundle(bundle, work)
+    review = realistic_review()
+    body = json.dumps(review).encode()
+    body_file = work / "review.json"
+    body_file.write_bytes(body)
+    lua = work / "post.lua"
+    lua.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{body_file}", "rb")\n'
+        'wrk.body = f:read("*all")\n'
+        "f:close()\n"
+    )
+    client_context = ssl.create_default_context(cadata=bundle.ca_cert.decode())
+    hardener_port, metrics_port, floor_port = _free_port(), _free_port(), _free_port()
+    log_file = (work / "hardener.log").open("wb")
+    servers = {
+        "hardener": subprocess.Popen(
+            [
+                *_pin(server_core),
+                sys.executable,
+                "-c",
+                "import sys; from hardener.cli import main; sys.exit(main())",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(hardener_port),
+                "--metrics-port",
+                str(metrics_port),
+                "--tls-cert",
+                str(work / "tls.crt"),
+                "--tls-key",
+                str(work / "tls.key"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            cwd=REPO,
+        ),
+        "floor": subprocess.Popen(
+            [
+                *_pin(server_core),
+                sys.executable,
+                __file__,
+                "floor",
+                "--port",
+                str(floor_port),
+                "--cert",
+                str(work / "tls.crt"),
+                "--key",
+                str(work / "tls.key"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    }
+    urls = {
+        "hardener": f"https://127.0.0.1:{hardener_port}/mutate",
+        "floor": f"https://127.0.0.1:{floor_port}/mutate",
+    }
+    try:
+        _wait_ready(
+            f"https://127.0.0.1:{hardener_port}/readyz", client_context, servers["hardener"]
+        )
+        _wait_ready(f"https://127.0.0.1:{floor_port}/healthz", client_context, servers["floor"])
+        answer = _post_once(urls["hardener"], body, client_context)["response"]
+        assert answer.get("patchType") == "JSONPatch", answer
+        assert _post_once(urls["floor"], body, client_context)["response"]["allowed"] is True
+
+        def load(server: str, concurrency: int, seconds: float) -> dict[str, float]:
+            if use_wrk:
+                return _wrk(urls[server], concurrency, seconds, lua, load_core)
+            return _aiohttp_load(urls[server], concurrency, seconds, body_file, load_core)
+
+        for server in ("floor", "hardener"):
+            load(server, 8, warmup)
+        rows: list[dict[str, Any]] = []
+        for concurrency in CONCURRENCY:
+            measured = {}
+            for server in ("floor", "hardener"):
+                result = load(server, concurrency, duration)
+                measured[server] = result
+                rows.append({"c": concurrency, "server": server, **result})
+            ratio = measured["hardener"]["rps"] / measured["floor"]["rps"]
+            rows[-1]["ratio"] = f"{ratio:.2f}x"
+            print(
+                f"c={concurrency}: floor {measured['floor']['rps']:.0f} req/s, "
+                f"hardener {measured['hardener']['rps']:.0f} req/s ({ratio:.2f}x), "
+                f"hardener p99 {measured['hardener']['p99_ms']:.2f} ms",
+                file=sys.stderr,
+            )
+    finally:
+        for process in servers.values():
+            process.terminate()
+        for process in servers.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log_file.close()
+    log_lines = (work / "hardener.log").read_text().splitlines()
+    reviews = sum(1 for line in log_lines if '"event": "review"' in line)
+    shutil.rmtree(work, ignore_errors=True)
+
+    breakdown = _breakdown(review)
+    machine = _machine()
+    section = _render(
+        rows, machine, breakdown, duration, len(body), reviews, pinned=server_core is not None
+    )
+    print(section)
+    if update_results:
+        _update_results(section)
+
+
+def _render(
+    rows: list[dict[str, Any]],
+    machine: dict[str, str],
+    breakdown: list[tuple[str, float]],
+    duration: float,
+    body_bytes: int,
+    reviews: int,
+    pinned: bool,
+) -> str:
+    facts = "\n".join(f"- {key}: {value}" for key, value in machine.items())
+    steps = "\n".join(f"| {name} | {micros:.0f} |" for name, micros in breakdown)
+    by = {(row["c"], row["server"]): row for row in rows}
+    c8 = by[(8, "hardener")]
+    ratios = [by[(c, "hardener")]["rps"] / by[(c, "floor")]["rps"] for c in CONCURRENCY]
+    return (
+        f"{START_MARK}\n"
+        "## Webhook (`hardener serve`)\n\n"
+        "Run with `python tests/bench/bench_webhook.py --update-results`. The same realistic "
+        f"AdmissionReview ({body_bytes} bytes: a Pod CREATE for a Deployment's ReplicaSet, two "
+        "containers, nine ops in the answer) is posted over keep-alive TLS to `hardener serve` "
+        "(default config, JSON log line per review to a file) and to a floor server (aiohttp "
+        "handler that only parses the JSON and returns a fixed AdmissionReview, same "
+        f"certificate). {duration:g} s per point after a warm-up; "
+        + (
+            "server pinned to core 0, load generator to core 1.\n\n"
+            if pinned
+            else "not pinned (fewer than two cores).\n\n"
+        )
+        + "Machine:\n\n"
+        f"{facts}\n\n"
+        f"{_table(rows)}\n\n"
+        f"Targets: throughput >= 0.8x the floor (measured {min(ratios):.2f}x to "
+        f"{max(ratios):.2f}x), p99 <= 2 ms at concurrency 8 (measured "
+        f"{c8['p99_ms']:.2f} ms). hardener logged {reviews} review lines during the run.\n\n"
+        "Where a request's time goes (in-process, microseconds per call, best of 5):\n\n"
+        "| step | us |\n|---|---:|\n"
+        f"{steps}\n"
+        f"{END_MARK}\n"
+    )
+
+
+def _update_results(section: str) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if START_MARK in text and END_MARK in text:
+        before, rest = text.split(START_MARK, 1)
+        _, after = rest.split(END_MARK, 1)
+        text = before + section.rstrip("\n") + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    floor = sub.add_parser("floor", help="(internal) run the floor server")
+    floor.add_argument("--port", type=int, required=True)
+    floor.add_argument("--cert", required=True)
+    floor.add_argument("--key", required=True)
+    loader = sub.add_parser("load", help="(internal) aiohttp load generator")
+    loader.add_argument("--url", required=True)
+    loader.add_argument("--concurrency", type=int, required=True)
+    loader.add_argument("--duration", type=float, required=True)
+    loader.add_argument("--body", required=True)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
+    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server")
+    parser.add_argument(
+        "--update-results",
+        action="store_true",
+        help="rewrite the webhook section of tests/bench/RESULTS.md",
+    )
+    args = parser.parse_args()
+    if args.command == "floor":
+        run_floor(args.port, args.cert, args.key)
+    elif args.command == "load":
+        run_load(args.url, args.concurrency, args.duration, args.body)
+    else:
+        benchmark(args.duration, args.warmup, args.update_results)
+
+
+if __name__ == "__main__":
+    main()
