@@ -96,58 +96,57 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _documents(path: Path) -> Iterator[Any]:
+def documents(text: str) -> list[Any]:
+    """The YAML documents of a text (none when it does not parse)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-        yield from yaml.load_all(text, Loader=_Loader)
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return
+        return list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError:
+        return []
 
 
-def _expand(doc: Any) -> Iterator[dict[str, Any]]:
+def objects_of(doc: Any) -> Iterator[dict[str, Any]]:
+    """The objects hardener's webhook is sent for in a document: List items one by one."""
     if not isinstance(doc, dict):
         return
     items = doc.get("items")
-    if (
-        isinstance(doc.get("kind"), str)
-        and doc["kind"].endswith("List")
-        and isinstance(items, list)
-    ):
+    kind = doc.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
         for item in items:
-            yield from _expand(item)
+            yield from objects_of(item)
         return
-    yield doc
+    if kind in KINDS and kind not in ("ConfigMap", "Service"):
+        yield doc
 
 
-def pss_pods() -> list[tuple[str, dict[str, Any]]]:
-    """Every distinct pod of the PSS fixtures (``../shared`` when present, and the local copy)."""
-    roots = [root for root in (SHARED / "fixtures" / "pss", PSS_COPY) if root.is_dir()]
+def _texts(root: Path, pattern: str) -> list[tuple[str, str]]:
     seen: set[str] = set()
-    pods: list[tuple[str, dict[str, Any]]] = []
-    for root in roots:
-        for path in sorted(root.glob("*/*/*/*.yaml")):
-            for doc in _documents(path):
-                if not isinstance(doc, dict) or doc.get("kind") != "Pod":
-                    continue
-                key = json.dumps(doc, sort_keys=True, default=str)
-                if key in seen:
-                    continue
-                seen.add(key)
-                pods.append((str(path.relative_to(root)), as_json(doc)))
-    return pods
+    found: list[tuple[str, str]] = []
+    for path in sorted(root.glob(pattern)):
+        if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        if text not in seen:
+            seen.add(text)
+            found.append((str(path.relative_to(root)), text))
+    return found
 
 
-def corpus_objects() -> list[tuple[str, dict[str, Any]]]:
-    """Every Pod and workload in ``../shared/corpus`` (List items too), plus the local samples."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    sources = [(DATA, DATA)]
+def pss_files() -> list[tuple[str, str]]:
+    """Every distinct PSS fixture file (``../shared`` when present, and the local copy)."""
+    found: dict[str, tuple[str, str]] = {}
+    for root in (SHARED / "fixtures" / "pss", PSS_COPY):
+        if root.is_dir():
+            for name, text in _texts(root, "*/*/*/*.yaml"):
+                found.setdefault(text, (name, text))
+    return list(found.values())
+
+
+def corpus_files() -> list[tuple[str, str]]:
+    """Every file of ``../shared/corpus`` (when present) and the local samples."""
+    found = [(f"data/{name}", text) for name, text in _texts(DATA, "**/*")]
     if (SHARED / "corpus").is_dir():
-        sources.append((SHARED / "corpus", SHARED / "corpus"))
-    for root, base in sources:
-        paths = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
-        for path in paths:
-            for index, doc in enumerate(_documents(path)):
-                for obj in _expand(doc):
-                    if obj.get("kind") in KINDS and obj.get("kind") not in ("ConfigMap", "Service"):
-                        found.append((f"{path.relative_to(base)}#{index}", as_json(obj)))
+        found += _texts(SHARED / "corpus", "**/*")
     return found
