@@ -9,7 +9,13 @@ Exception hierarchy (every error hardener raises on purpose derives from ``Harde
     HardenerError
     ├── ConfigError            invalid config: names the file, the key and the allowed values
     ├── InvalidObjectError     a Kubernetes object whose fields have the wrong type or shape
-    └── PointerError           a JSON pointer that is malformed or does not resolve
+    ├── PointerError           a JSON pointer that is malformed or does not resolve
+    └── CertsError             hardener.certs: a certificate that cannot be made or written
+        └── CertFileExistsError  a file that exists and --force was not given (also a
+                                 FileExistsError)
+
+The fixer adds its own (``hardener.fixer.source``): ``SourceError`` (a file that is not
+well-formed YAML, with line and column) and ``EditError`` (an edit that cannot be made safely).
 """
 
 from __future__ import annotations
