@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hardener.model import InvalidObjectError, JSONObject
+from hardener.model import InvalidObjectError, JSONObject, json_type
 from hardener.pointer import join
 
 __all__ = [
@@ -119,22 +119,8 @@ def _object(
             raise InvalidObjectError(join((*path, key)), "is required and must be an object")
         return None
     if not isinstance(value, dict):
-        raise InvalidObjectError(join((*path, key)), f"must be an object, not {_json_type(value)}")
+        raise InvalidObjectError(join((*path, key)), f"must be an object, not {json_type(value)}")
     return value
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if value is None:
-        return "null"
-    return "an object"
 
 
 def _check_security_context(holder: JSONObject, path: Path) -> None:
@@ -149,7 +135,7 @@ def _check_security_context(holder: JSONObject, path: Path) -> None:
             if items is not None and not isinstance(items, list):
                 raise InvalidObjectError(
                     join((*sc_path, "capabilities", key)),
-                    f"must be an array, not {_json_type(items)}",
+                    f"must be an array, not {json_type(items)}",
                 )
     _object(sc, "seccompProfile", sc_path)
     _object(sc, "windowsOptions", sc_path)
@@ -163,20 +149,20 @@ def _containers(spec: JSONObject, spec_path: Path) -> tuple[ContainerSite, ...]:
             continue
         if not isinstance(items, list):
             raise InvalidObjectError(
-                join((*spec_path, field)), f"must be an array, not {_json_type(items)}"
+                join((*spec_path, field)), f"must be an array, not {json_type(items)}"
             )
         for index, container in enumerate(items):
             path = (*spec_path, field, index)
             if not isinstance(container, dict):
                 raise InvalidObjectError(
-                    join(path), f"a container must be an object, not {_json_type(container)}"
+                    join(path), f"a container must be an object, not {json_type(container)}"
                 )
             name = container.get("name")
             for key in ("volumeMounts",):
                 value = container.get(key)
                 if value is not None and not isinstance(value, list):
                     raise InvalidObjectError(
-                        join((*path, key)), f"must be an array, not {_json_type(value)}"
+                        join((*path, key)), f"must be an array, not {json_type(value)}"
                     )
             _check_security_context(container, path)
             sites.append(
@@ -212,13 +198,13 @@ def _site(
     if not isinstance(containers, list):
         raise InvalidObjectError(
             join((*spec_path, "containers")),
-            "must be an array of containers, not " + _json_type(containers),
+            "must be an array of containers, not " + json_type(containers),
         )
     for key in ("volumes",):
         value = spec.get(key)
         if value is not None and not isinstance(value, list):
             raise InvalidObjectError(
-                join((*spec_path, key)), f"must be an array, not {_json_type(value)}"
+                join((*spec_path, key)), f"must be an array, not {json_type(value)}"
             )
     for key in ("nodeSelector", "os"):
         _object(spec, key, spec_path)
@@ -246,11 +232,9 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
     if not isinstance(obj, dict):
         if item_path:
             raise InvalidObjectError(
-                join(item_path), f"a list item must be an object, not {_json_type(obj)}"
+                join(item_path), f"a list item must be an object, not {json_type(obj)}"
             )
-        raise InvalidObjectError(
-            "", f"a Kubernetes object must be a mapping, not {_json_type(obj)}"
-        )
+        raise InvalidObjectError("", f"a Kubernetes object must be a mapping, not {json_type(obj)}")
     kind = obj.get("kind")
     kind = kind if isinstance(kind, str) else ""
     items = obj.get("items")
@@ -259,7 +243,7 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
             return
         if not isinstance(items, list):
             raise InvalidObjectError(
-                join((*item_path, "items")), f"must be an array, not {_json_type(items)}"
+                join((*item_path, "items")), f"must be an array, not {json_type(items)}"
             )
         for index, item in enumerate(items):
             yield from _walk(item, (*item_path, "items", index))
@@ -277,13 +261,13 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
             yield _site(obj, item_path, ("template",), kind)
         elif template is not None and not isinstance(template, dict):
             raise InvalidObjectError(
-                join((*item_path, "template")), f"must be an object, not {_json_type(template)}"
+                join((*item_path, "template")), f"must be an object, not {json_type(template)}"
             )
         return
     if not isinstance(spec, dict):
         if spec is not None and kind in _WORKLOAD_KINDS:
             raise InvalidObjectError(
-                join((*item_path, "spec")), f"must be an object, not {_json_type(spec)}"
+                join((*item_path, "spec")), f"must be an object, not {json_type(spec)}"
             )
         return
     if kind == "CronJob":
@@ -299,7 +283,7 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
         if kind in _WORKLOAD_KINDS:
             raise InvalidObjectError(
                 join((*item_path, "spec", "template")),
-                f"must be an object, not {_json_type(template)}",
+                f"must be an object, not {json_type(template)}",
             )
         return
     template_spec = template.get("spec")

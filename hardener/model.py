@@ -34,6 +34,7 @@ __all__ = [
     "Operation",
     "Plan",
     "PointerError",
+    "json_type",
 ]
 
 JSONValue = Any
@@ -120,3 +121,20 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.ops
+
+
+def json_type(value: object) -> str:
+    """How an error message names the JSON type of ``value``: "a string", "an array", ..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if value is None:
+        return "null"
+    return type(value).__name__

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hardener.model import json_type
 from hardener.pss._registry import Version
 
 __all__ = ["IMPLEMENTATIONS", "ContainerView", "PodView", "Problem"]
@@ -136,20 +137,6 @@ def _quote(value: Any) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def _one_of(value: Any, allowed: frozenset[str]) -> bool:
     """``value in allowed`` for any JSON value (lists and objects are not hashable)."""
     return isinstance(value, str) and value in allowed
@@ -160,7 +147,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _wrong_type(who: str, field: str, expected: str, value: Any) -> str:
-    return f"{who} has {field} of the wrong type: must be {expected}, not {_type_name(value)}"
+    return f"{who} has {field} of the wrong type: must be {expected}, not {json_type(value)}"
 
 
 def _volumes(pod: PodView) -> Iterator[tuple[int, str, Mapping[str, Any] | None, Any]]:
@@ -197,7 +184,7 @@ def host_namespaces(pod: PodView) -> Iterator[Problem]:
             yield Problem(f"host namespaces ({key}=true)", path)
         elif value is not None and value is not False:
             yield Problem(
-                f"host namespaces ({key} must be a boolean, not {_type_name(value)})", path
+                f"host namespaces ({key} must be a boolean, not {json_type(value)})", path
             )
 
 
