@@ -23,7 +23,7 @@ from yaml.resolver import Resolver
 
 from hardener.fixer._errors import SourceError
 
-__all__ = ["LINE_BREAK", "YNode", "line_starts", "load_documents"]
+__all__ = ["LINE_BREAK", "YNode", "line_starts", "load_documents", "load_values"]
 
 # The characters libyaml counts as line breaks (YAML 1.1); "\r\n" is one break.
 LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
@@ -32,7 +32,7 @@ STR_TAG = "tag:yaml.org,2002:str"
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class YNode:
     """One node of a document, with its place in the text (offsets into the text without BOM).
 
@@ -68,12 +68,53 @@ class YNode:
         return self.kind == "scalar" and not self.alias and self.style == "" and self.text == ""
 
 
-class _Loader(Composer, CParser, SafeConstructor, Resolver):
-    """libyaml's parser, PyYAML's composer (aliases kept apart) and safe YAML 1.1 constructor."""
+class _Constructor(SafeConstructor):
+    """PyYAML's safe YAML 1.1 constructor, producing plain JSON-like values."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        # Keys become JSON strings while the mapping is built: in a Python dict, 1 and true
+        # (or 1 and 1.0) would silently collapse into one member.
+        if isinstance(node, MappingNode):
+            self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict | set):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a scalar", key_node.start_mark
+                )
+            mapping[_json_key(key)] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+def _timestamp_as_text(loader: Any, node: Any) -> Any:
+    # Kubernetes objects never hold timestamps: the JSON decoders keep them as strings.
+    return loader.construct_scalar(node)
+
+
+def _binary_as_text(loader: Any, node: Any) -> Any:
+    return "".join(str(loader.construct_scalar(node)).split())
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+_Constructor.add_constructor("tag:yaml.org,2002:binary", _binary_as_text)
+
+
+class _ValueLoader(CParser, _Constructor, Resolver):
+    """Values only, all in libyaml's C composer: for reading back an edited text."""
 
     def __init__(self, text: str) -> None:
         CParser.__init__(self, text)
-        SafeConstructor.__init__(self)
+        _Constructor.__init__(self)
+        Resolver.__init__(self)
+
+
+class _Loader(Composer, CParser, _Constructor, Resolver):
+    """libyaml's parser, PyYAML's composer (aliases kept apart) and the JSON-like constructor."""
+
+    def __init__(self, text: str) -> None:
+        CParser.__init__(self, text)
+        _Constructor.__init__(self)
         Resolver.__init__(self)
         Composer.__init__(self)
         self.anchor_of: dict[int, str] = {}
@@ -109,19 +150,6 @@ class _Loader(Composer, CParser, SafeConstructor, Resolver):
         if anchor is not None:
             self.anchor_of[id(node)] = anchor
         return cast(Node, node)
-
-
-def _timestamp_as_text(loader: Any, node: Any) -> Any:
-    # Kubernetes objects never hold timestamps: the JSON decoders keep them as strings.
-    return loader.construct_scalar(node)
-
-
-def _binary_as_text(loader: Any, node: Any) -> Any:
-    return "".join(str(loader.construct_scalar(node)).split())
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
-_Loader.add_constructor("tag:yaml.org,2002:binary", _binary_as_text)
 
 
 def line_starts(text: str) -> list[int]:
@@ -297,3 +325,22 @@ def load_documents(text: str) -> list[tuple[YNode, Any]]:
         loader.dispose()
     _check_tabs(text, starts, [root for root, _ in documents])
     return documents
+
+
+def load_values(text: str) -> list[Any]:
+    """The JSON-like value of every document of ``text`` (no BOM), read exactly as
+    ``load_documents`` reads them but without positions or checks: for texts known to be valid
+    (such as an edited text being verified). Raises SourceError if the text is not valid YAML.
+    """
+    loader = _ValueLoader(text)
+    try:
+        values = []
+        while loader.check_node():
+            values.append(_jsonify(loader.construct_document(loader.get_node())))
+        return values
+    except yaml.MarkedYAMLError as exc:
+        raise _error(exc, text, line_starts(text)) from None
+    except yaml.YAMLError as exc:
+        raise SourceError(1, 1, f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()

@@ -21,7 +21,7 @@ from typing import Any
 import jsonpatch
 
 from hardener.fixer._errors import EditError, SourceError
-from hardener.fixer._load import YNode, line_starts, load_documents
+from hardener.fixer._load import YNode, line_starts, load_documents, load_values
 from hardener.fixer.yamledit import TextEditor, dash_offset, line_column, same_value
 from hardener.model import Operation
 from hardener.pointer import split
@@ -130,12 +130,12 @@ class SourceFile:
             editor.plan(document.node, document.value, ops)
         new_text = editor.result()
         try:
-            again = load_documents(new_text)
+            again = load_values(new_text)
         except SourceError as exc:
             raise EditError(f"the edited text does not parse ({exc}); file left alone") from None
         if len(again) != len(self.documents):
             raise EditError("the edit changed the number of documents; file left alone")
-        for document, (_, value) in zip(self.documents, again, strict=True):
+        for document, value in zip(self.documents, again, strict=True):
             want = expected.get(document.index, document.value)
             if not same_value(value, want):
                 raise EditError(
