@@ -18,7 +18,7 @@ JSON strings (``1:`` becomes ``"1"``). Anything outside that common ground raise
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -78,13 +78,23 @@ class _Loader(yaml.CSafeLoader):
                 return str(key)
         raise _decline(node, "key outside the fast reader's common ground")
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.members: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
+        """The explicit members of each mapping whose keys are not all plain strings or that
+        has ``<<`` merges (where the node's pairs differ from what is written)."""
+
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if not isinstance(node, yaml.MappingNode):
             raise _decline(node, "expected a mapping")
         seen: dict[str, yaml.Node] = {}
+        special = False
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
+                special = True
                 continue
+            if key_node.tag != _STR_TAG:
+                special = True
             name = self._key(key_node)
             first = seen.get(name)
             if first is not None:
@@ -97,6 +107,10 @@ class _Loader(yaml.CSafeLoader):
                     duplicate=True,
                 )
             seen[name] = key_node
+        if special:
+            self.members[id(node)] = {
+                self._key(k): (k, v) for k, v in node.value if k.tag != _MERGE_TAG
+            }
         self.flatten_mapping(node)
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -117,20 +131,31 @@ for _tag in ("binary", "set", "omap", "pairs"):
 _Loader.add_constructor(None, _Loader.decline)
 
 
-class _Lines:
-    """The lines of a text as libyaml counts them, split only when a position needs them."""
+class _FileState:
+    """What the documents of one file share: the text, its lines (split only when a position
+    needs them), the loader's notes on special mappings, and the full parse as a fallback."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, members: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]]):
         self.text = text
+        self.members = members
         self._lines: list[str] | None = None
+        self._source: list[Any] | None = None
 
-    def __getitem__(self, number: int) -> str:
+    def line(self, number: int) -> str:
         if self._lines is None:
             self._lines = _LINE_BREAK.split(self.text)
         return self._lines[number] if 0 <= number < len(self._lines) else ""
 
+    def source_position(self, index: int, pointer: str) -> tuple[int, int]:
+        if self._source is None:
+            from hardener.fixer.source import SourceFile
 
-@dataclass(frozen=True)
+            self._source = list(SourceFile.parse(self.text).documents)
+        position: tuple[int, int] = self._source[index].position(pointer)
+        return position
+
+
+@dataclass
 class FastDocument:
     """One document of a file: its value and the node tree it was built from.
 
@@ -140,32 +165,80 @@ class FastDocument:
     index: int
     value: Any
     node: yaml.Node
-    lines: _Lines
+    file: _FileState = field(repr=False)
+    _aliases: set[tuple[int, str]] | None = field(default=None, repr=False)
 
     @property
     def line(self) -> int:
         """1-based line where the document's content starts."""
         return int(self.node.start_mark.line) + 1
 
+    def _members(self, node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        return self.file.members.get(id(node))
+
+    def _member(self, node: yaml.Node, token: str) -> tuple[yaml.Node, yaml.Node] | None:
+        members = self._members(node)
+        if members is not None:
+            return members.get(token)
+        for key_node, value_node in node.value:
+            if key_node.value == token:
+                return key_node, value_node
+        return None
+
+    def _alias_sites(self) -> set[tuple[int, str]]:
+        """``(id(parent), token)`` of every place where an alias (``*name``) is written.
+
+        libyaml's composer hands back the anchored node itself for an alias, so an alias is
+        a node met a second time, walking in document order.
+        """
+        if self._aliases is None:
+            sites: set[tuple[int, str]] = set()
+            if "*" in self.file.text:
+                seen: set[int] = set()
+                stack: list[tuple[yaml.Node | None, str, yaml.Node]] = [(None, "", self.node)]
+                while stack:  # pre-order, in document order
+                    parent, token, node = stack.pop()
+                    if id(node) in seen:
+                        if parent is not None:
+                            sites.add((id(parent), token))
+                        continue
+                    seen.add(id(node))
+                    children: list[tuple[str, yaml.Node]] = []
+                    if isinstance(node, yaml.MappingNode):
+                        members = self._members(node)
+                        if members is not None:
+                            children = [(name, pair[1]) for name, pair in members.items()]
+                        else:
+                            children = [(k.value, v) for k, v in node.value]
+                    elif isinstance(node, yaml.SequenceNode):
+                        children = [(str(i), item) for i, item in enumerate(node.value)]
+                    stack.extend((node, t, c) for t, c in reversed(children))
+            self._aliases = sites
+        return self._aliases
+
     def position(self, pointer: str) -> tuple[int, int]:
         """1-based (line, column) of the node at ``pointer``, placed as ``Document.position``
-        places it: a mapping member at its key, a block sequence item at its ``-``. A pointer
-        that does not resolve gives the position of its deepest existing part."""
+        places it: a mapping member at its key, a block sequence item at its ``-``, an alias
+        where the alias is written. A pointer that does not resolve gives the position of its
+        deepest existing part."""
         node = self.node
         line, column = node.start_mark.line, node.start_mark.column
         for token in split(pointer):
             if isinstance(node, yaml.MappingNode):
-                member = None
-                for key_node, value_node in node.value:  # the last one wins, as after merges
-                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == token:
-                        member = key_node, value_node
+                member = self._member(node, token)
                 if member is None:
                     break
-                key_node, node = member
+                key_node, child = member
                 line, column = key_node.start_mark.line, key_node.start_mark.column
+                if (id(node), token) in self._alias_sites():
+                    break  # the member's key is where the alias is written
+                node = child
             elif isinstance(node, yaml.SequenceNode):
                 if not token.isdigit() or int(token) >= len(node.value):
                     break
+                if (id(node), token) in self._alias_sites():
+                    # Where a "*name" item is written is not kept by libyaml's composer.
+                    return self.file.source_position(self.index, pointer)
                 flow = bool(node.flow_style)
                 node = node.value[int(token)]
                 line, column = node.start_mark.line, node.start_mark.column
@@ -176,14 +249,14 @@ class FastDocument:
         return int(line) + 1, int(column) + 1
 
     def _dash(self, line: int, column: int) -> tuple[int, int]:
-        before = self.lines[line][:column].rstrip()
+        before = self.file.line(line)[:column].rstrip()
         if before.endswith("-"):
             return line, len(before) - 1
         if before:
             return line, column
         # The item starts on a line of its own: its "-" is on an earlier line.
         for number in range(line - 1, -1, -1):
-            text = self.lines[number]
+            text = self.file.line(number)
             stripped = text.strip()
             if not stripped or stripped.startswith("#"):
                 continue
@@ -206,7 +279,7 @@ def load_fast(text: str) -> list[FastDocument]:
             line = body.count("\n", 0, match.start()) + 1
             raise FastLoadError(line, 1, "tab in indentation, left to the full parser")
     loader = _Loader(body)
-    lines = _Lines(body)
+    state = _FileState(body, loader.members)
     documents: list[FastDocument] = []
     try:
         while loader.check_node():
@@ -214,7 +287,7 @@ def load_fast(text: str) -> list[FastDocument]:
             if node is None:
                 break
             value = loader.construct_document(node)
-            documents.append(FastDocument(len(documents), value, node, lines))
+            documents.append(FastDocument(len(documents), value, node, state))
     except FastLoadError:
         raise
     except yaml.MarkedYAMLError as exc:
