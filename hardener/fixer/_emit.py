@@ -62,15 +62,12 @@ def _plain_ok(text: str, flow: bool) -> bool:
     if "\n" in text or ": " in text or " #" in text or text.endswith(":"):
         return False
     first = text[0]
-    if first in _INDICATORS and not (
-        first in "-?:" and len(text) > 1 and text[1] not in " \t" and first != ":"
-    ):
-        return False
-    if first in "-?" and text[:3] in ("---", "..."):
+    # Only "-" may start a plain scalar here, and only when a non-space follows ("--port").
+    if first in _INDICATORS and not (first == "-" and len(text) > 1 and text[1] not in " \t"):
         return False
     if text.startswith(("---", "...")):
         return False
-    if flow and (any(c in _FLOW_INDICATORS for c in text) or text.startswith(":")):
+    if flow and any(c in _FLOW_INDICATORS for c in text):
         return False
     if _RESOLVER.resolve(ScalarNode, text, (True, False)) != _STR_TAG:  # type: ignore[no-untyped-call]
         return False

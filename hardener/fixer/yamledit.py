@@ -263,17 +263,20 @@ class TextEditor:
             self._quote = "'" if styles["'"] > styles['"'] else '"'
         return self._quote
 
+    def _indent_of_line(self, line: int) -> int:
+        text = self._line_text(line)
+        return len(text) - len(text.lstrip(" "))
+
     def _json_indent(self) -> int:
+        """The file's JSON indentation step: first entry's column minus its bracket line's."""
         if self._json_step is None:
             steps: Counter[int] = Counter()
             for node in _walk(self.roots):
-                if node.kind == "mapping" and node.flow:
-                    for key, value in node.pairs:
-                        inner = (
-                            value.pairs[0][0] if value.kind == "mapping" and value.pairs else None
-                        )
-                        if inner is not None and inner.line != key.line:
-                            steps[inner.column - key.column] += 1
+                if not node.flow or node.alias:
+                    continue
+                first = node.pairs[0][0] if node.pairs else (node.items[0] if node.items else None)
+                if first is not None and first.line != node.line:
+                    steps[first.column - self._indent_of_line(node.line)] += 1
             good = [(n, s) for s, n in steps.items() if s > 0]
             self._json_step = max(good)[1] if good else 2
         return self._json_step
@@ -639,7 +642,7 @@ class TextEditor:
         if open_at < 0:
             raise EditError(f"line {node.line + 1}: cannot find the start of this flow collection")
         open_line = line_column(self.starts, open_at)[0]
-        outer = len(self._line_text(open_line)) - len(self._line_text(open_line).lstrip(" "))
+        outer = self._indent_of_line(open_line)
         step = self._json_indent() if plan.json else 2
         if children:
             first = node.pairs[0][0] if node.kind == "mapping" else node.items[0]
