@@ -355,7 +355,7 @@ def _wait_ready(url: str, context: ssl.SSLContext, process: subprocess.Popen[byt
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"server exited early with {process.returncode}")
+            raise SystemExit(f"{url}: the server exited early with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2, context=context) as resp:
                 if resp.status == 200:
@@ -446,7 +446,9 @@ def _machine() -> dict[str, str]:
     if wrk:
         probe = subprocess.run([wrk, "--version"], capture_output=True, text=True)
         wrk_version = (probe.stdout or probe.stderr).splitlines()[0].strip()
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return {
+        "load average (1, 5, 15 min) at the end": load,
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "kernel": platform.release(),
@@ -463,6 +465,7 @@ def _breakdown(review: dict[str, Any]) -> list[tuple[str, float]]:
 
     from hardener.config import default_config
     from hardener.engine import plan
+    from hardener.patch import apply_shared
     from hardener.pss import evaluate
     from hardener.webhook import decode_review, encode_review
     from hardener.webhook import review as decide
@@ -470,11 +473,8 @@ def _breakdown(review: dict[str, Any]) -> list[tuple[str, float]]:
     config = default_config()
     body = json.dumps(review).encode()
     obj = review["request"]["object"]
-    decided = plan(obj, config, namespace="shop")
-    patched = copy.deepcopy(obj)
-    from hardener.webhook._review import apply_in_place
-
-    apply_in_place(patched, copy.deepcopy(decided.ops))
+    decided = plan(obj, config, namespace="shop", evaluate=False)
+    patched = apply_shared(obj, decided.ops)
     request = decode_review(body)
     response = decide(copy.deepcopy(request), config).response
 
@@ -484,7 +484,10 @@ def _breakdown(review: dict[str, Any]) -> list[tuple[str, float]]:
     return [
         ("json.loads of the body (all the floor does)", per_call(lambda: json.loads(body))),
         ("decode_review (json.loads + envelope checks)", per_call(lambda: decode_review(body))),
-        ("engine plan()", per_call(lambda: plan(obj, config, namespace="shop"))),
+        (
+            "engine plan(evaluate=False), as the webhook calls it",
+            per_call(lambda: plan(obj, config, namespace="shop", evaluate=False)),
+        ),
         (
             "patch: json.dumps + base64 of plan().ops",
             per_call(
@@ -625,9 +628,9 @@ def benchmark(duration: float, warmup: float, update_results: bool) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
         log_file.close()
-    log_lines = (work / "hardener.log").read_text().splitlines()
+        log_lines = (work / "hardener.log").read_text().splitlines()
+        shutil.rmtree(work, ignore_errors=True)
     reviews = sum(1 for line in log_lines if '"event": "review"' in line)
-    shutil.rmtree(work, ignore_errors=True)
 
     breakdown = _breakdown(review)
     machine = _machine()
