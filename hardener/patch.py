@@ -55,13 +55,19 @@ class _Pending:
 
 
 class PatchBuilder:
+    """Records edits against a document it never modifies, and emits them as RFC 6902 ops.
+
+    Pending values are indexed by the identity of the original node they hang from
+    (``(id(parent), key)`` for a member added or replaced, ``id(array)`` for appends), so a
+    lookup is one walk down the original with a dictionary probe per step, not a search
+    over paths. The document must not change while the builder is in use.
+    """
+
     def __init__(self, document: JSONValue) -> None:
         self._doc = document
         self._pending: list[_Pending] = []
-        # Pending values by the path they were placed at ("add"/"replace"), for lookups and
-        # for merging later edits into a value that does not exist in the document yet.
-        self._placed: dict[Path, _Pending] = {}
-        self._appends: dict[Path, list[_Pending]] = {}
+        self._placed: dict[tuple[int, str | int], _Pending] = {}
+        self._appends: dict[int, list[_Pending]] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -77,61 +83,85 @@ class PatchBuilder:
         rules never replace): the lookup then starts there instead of at the root.
         Values returned may be pending values: treat them as read-only.
         """
-        placed_map = self._placed
-        if placed_map:
-            start = anchor[0] + 1 if anchor is not None else 0
-            for depth in range(len(path), start - 1, -1):
-                placed = placed_map.get(path[:depth])
-                if placed is not None:
-                    node = placed.value
-                    for token in path[depth:]:
-                        node = _child(node, token)
-                        if node is MISSING:
-                            return MISSING
-                    return MISSING if node is None else node
-        base, rest = (anchor[1], path[anchor[0] :]) if anchor is not None else (self._doc, path)
-        value = _walk(base, rest)
-        if not self._appends or value is MISSING or not path:
-            return value
-        appended = self._appends.get(path)
-        if appended and isinstance(value, list):
-            return [*value, *(p.value for p in appended)]
-        parent = self._appends.get(path[:-1])
-        if parent and isinstance(path[-1], int):
-            base = self.original(path[:-1])
-            offset = path[-1] - len(base)
-            if 0 <= offset < len(parent):
-                return parent[offset].value
-        return value
+        node, depth = (anchor[1], anchor[0]) if anchor is not None else (self._doc, 0)
+        placed = self._placed
+        size = len(path)
+        while depth < size:
+            token = path[depth]
+            if placed:
+                pending = placed.get((id(node), token))
+                if pending is not None:
+                    return _walk(pending.value, path[depth + 1 :])
+            if isinstance(node, dict):
+                child = node.get(token) if isinstance(token, str) else None
+            elif isinstance(node, list) and isinstance(token, int) and token >= 0:
+                if token < len(node):
+                    child = node[token]
+                else:
+                    appended = self._appends.get(id(node))
+                    offset = token - len(node)
+                    if not appended or offset >= len(appended):
+                        return MISSING
+                    return _walk(appended[offset].value, path[depth + 1 :])
+            else:
+                return MISSING
+            if child is None:
+                return MISSING
+            node = child
+            depth += 1
+        if isinstance(node, list) and self._appends:
+            appended = self._appends.get(id(node))
+            if appended:
+                return [*node, *(p.value for p in appended)]
+        return node
 
     # -- writing -----------------------------------------------------------------------------
 
-    def set(self, path: Path, value: JSONValue, *, replace: bool = False) -> bool:
+    def set(
+        self,
+        path: Path,
+        value: JSONValue,
+        *,
+        replace: bool = False,
+        anchor: tuple[int, JSONValue] | None = None,
+    ) -> bool:
         """Set ``path`` to ``value`` if it holds nothing; with ``replace``, also overwrite.
 
         Returns whether an edit was recorded. Intermediate mappings are created as needed.
         """
-        current = self.get(path)
+        current = self.get(path, anchor)
         if current is not MISSING and (not replace or current == value):
             return False
-        self._place(path, _copy(value))
+        self.place(path, value, anchor)
         return True
 
-    def append(self, array_path: Path, item: JSONValue) -> None:
+    def place(
+        self, path: Path, value: JSONValue, anchor: tuple[int, JSONValue] | None = None
+    ) -> None:
+        """Record ``value`` at ``path`` unconditionally (``set`` without the check)."""
+        self._place(path, _copy(value), anchor)
+
+    def append(
+        self, array_path: Path, item: JSONValue, anchor: tuple[int, JSONValue] | None = None
+    ) -> None:
         """Append ``item`` to the array at ``array_path``, creating the array if absent."""
         item = _copy(item)
-        existing = self.original(array_path)
-        if isinstance(existing, list) and not self._covered(array_path):
-            pending = _Pending("append", array_path, item)
-            self._pending.append(pending)
-            self._appends.setdefault(array_path, []).append(pending)
-            return
-        current = self.get(array_path)
-        if isinstance(current, list):
-            # The array is itself a pending value: grow it in place.
+        home = self._home(array_path, anchor)
+        if home is None:
+            existing = (
+                _walk(anchor[1], array_path[anchor[0] :]) if anchor else self.original(array_path)
+            )
+            if isinstance(existing, list):
+                pending = _Pending("append", array_path, item)
+                self._pending.append(pending)
+                self._appends.setdefault(id(existing), []).append(pending)
+                return
+        current = self.get(array_path, anchor)
+        if isinstance(current, list) and home is not None:
+            # The array is itself (part of) a pending value: grow it in place.
             current.append(item)
             return
-        self._place(array_path, [item])
+        self._place(array_path, [item], anchor)
 
     def ops(self) -> list[Operation]:
         result: list[Operation] = []
@@ -147,34 +177,48 @@ class PatchBuilder:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _covered(self, path: Path) -> bool:
-        """Whether a pending value already sits at ``path`` or above it."""
-        return any(path[:depth] in self._placed for depth in range(len(path) + 1))
+    def _home(
+        self, path: Path, anchor: tuple[int, JSONValue] | None
+    ) -> tuple[_Pending, Path] | None:
+        """The pending value that holds ``path`` (at or above it), with the rest of the path."""
+        if not self._placed:
+            return None
+        node, start = (anchor[1], anchor[0]) if anchor is not None else (self._doc, 0)
+        for depth in range(start, len(path)):
+            token = path[depth]
+            pending = self._placed.get((id(node), token))
+            if pending is not None:
+                return pending, path[depth + 1 :]
+            node = _child(node, token)
+            if node is MISSING or node is None:
+                return None
+        return None
 
-    def _place(self, path: Path, value: JSONValue) -> None:
-        # 1. Inside a value that is itself pending: merge into it.
-        for depth in range(len(path) - 1, -1, -1):
-            placed = self._placed.get(path[:depth])
-            if placed is not None:
-                _deep_set(placed.value, path[depth:], value)
+    def _place(self, path: Path, value: JSONValue, anchor: tuple[int, JSONValue] | None) -> None:
+        if not path:
+            raise ValueError("the document itself cannot be replaced")
+        node, start = (anchor[1], anchor[0]) if anchor is not None else (self._doc, 0)
+        last = len(path) - 1
+        for depth in range(start, len(path)):
+            token = path[depth]
+            key = (id(node), token)
+            pending = self._placed.get(key)
+            if pending is not None:
+                if depth == last:
+                    pending.value = value  # an enforced value replacing a pending one
+                else:
+                    # Inside a value that is itself pending: merge into it.
+                    _deep_set(pending.value, path[depth + 1 :], value)
                 return
-        # 2. Find the first token that the original document lacks.
-        node = self._doc
-        for depth, token in enumerate(path):
             child = _child(node, token)
-            if child is MISSING or child is None or depth == len(path) - 1:
-                present = child is not MISSING
-                target = path[: depth + 1]
-                nested = _nest(path[depth + 1 :], value)
-                if target in self._placed:
-                    _deep_set(self._placed[target].value, path[depth + 1 :], value)
-                    return
-                pending = _Pending("replace" if present else "add", target, nested)
+            if child is MISSING or child is None or depth == last:
+                op = "add" if child is MISSING else "replace"
+                pending = _Pending(op, path[: depth + 1], _nest(path[depth + 1 :], value))
                 self._pending.append(pending)
-                self._placed[target] = pending
+                self._placed[key] = pending
                 return
             node = child
-        raise AssertionError("unreachable: an empty path cannot be set")
+        raise AssertionError("unreachable")
 
 
 def apply_shared(document: JSONValue, ops: list[Operation]) -> JSONValue:

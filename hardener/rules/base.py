@@ -61,18 +61,35 @@ class RuleContext:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def _anchor(self, path: Path) -> tuple[int, JSONValue]:
+        """Where a lookup of ``path`` may start: its container, or else the pod spec.
+
+        Rules only build paths from ``site.spec_path`` and container paths, and no edit ever
+        replaces a pod spec or a container, so a walk from there sees every pending value.
+        """
+        base = len(self.site.spec_path)
+        if len(path) > base + 2:
+            field, index = path[base], path[base + 1]
+            items = self.site.spec.get(field) if isinstance(field, str) else None
+            if isinstance(items, list) and isinstance(index, int) and 0 <= index < len(items):
+                return base + 2, items[index]
+        return base, self.site.spec
+
     def get(self, path: Path) -> JSONValue:
-        return self.builder.get(path)
+        return self.builder.get(path, self._anchor(path))
 
     def pod_sc(self, key: str) -> JSONValue:
         """A pod ``securityContext`` field as it stands now (``MISSING`` if absent)."""
-        return self.builder.get((*self.site.spec_path, "securityContext", key))
+        return self.builder.get(
+            (*self.site.spec_path, "securityContext", key),
+            (len(self.site.spec_path), self.site.spec),
+        )
 
     def container_sc(self, container: ContainerSite, *keys: str) -> JSONValue:
         """A container ``securityContext`` field as it stands now (``MISSING`` if absent)."""
         return self.builder.get(
             (*container.path, "securityContext", *keys),
-            anchor=(len(container.path), container.container),
+            (len(container.path), container.container),
         )
 
     def mine(self, container: ContainerSite) -> bool:
@@ -89,9 +106,11 @@ class RuleContext:
         container: ContainerSite | None = None,
         replace: bool = False,
     ) -> bool:
-        before = self.builder.get(path)
-        if not self.builder.set(path, value, replace=replace):
+        anchor = self._anchor(path)
+        before = self.builder.get(path, anchor)
+        if before is not MISSING and (not replace or before == value):
             return False
+        self.builder.place(path, value, anchor)
         self.changes.append(
             Change(
                 rule=self.rule.id,
@@ -107,9 +126,10 @@ class RuleContext:
     def append(
         self, path: Path, item: JSONValue, message: str, *, container: ContainerSite | None = None
     ) -> None:
-        before = self.builder.get(path)
+        anchor = self._anchor(path)
+        before = self.builder.get(path, anchor)
         index = len(before) if isinstance(before, list) else 0
-        self.builder.append(path, item)
+        self.builder.append(path, item, anchor)
         self.changes.append(
             Change(
                 rule=self.rule.id,
