@@ -219,10 +219,9 @@ def block_lines(
     return [" " * column + scalar_text(value, quote)]
 
 
-def json_lines(value: Any, column: int, step: int, key_sep: str = ": ") -> list[str]:
-    """``value`` as indented JSON; the first line has no indentation, the rest start at column."""
-    text = json.dumps(
-        value, ensure_ascii=False, indent=step if step > 0 else None, separators=(",", key_sep)
-    )
+def json_lines(value: Any, prefix: str, unit: str, key_sep: str = ": ") -> list[str]:
+    """``value`` as indented JSON (``unit`` per level); the first line has no indentation, the
+    others start with ``prefix``."""
+    text = json.dumps(value, ensure_ascii=False, indent=unit, separators=(",", key_sep))
     lines = text.split("\n")
-    return [lines[0], *(" " * column + line for line in lines[1:])]
+    return [lines[0], *(prefix + line for line in lines[1:])]

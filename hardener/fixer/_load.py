@@ -286,10 +286,10 @@ def _check_tabs(text: str, starts: list[int], roots: list[YNode]) -> None:
     stack = list(roots)
     while stack:
         node = stack.pop()
-        if node.kind == "scalar":
-            if node.end_line > node.line:
-                inside.update(range(node.line + 1, node.end_line + 1))
-        else:
+        # Multi-line scalars hold tabs as content; flow collections (JSON) allow tabs.
+        if (node.kind == "scalar" or node.flow) and node.end_line > node.line:
+            inside.update(range(node.line + 1, node.end_line + 1))
+        if node.kind != "scalar":
             stack.extend(v for pair in node.pairs for v in pair)
             stack.extend(node.items)
     for number in candidates:

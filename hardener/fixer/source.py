@@ -2,8 +2,15 @@
 
 ``SourceFile.parse`` takes the decoded text of a YAML or JSON file, including a leading BOM
 (``"\\ufeff"``) if the file has one, and ``SourceFile.apply`` returns the new full text in the
-same form: BOM, line endings (``"\\n"`` or ``"\\r\\n"``) and the final newline (or its absence)
-are kept. Every value is read with YAML 1.1 rules, as Kubernetes reads it.
+same form: BOM, line endings (``"\\n"``, ``"\\r\\n"`` or a lone ``"\\r"``, as the first line
+break of the file) and the final newline (or its absence) are kept. Lines and columns are
+1-based and count characters; the BOM is not part of line 1.
+
+Values are read with YAML 1.1 rules, as Kubernetes reads them (``0644`` is 420, ``yes`` is
+true), and made plain JSON-like data: timestamps and ``!!binary`` stay strings, non-string keys
+become JSON strings (``1`` -> ``"1"``, ``true`` -> ``"true"``), aliases and ``<<`` merges are
+expanded. Every document of the stream is kept, empty ones as ``None``, so ``index`` matches the
+file's own order.
 
 ``apply`` never re-dumps a document: it inserts or replaces only the lines a change needs (see
 ``hardener.fixer.yamledit``), then parses its own output again and checks that every document
@@ -33,13 +40,18 @@ BOM = "\ufeff"
 
 @dataclass
 class Document:
-    """One document of a file: its JSON-like value and where its nodes are written."""
+    """One document of a file: its JSON-like value and where its nodes are written.
+
+    ``node`` is the document's node tree and ``text`` the file text it points into (without
+    BOM); both are the fixer's own business.
+    """
 
     index: int
     value: Any
     line: int
     node: YNode | None = field(default=None, repr=False, compare=False)
     text: str = field(default="", repr=False, compare=False)
+    _starts: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def position(self, pointer: str) -> tuple[int, int]:
         """1-based (line, column) of the node at ``pointer`` (RFC 6901).
@@ -65,20 +77,22 @@ class Document:
                 if not token.isdigit() or int(token) >= len(node.items):
                     break
                 node = node.items[int(token)]
-                line, column = _item_position(self.text, node)
+                line, column = self._item_position(node)
             else:
                 break
         return (line + 1, column + 1)
 
-
-def _item_position(text: str, item: YNode) -> tuple[int, int]:
-    parent = item.parent
-    if parent is None or parent.flow:
-        return (item.line, item.column)
-    offset = dash_offset(text, item)
-    if offset is None:
-        return (item.line, item.column)
-    return line_column(line_starts(text[: item.start + 1]), offset)
+    def _item_position(self, item: YNode) -> tuple[int, int]:
+        """Where a sequence item is written: its ``-`` in a block sequence."""
+        parent = item.parent
+        if parent is None or parent.flow:
+            return (item.line, item.column)
+        offset = dash_offset(self.text, item)
+        if offset is None:
+            return (item.line, item.column)
+        if self._starts is None:
+            self._starts = line_starts(self.text)
+        return line_column(self._starts, offset)
 
 
 class SourceFile:
@@ -88,7 +102,7 @@ class SourceFile:
         self.text = text
         self.bom = bom
         self.documents = documents
-        match = re.search(r"\r\n|\n", text)
+        match = re.search(r"\r\n|\n|\r", text)
         self.newline = match.group() if match is not None else "\n"
 
     @classmethod
@@ -101,8 +115,7 @@ class SourceFile:
             Document(index=i, value=value, line=root.line + 1, node=root, text=body)
             for i, (root, value) in enumerate(loaded)
         ]
-        source = cls(body, bom, documents)
-        return source
+        return cls(body, bom, documents)
 
     def apply(self, ops_by_document: dict[int, list[Operation]]) -> str:
         """The new full text with the ops applied (BOM, line endings, final newline kept).
@@ -117,7 +130,10 @@ class SourceFile:
         editor = TextEditor(self.text, self.newline, [d.node for d in self.documents])
         for index, ops in sorted(work.items()):
             if not 0 <= index < len(self.documents):
-                raise EditError(f"no document {index} in this file")
+                raise EditError(
+                    f"document index {index} is out of range: "
+                    f"the file has {len(self.documents)} documents"
+                )
             document = self.documents[index]
             try:
                 expected[index] = jsonpatch.apply_patch(

@@ -170,7 +170,7 @@ class TextEditor:
         self.roots = [root for root in roots if root is not None]
         self._defaults: _Style | None = None
         self._quote: str | None = None
-        self._json_step: int | None = None
+        self._json_step: str | None = None
 
     # ----------------------------------------------------------------- file-level style
     def _line_text(self, line: int) -> str:
@@ -263,22 +263,27 @@ class TextEditor:
             self._quote = "'" if styles["'"] > styles['"'] else '"'
         return self._quote
 
-    def _indent_of_line(self, line: int) -> int:
+    def _lead(self, line: int) -> str:
+        """The whitespace a line starts with (spaces, or tabs in a JSON file)."""
         text = self._line_text(line)
-        return len(text) - len(text.lstrip(" "))
+        return text[: len(text) - len(text.lstrip(" \t"))]
 
-    def _json_indent(self) -> int:
-        """The file's JSON indentation step: first entry's column minus its bracket line's."""
+    def _json_unit(self) -> str:
+        """The file's indentation step inside brackets ("  ", "    ", "\t"...), read from
+        every multi-line flow collection: its first entry's indentation minus its bracket's."""
         if self._json_step is None:
-            steps: Counter[int] = Counter()
+            steps: Counter[str] = Counter()
             for node in _walk(self.roots):
                 if not node.flow or node.alias:
                     continue
                 first = node.pairs[0][0] if node.pairs else (node.items[0] if node.items else None)
-                if first is not None and first.line != node.line:
-                    steps[first.column - self._indent_of_line(node.line)] += 1
-            good = [(n, s) for s, n in steps.items() if s > 0]
-            self._json_step = max(good)[1] if good else 2
+                if first is None or first.line == node.line:
+                    continue
+                inner, outer = self._lead(first.line), self._lead(node.line)
+                if len(inner) == first.column and inner.startswith(outer) and inner != outer:
+                    steps[inner[len(outer) :]] += 1
+            good = [(n, unit) for unit, n in steps.items()]
+            self._json_step = max(good)[1] if good else "  "
         return self._json_step
 
     # ----------------------------------------------------------------- routing ops
@@ -642,17 +647,24 @@ class TextEditor:
         if open_at < 0:
             raise EditError(f"line {node.line + 1}: cannot find the start of this flow collection")
         open_line = line_column(self.starts, open_at)[0]
-        outer = self._indent_of_line(open_line)
-        step = self._json_indent() if plan.json else 2
+        outer = self._lead(open_line)
+        unit = self._json_unit() if plan.json else "  "
         if children:
             first = node.pairs[0][0] if node.kind == "mapping" else node.items[0]
             multi = first.line != open_line
-            column = first.column
+            lead = self._lead(first.line)
+            prefix = lead if len(lead) == first.column else " " * first.column
             last = children[-1]
-            compact = not multi or (last.kind != "scalar" and last.line == last.end_line)
+            # Entries of a multi-line collection follow the last one: written on one line
+            # when it is a non-empty collection on one line, else spread out like the file.
+            compact = not multi or (
+                last.kind != "scalar"
+                and bool(last.pairs or last.items)
+                and last.line == last.end_line
+            )
         else:
             multi = plan.json
-            column = outer + step
+            prefix = outer + unit
             compact = not multi
         key_sep, item_sep = self._separators(node, plan.json)
         quote = self._quote_style()
@@ -665,7 +677,7 @@ class TextEditor:
                 if compact:
                     body = json.dumps(value, ensure_ascii=False, separators=(item_sep, key_sep))
                 else:
-                    body = nl.join(json_lines(value, column, step, key_sep))
+                    body = nl.join(json_lines(value, prefix, unit, key_sep))
                 if name is None:
                     return body
                 return json.dumps(name, ensure_ascii=False) + key_sep + body
@@ -677,8 +689,8 @@ class TextEditor:
         texts = [entry(k, v) for k, v in entries]
         if not children:
             if multi:
-                body = ("," + nl).join(" " * column + t for t in texts)
-                text = self.text[open_at] + nl + body + nl + " " * outer + self.text[close]
+                body = ("," + nl).join(prefix + t for t in texts)
+                text = self.text[open_at] + nl + body + nl + outer + self.text[close]
             else:
                 text = self.text[open_at] + item_sep.join(texts) + self.text[close]
             self.edits.append(_Edit(open_at, close + 1, text, node.depth))
@@ -691,7 +703,7 @@ class TextEditor:
             raise EditError(f"line {node.line + 1}: a comment at the end of a flow collection")
         comma = between.find(",")
         if multi:
-            pieces = [nl + " " * column + t for t in texts]
+            pieces = [nl + prefix + t for t in texts]
             if comma >= 0:
                 at = last_end + comma + 1
                 text = "".join(p + "," for p in pieces)

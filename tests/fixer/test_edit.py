@@ -241,5 +241,27 @@ def test_unsafe_edits_are_refused(text: str, op: Any, message: str) -> None:
 
 
 def test_an_unknown_document_index_is_refused() -> None:
-    with pytest.raises(EditError, match="no document 3"):
+    with pytest.raises(EditError, match="document index 3 is out of range"):
         SourceFile.parse(POD).apply({3: [_add("/x", 1)]})
+
+
+def test_tab_indented_json_keeps_its_tabs() -> None:
+    text = '{\n\t"a": 1,\n\t"b": [\n\t\t1\n\t],\n\t"c": {}\n}\n'
+    output = _apply(
+        text,
+        _add("/b/-", 2),
+        _add("/c/k", "v"),
+        _add("/d", {"x": [1]}),
+    )
+    assert output == (
+        '{\n\t"a": 1,\n\t"b": [\n\t\t1,\n\t\t2\n\t],\n\t"c": {\n\t\t"k": "v"\n\t},\n'
+        '\t"d": {\n\t\t"x": [\n\t\t\t1\n\t\t]\n\t}\n}\n'
+    )
+    assert json.loads(output) == {"a": 1, "b": [1, 2], "c": {"k": "v"}, "d": {"x": [1]}}
+
+
+def test_old_mac_line_endings_are_kept() -> None:
+    text = "a:\r  b: 1\r"
+    source = SourceFile.parse(text)
+    assert source.newline == "\r"
+    assert source.apply({0: [_add("/a/c", 2)]}) == "a:\r  b: 1\r  c: 2\r"
