@@ -147,10 +147,14 @@ def read_text(path: str) -> tuple[str, Snapshot]:
     not UTF-8 (naming the line and column of the first bad byte).
     """
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise FileReadError("is a directory")
+        if not stat.S_ISREG(mode):
+            # A FIFO or a device would block or never end; stdin is read with "-".
+            raise FileReadError("not a regular file")
         with open(path, "rb") as handle:
             info = os.fstat(handle.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise FileReadError("is a directory")
             data = handle.read()
     except IsADirectoryError as exc:
         raise FileReadError("is a directory") from exc

@@ -356,6 +356,12 @@ def test_directory_is_an_error(tmp_path: Path) -> None:
     assert result.error == "is a directory"
 
 
+def test_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.yaml"
+    os.mkfifo(path)
+    assert fix_file(str(path)).error == "not a regular file"
+
+
 def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "secret.yaml"
     path.write_text(POD)
