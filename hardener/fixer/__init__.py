@@ -1,4 +1,12 @@
 """``hardener fix``: harden manifest files in place, changing only the lines a change needs.
 
-Submodules are imported on use, never from here, so that each stays importable on its own.
+Submodules are imported on use, never from here, so that each stays importable on its own:
+
+- ``run``: ``fix_file``/``fix_text`` and ``check_file``/``check_text`` for one file, and
+  ``run_files`` for many (in worker processes, results in input order);
+- ``files``: which files a run covers, strict UTF-8 reading, atomic replacement;
+- ``fastload``: the libyaml reader that decides "no change" quickly;
+- ``documents``: which documents are worked on (Kubernetes objects, not Kustomize patches);
+- ``source`` (with ``yamledit``): the parsed file and the surgical text edits;
+- ``output``: result lines, summaries and the progress bar for people.
 """

@@ -129,6 +129,23 @@ def test_diff_prints_a_patch_and_writes_nothing(
     assert "\x1b[32m+" in out
 
 
+def test_json_manifest_stays_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pod.json"
+    original = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "j"},
+        "spec": {"containers": [{"name": "a", "image": "x"}]},
+    }
+    path.write_text(json.dumps(original, indent=4) + "\n")
+    code, out, _ = run(["fix", str(path)], capsys)
+    assert code == 0 and out == f"fixed {path} (9 changes)\n"
+    fixed = json.loads(path.read_text())
+    assert fixed["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert fixed["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert path.read_text().startswith('{\n    "apiVersion": "v1",\n')
+
+
 def test_exclude(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     paths = tree(tmp_path)
     code, out, err = run(["fix", "--check", "--exclude", "apps", str(tmp_path)], capsys)
