@@ -289,7 +289,8 @@ class TextEditor:
     # ----------------------------------------------------------------- routing ops
     def plan(self, root: YNode, value: Any, ops: list[Operation]) -> None:
         """Route the ops of one document through its original node tree and record edits."""
-        is_json = root.flow and self.text[root.start : root.start + 1] in ("{", "[")
+        # A JSON file: the text starts with its bracket. (`--- {a: 1}` is YAML in flow style.)
+        is_json = root.flow and self.text.lstrip()[:1] in ("{", "[")
         plan = _DocumentPlan(json=is_json)
         for op in ops:
             self._route(plan, root, value, op)

@@ -265,3 +265,7 @@ def test_old_mac_line_endings_are_kept() -> None:
     source = SourceFile.parse(text)
     assert source.newline == "\r"
     assert source.apply({0: [_add("/a/c", 2)]}) == "a:\r  b: 1\r  c: 2\r"
+
+
+def test_a_flow_document_in_a_yaml_file_gets_yaml_not_json() -> None:
+    assert _apply("--- {a: 1}\n", _add("/b", {"c": "yes"})) == '--- {a: 1, b: {c: "yes"}}\n'

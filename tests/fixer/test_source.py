@@ -101,7 +101,7 @@ def test_position_in_a_json_file() -> None:
 
 
 def test_position_of_non_ascii_content_counts_characters() -> None:
-    text = "metadata:\n  annotations: {note: \"é→ü\", other: x}\n"
+    text = 'metadata:\n  annotations: {note: "é→ü", other: x}\n'
     assert _doc(text).position("/metadata/annotations/other") == (2, 30)
 
 
