@@ -1,0 +1,57 @@
+"""Live clusters, through the official ``kubernetes`` client: ``audit`` reads the workloads that
+already run and says what the webhook would change, what it cannot fix and what Pod Security
+Admission thinks of each, before and after; ``apply_configuration`` and
+``delete_configuration`` install and remove the webhook's ``MutatingWebhookConfiguration``.
+
+Errors: ``ClusterError`` (no kubeconfig, unreachable server, rejected credentials) ends a
+command; ``InstallError`` is input ``install`` cannot use or a change the server refused; both
+derive from ``hardener.model.HardenerError``. A request refused for one resource during an audit
+(403, 404) is recorded in ``AuditReport.denied`` and the audit goes on.
+
+Nothing here changes the cluster except ``apply_configuration`` and ``delete_configuration``.
+"""
+
+from hardener.audit._audit import RESOURCES, Resource, audit, audit_workload, namespace_policy
+from hardener.audit._cluster import ClusterError, Connection, connect
+from hardener.audit._install import (
+    CONFIGURATION_NAME,
+    FIELD_MANAGER,
+    WEBHOOK_NAMES,
+    Applied,
+    InstallError,
+    apply_configuration,
+    delete_configuration,
+    read_ca_bundle,
+    webhook_configuration,
+)
+from hardener.audit._render import FORMATS, kubectl_command, render, replace_manifest
+from hardener.audit._results import AuditReport, Denied, NamespaceAudit, Policy, WorkloadAudit
+
+__all__ = [
+    "CONFIGURATION_NAME",
+    "FIELD_MANAGER",
+    "FORMATS",
+    "RESOURCES",
+    "WEBHOOK_NAMES",
+    "Applied",
+    "AuditReport",
+    "ClusterError",
+    "Connection",
+    "Denied",
+    "InstallError",
+    "NamespaceAudit",
+    "Policy",
+    "Resource",
+    "WorkloadAudit",
+    "apply_configuration",
+    "audit",
+    "audit_workload",
+    "connect",
+    "delete_configuration",
+    "kubectl_command",
+    "namespace_policy",
+    "read_ca_bundle",
+    "render",
+    "replace_manifest",
+    "webhook_configuration",
+]

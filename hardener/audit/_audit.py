@@ -1,0 +1,311 @@
+"""``audit``: read the workloads of a cluster and say what the webhook would do to each.
+
+The kinds listed (``RESOURCES``) are the ones the webhook mutates. ReplicaSets, Jobs and Pods
+that a controller owns (an ``ownerReference`` with ``controller: true``) are left out: their
+controller (Deployment, CronJob, StatefulSet, ...) re-creates them from its own template, which
+is what the audit reports on. Every list is paged (``limit`` and ``continue``). Only ``GET``
+requests are made.
+
+The namespace policy follows Pod Security Admission: the ``pod-security.kubernetes.io/enforce``
+label gives the level, ``enforce-version`` the version (``latest`` when the level is set without
+one). A label value PSA does not accept makes it enforce ``restricted`` (level) or ``latest``
+(version), and so does the audit, with a note. Without a label, the configured level and
+version are used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client as k8s
+
+from hardener.audit._cluster import (
+    ClusterError,
+    Connection,
+    RequestDenied,
+    call,
+    list_pages,
+)
+from hardener.audit._results import AuditReport, Denied, NamespaceAudit, Policy, WorkloadAudit
+from hardener.config import Config
+from hardener.engine import plan
+from hardener.model import InvalidObjectError
+from hardener.patch import apply_shared
+from hardener.pss import Violation, evaluate
+
+__all__ = [
+    "ENFORCE_LABEL",
+    "ENFORCE_VERSION_LABEL",
+    "RESOURCES",
+    "Resource",
+    "audit",
+    "audit_workload",
+    "namespace_policy",
+]
+
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+ENFORCE_VERSION_LABEL = "pod-security.kubernetes.io/enforce-version"
+_PSA_LEVELS = ("privileged", "baseline", "restricted")
+# The versions Pod Security Admission accepts in a label (k8s.io/pod-security-admission/api).
+_PSA_VERSION = re.compile(r"v1\.(0|[1-9][0-9]*)")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One kind the audit lists: how to name it and which client methods list it."""
+
+    kind: str
+    api_version: str
+    resource: str  # as in RBAC and error messages: deployments.apps
+    api: Callable[[Any], Any]  # the client API class
+    list_all: str  # method listing every namespace
+    list_namespaced: str
+    skip_owned: bool = False
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource(
+        "Deployment",
+        "apps/v1",
+        "deployments.apps",
+        k8s.AppsV1Api,
+        "list_deployment_for_all_namespaces",
+        "list_namespaced_deployment",
+    ),
+    Resource(
+        "StatefulSet",
+        "apps/v1",
+        "statefulsets.apps",
+        k8s.AppsV1Api,
+        "list_stateful_set_for_all_namespaces",
+        "list_namespaced_stateful_set",
+    ),
+    Resource(
+        "DaemonSet",
+        "apps/v1",
+        "daemonsets.apps",
+        k8s.AppsV1Api,
+        "list_daemon_set_for_all_namespaces",
+        "list_namespaced_daemon_set",
+    ),
+    Resource(
+        "ReplicaSet",
+        "apps/v1",
+        "replicasets.apps",
+        k8s.AppsV1Api,
+        "list_replica_set_for_all_namespaces",
+        "list_namespaced_replica_set",
+        skip_owned=True,
+    ),
+    Resource(
+        "CronJob",
+        "batch/v1",
+        "cronjobs.batch",
+        k8s.BatchV1Api,
+        "list_cron_job_for_all_namespaces",
+        "list_namespaced_cron_job",
+    ),
+    Resource(
+        "Job",
+        "batch/v1",
+        "jobs.batch",
+        k8s.BatchV1Api,
+        "list_job_for_all_namespaces",
+        "list_namespaced_job",
+        skip_owned=True,
+    ),
+    Resource(
+        "Pod",
+        "v1",
+        "pods",
+        k8s.CoreV1Api,
+        "list_pod_for_all_namespaces",
+        "list_namespaced_pod",
+        skip_owned=True,
+    ),
+)
+
+
+def namespace_policy(labels: Any, config: Config) -> Policy:
+    """The level and version a namespace with these labels enforces (see the module doc)."""
+    labels = labels if isinstance(labels, dict) else {}
+    level_label = labels.get(ENFORCE_LABEL)
+    version_label = labels.get(ENFORCE_VERSION_LABEL)
+    notes: list[str] = []
+    source = "config"
+    level, version = config.level, config.version
+    if level_label is not None:
+        source = "label"
+        if level_label in _PSA_LEVELS:
+            level = str(level_label)
+            version = "latest"
+        else:
+            level = "restricted"
+            notes.append(
+                f"invalid {ENFORCE_LABEL} label {level_label!r} (use one of "
+                f"{', '.join(_PSA_LEVELS)}): Pod Security Admission enforces restricted"
+            )
+    if version_label is not None:
+        if isinstance(version_label, str) and (
+            version_label == "latest" or _PSA_VERSION.fullmatch(version_label)
+        ):
+            version = version_label
+        else:
+            version = "latest"
+            notes.append(
+                f"invalid {ENFORCE_VERSION_LABEL} label {version_label!r} (use 'latest' or "
+                "'v1.<minor>'): Pod Security Admission enforces latest"
+            )
+    return Policy(level, version, source, "; ".join(notes) or None)
+
+
+def _controller(metadata: dict[str, Any]) -> str | None:
+    """The kind of the controller that owns an object, if one does."""
+    for owner in metadata.get("ownerReferences") or []:
+        if isinstance(owner, dict) and owner.get("controller") is True:
+            return str(owner.get("kind") or "unknown")
+    return None
+
+
+def _violations(obj: Any, policy: Policy) -> list[Violation]:
+    if policy.level == "privileged":
+        return []
+    return evaluate(obj, level=policy.level, version=policy.version)
+
+
+def audit_workload(
+    obj: dict[str, Any], resource: Resource, policy: Policy, config: Config
+) -> WorkloadAudit:
+    """What the webhook would do to one object as the API server returned it."""
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    assert isinstance(metadata, dict)
+    namespace = str(metadata.get("namespace") or "")
+    name = str(metadata.get("name") or "")
+    result = WorkloadAudit(
+        kind=resource.kind,
+        api_version=resource.api_version,
+        namespace=namespace,
+        name=name,
+        policy=policy,
+        obj=obj,
+    )
+    try:
+        result.before = _violations(obj, policy)
+        if config.is_exempt(namespace, name):
+            result.exempt = "exempt by the config (exempt namespaces or names)"
+            result.after = list(result.before)
+            return result
+        decided = plan(obj, config, namespace=namespace)
+        result.ops = decided.ops
+        result.changes = decided.changes
+        result.findings = decided.findings
+        result.after = _violations(apply_shared(obj, decided.ops), policy)
+    except InvalidObjectError as exc:
+        result.error = f"{resource.kind} {namespace}/{name}: {exc}"
+        result.ops, result.changes, result.findings = [], [], []
+    return result
+
+
+class _Policies:
+    """Namespace policies, read once: all namespaces with a paged list, or the one asked for."""
+
+    def __init__(self, connection: Connection, config: Config, report: AuditReport) -> None:
+        self.connection = connection
+        self.config = config
+        self.report = report
+        self.known: dict[str, Policy] = {}
+        self.unreadable: str | None = None
+
+    def load(self, namespace: str | None, limit: int) -> None:
+        core = k8s.CoreV1Api(self.connection.api)
+        try:
+            if namespace is not None:
+                _, item = call(self.connection, core.read_namespace, name=namespace)
+                self._add(item)
+            else:
+                for page in list_pages(self.connection, core.list_namespace, limit=limit):
+                    for item in page:
+                        self._add(item)
+        except RequestDenied as exc:
+            if namespace is not None and exc.code == 404:
+                raise ClusterError(
+                    f"namespace {namespace!r} not found on {self.connection.describe()}"
+                ) from exc
+            self.report.denied.append(
+                Denied("namespaces", namespace, exc.code, exc.reason, exc.message)
+            )
+            self.unreadable = f"namespace labels could not be read ({exc.code} {exc.reason})"
+
+    def _add(self, item: Any) -> None:
+        metadata = item.get("metadata") if isinstance(item, dict) else None
+        if isinstance(metadata, dict) and metadata.get("name"):
+            self.known[str(metadata["name"])] = namespace_policy(
+                metadata.get("labels"), self.config
+            )
+
+    def get(self, namespace: str) -> Policy:
+        if namespace not in self.known:
+            note = self.unreadable or "namespace not found in the namespace list"
+            self.known[namespace] = Policy(
+                self.config.level, self.config.version, "unknown", f"{note}: configured level"
+            )
+        return self.known[namespace]
+
+
+def audit(
+    connection: Connection,
+    config: Config,
+    *,
+    namespace: str | None = None,
+    chunk_size: int = 500,
+) -> AuditReport:
+    """Audit every workload of ``namespace`` (``None``: all namespaces).
+
+    Requests the server refuses (403, 404, ...) are recorded in ``AuditReport.denied`` and the
+    audit goes on; ``ClusterError`` (no server, rejected credentials, a namespace that does not
+    exist) ends it.
+    """
+    report = AuditReport(
+        server=connection.server,
+        context=connection.context,
+        scope=namespace,
+        level=config.level,
+        version=config.version,
+    )
+    policies = _Policies(connection, config, report)
+    policies.load(namespace, chunk_size)
+    by_namespace: dict[str, NamespaceAudit] = {}
+    for resource in RESOURCES:
+        api = resource.api(connection.api)
+        kwargs: dict[str, Any] = {}
+        if namespace is None:
+            method = getattr(api, resource.list_all)
+        else:
+            method = getattr(api, resource.list_namespaced)
+            kwargs["namespace"] = namespace
+        try:
+            for page in list_pages(connection, method, limit=chunk_size, **kwargs):
+                for item in page:
+                    metadata = item.get("metadata")
+                    metadata = metadata if isinstance(metadata, dict) else {}
+                    owner = _controller(metadata) if resource.skip_owned else None
+                    if owner is not None:
+                        report.skipped_owned[owner] += 1
+                        continue
+                    # List items carry no kind or apiVersion; a manifest printed from one needs
+                    # them. The engine's pointers all lie under /spec and /metadata.
+                    obj = {"apiVersion": resource.api_version, "kind": resource.kind, **item}
+                    ns = str(metadata.get("namespace") or namespace or "")
+                    policy = policies.get(ns)
+                    if ns not in by_namespace:
+                        by_namespace[ns] = NamespaceAudit(ns, policy)
+                    by_namespace[ns].workloads.append(audit_workload(obj, resource, policy, config))
+        except RequestDenied as exc:
+            report.denied.append(
+                Denied(resource.resource, namespace, exc.code, exc.reason, exc.message)
+            )
+    report.namespaces = [by_namespace[name] for name in sorted(by_namespace)]
+    return report

@@ -1,0 +1,317 @@
+"""The audit in the format a reader needs: ``text``, ``json``, ``markdown`` or ``diff``.
+
+``diff`` is meant to be read, then run: for each workload that would change, either a
+``kubectl patch --type json`` command whose operations are the engine's (pointers relative to
+the object as the API server stores it, preceded by ``test`` operations on the names of the
+containers they address, so a patch applied after the workload changed fails instead of landing
+on the wrong container), or, for the kinds whose pod template cannot be changed in place (Pods,
+Jobs), the hardened manifest for ``kubectl replace --force``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shlex
+from collections import Counter
+from typing import Any
+
+import yaml
+
+from hardener.audit._results import AuditReport, Policy, WorkloadAudit
+from hardener.patch import apply_shared
+from hardener.pointer import resolve
+from hardener.pss import Violation
+
+__all__ = ["FORMATS", "kubectl_command", "render", "replace_manifest"]
+
+FORMATS: tuple[str, ...] = ("text", "json", "markdown", "diff")
+
+# kubectl resource names, qualified by group so a custom resource of the same kind never wins.
+_KUBECTL_NAMES = {
+    "Deployment": "deployment.apps",
+    "StatefulSet": "statefulset.apps",
+    "DaemonSet": "daemonset.apps",
+    "ReplicaSet": "replicaset.apps",
+    "CronJob": "cronjob.batch",
+    "Job": "job.batch",
+    "Pod": "pod",
+}
+# A running Pod's spec, and a Job's pod template, are immutable: re-create instead of patching.
+_RECREATE = frozenset({"Pod", "Job"})
+_PATCH_NOTES = {
+    "Deployment": " (a rollout replaces its pods)",
+    "StatefulSet": " (a rollout replaces its pods)",
+    "DaemonSet": " (a rollout replaces its pods)",
+    "ReplicaSet": " (only pods created from now on are hardened)",
+    "CronJob": " (from its next run)",
+}
+_CONTAINER = re.compile(r"^(.*?/(?:initContainers|containers|ephemeralContainers)/\d+)(?:/|$)")
+_SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+# Labels the Job controller puts on the pod template along with the selector it generates.
+_JOB_GENERATED_LABELS = (
+    "controller-uid",
+    "batch.kubernetes.io/controller-uid",
+    "job-name",
+    "batch.kubernetes.io/job-name",
+)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _verdict(workload: WorkloadAudit) -> str:
+    policy = workload.policy
+    if policy.level == "privileged":
+        return "PSS privileged: nothing enforced"
+    now = _plural(len(workload.before), "violation") if workload.before else "allowed"
+    after = _plural(len(workload.after), "violation") if workload.after else "allowed"
+    return f"PSS {policy.describe()}: now {now}, after hardening {after}"
+
+
+def _policy_text(policy: Policy) -> str:
+    if policy.source == "label":
+        if policy.level == "privileged":
+            return "enforces privileged (its label): nothing is checked"
+        return f"enforces {policy.describe()} (its label)"
+    if policy.source == "config":
+        return f"no enforce label: checked against the configured level {policy.describe()}"
+    return f"checked against the configured level {policy.describe()}"
+
+
+def _extra_violations(workload: WorkloadAudit) -> list[Violation]:
+    """Violations of the namespace policy after hardening that no finding already states (the
+    findings follow the configured level, which may differ from the namespace's)."""
+    stated = {(f.check, f.container, f.pointer) for f in workload.findings}
+    return [v for v in workload.after if (v.check, v.container, v.pointer) not in stated]
+
+
+def sentence(report: AuditReport) -> str:
+    s = report.summary()
+    parts = [
+        f"{_plural(s['workloads'], 'workload')} in {_plural(s['namespaces'], 'namespace')}",
+        f"{s['would_change']} would change ({_plural(s['changes'], 'change')})",
+        _plural(s["findings"], "finding")
+        + (f" ({s['unfixable_findings']} need a manual fix)" if s["unfixable_findings"] else ""),
+        f"PSS: {s['not_allowed_now']} not allowed now, {s['not_allowed_after_hardening']} "
+        "after hardening",
+    ]
+    if s["exempt"]:
+        parts.append(f"{s['exempt']} exempt")
+    if s["errors"]:
+        parts.append(_plural(s["errors"], "error"))
+    if s["skipped_owned"]:
+        parts.append(f"{s['skipped_owned']} owned by a controller skipped")
+    if report.denied:
+        parts.append(f"{_plural(len(report.denied), 'request')} refused")
+    return "hardener audit: " + ", ".join(parts)
+
+
+def _render_text(report: AuditReport) -> str:
+    out: list[str] = []
+    for namespace in report.namespaces:
+        policy = namespace.policy
+        head = f"namespace {namespace.name}: " + _policy_text(policy)
+        out.append(head + (f"; {policy.note}" if policy.note else ""))
+        for w in namespace.workloads:
+            title = f"  {w.kind} {w.name}"
+            if w.error:
+                out.append(f"{title}: error: {w.error}")
+                continue
+            if w.exempt:
+                out.append(f"{title}: {w.exempt}; {_verdict(w)}")
+                continue
+            counts = f"{_plural(len(w.changes), 'change')}, {_plural(len(w.findings), 'finding')}"
+            out.append(f"{title}: {counts}; {_verdict(w)}")
+            for change in w.changes:
+                out.append(f"    [{change.rule}] {change.pointer}: {change.message}")
+            for finding in w.findings:
+                note = "" if finding.fixable else " (needs a manual fix)"
+                out.append(f"    [{finding.check or finding.rule}] {finding.message}{note}")
+            for violation in _extra_violations(w):
+                out.append(
+                    f"    [{violation.check}] {violation.message} (still violates {w.policy.level})"
+                )
+    if report.skipped_owned:
+        owners = ", ".join(
+            f"{kind} {count}" for kind, count in sorted(report.skipped_owned.items())
+        )
+        out.append(f"skipped, owned by a controller (audited through it): {owners}")
+    for denied in report.denied:
+        out.append(f"not audited: {denied.describe()}")
+    out.append(sentence(report))
+    return "\n".join(out) + "\n"
+
+
+def _cell(text: str) -> str:
+    return html.escape(" ".join(text.split())).replace("|", "&#124;")
+
+
+def _code(text: str) -> str:
+    return "<code>" + _cell(text) + "</code>"
+
+
+def _render_markdown(report: AuditReport) -> str:
+    where = f"context {_code(report.context)}, " if report.context else ""
+    scope = f"namespace {_code(report.scope)}" if report.scope else "all namespaces"
+    out = [
+        "## hardener audit\n\n",
+        f"{where}server {_code(report.server)}, {scope}.\n\n{_cell(sentence(report))}\n\n",
+    ]
+    if report.workloads:
+        out.append(
+            "| Namespace | Workload | Changes | Findings | Policy | Now | After hardening |\n"
+            "| --- | --- | ---: | ---: | --- | --- | --- |\n"
+        )
+        for w in report.workloads:
+            now = "allowed" if w.allowed_before else _plural(len(w.before), "violation")
+            after = "allowed" if w.allowed_after else _plural(len(w.after), "violation")
+            if w.error:
+                now = after = "error"
+            elif w.exempt:
+                after = "exempt"
+            out.append(
+                f"| {_code(w.namespace)} | {_code(f'{w.kind}/{w.name}')} | {len(w.changes)} | "
+                f"{len(w.findings)} | {_cell(w.policy.describe())} | {now} | {after} |\n"
+            )
+        out.append("\n")
+    manual = [(w, f) for w in report.workloads for f in w.findings if not f.fixable]
+    if manual:
+        out.append("### Needs a manual fix\n\n")
+        for w, finding in manual:
+            out.append(
+                f"- {_code(f'{w.namespace}/{w.kind}/{w.name}')} "
+                f"{_code(finding.check or finding.rule)}: {_cell(finding.message)}\n"
+            )
+        out.append("\n")
+    errors = [w for w in report.workloads if w.error]
+    if errors:
+        out.append("### Could not be audited\n\n")
+        out.extend(f"- {_cell(w.error or '')}\n" for w in errors)
+        out.append("\n")
+    if report.denied:
+        out.append("### Not audited: requests the server refused\n\n")
+        out.extend(f"- {_cell(d.describe())}\n" for d in report.denied)
+        out.append("\n")
+    changed = [w for w in report.workloads if w.changes]
+    if changed:
+        out.append("### Changes\n\n")
+        for w in changed:
+            out.append(
+                f"<details>\n<summary>{_code(f'{w.namespace}/{w.kind}/{w.name}')}: "
+                f"{_plural(len(w.changes), 'change')}</summary>\n\n"
+            )
+            out.extend(
+                f"- {_code(change.rule)} {_code(change.pointer)}: {_cell(change.message)}\n"
+                for change in w.changes
+            )
+            out.append("\n</details>\n\n")
+    return "".join(out)
+
+
+def _guards(workload: WorkloadAudit) -> list[dict[str, Any]]:
+    """``test`` operations on the name of every container the ops address by index."""
+    guards: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for op in workload.ops:
+        match = _CONTAINER.match(op["path"])
+        if match is None or match.group(1) in seen:
+            continue
+        seen.add(match.group(1))
+        container = resolve(workload.obj, match.group(1))
+        if isinstance(container, dict) and isinstance(container.get("name"), str):
+            guards.append(
+                {"op": "test", "path": match.group(1) + "/name", "value": container["name"]}
+            )
+    return guards
+
+
+def kubectl_command(workload: WorkloadAudit) -> str:
+    """A ready-to-run ``kubectl patch --type json`` for one workload, shell-quoted."""
+    ops = [*_guards(workload), *(dict(op) for op in workload.ops)]
+    patch = json.dumps(ops, separators=(",", ":"), ensure_ascii=False)
+    kind = _KUBECTL_NAMES.get(workload.kind, workload.kind.lower())
+    namespace = workload.namespace
+    return shlex.join(
+        ["kubectl", "patch", kind, workload.name, "-n", namespace, "--type", "json", "-p", patch]
+    )
+
+
+def replace_manifest(workload: WorkloadAudit) -> dict[str, Any]:
+    """The hardened object without the fields the server sets, ready to be created again."""
+    hardened = apply_shared(workload.obj, workload.ops)
+    manifest = json.loads(json.dumps(hardened))
+    manifest.pop("status", None)
+    metadata = manifest.get("metadata")
+    if isinstance(metadata, dict):
+        for key in _SERVER_FIELDS:
+            metadata.pop(key, None)
+    spec = manifest.get("spec")
+    if workload.kind == "Job" and isinstance(spec, dict) and spec.get("manualSelector") is not True:
+        # The Job controller generates the selector and its labels; a new Job gets new ones.
+        spec.pop("selector", None)
+        template = spec.get("template")
+        template_meta = template.get("metadata") if isinstance(template, dict) else None
+        for meta in (metadata, template_meta):
+            labels = meta.get("labels") if isinstance(meta, dict) else None
+            if isinstance(meta, dict) and isinstance(labels, dict):
+                for key in _JOB_GENERATED_LABELS:
+                    labels.pop(key, None)
+                if not labels:
+                    del meta["labels"]
+    result: dict[str, Any] = manifest
+    return result
+
+
+def _render_diff(report: AuditReport) -> str:
+    out: list[str] = []
+    counts: Counter[str] = Counter()
+    for w in report.workloads:
+        if not w.ops or w.error or w.exempt:
+            continue
+        what = f"{w.kind} {w.namespace}/{w.name}: {_plural(len(w.changes), 'change')}"
+        if w.kind in _RECREATE:
+            counts["re-create"] += 1
+            reason = (
+                "a Pod's security settings cannot be changed while it runs"
+                if w.kind == "Pod"
+                else "a Job's pod template cannot be changed; re-creating it runs it again"
+            )
+            body = yaml.safe_dump(replace_manifest(w), sort_keys=False, allow_unicode=True)
+            out.append(
+                f"# {what}; {reason}. This deletes it and creates it hardened:\n"
+                f"kubectl replace --force -f - <<'HARDENER_EOF'\n{body}HARDENER_EOF\n"
+            )
+        else:
+            counts["patch"] += 1
+            note = _PATCH_NOTES.get(w.kind, "")
+            out.append(f"# {what}{note}\n{kubectl_command(w)}\n")
+    out.append(
+        f"# hardener audit: {_plural(counts['patch'], 'workload')} to patch, "
+        f"{counts['re-create']} to re-create\n"
+    )
+    return "\n".join(out)
+
+
+def render(report: AuditReport, fmt: str, *, version: str) -> str:
+    """The report in ``fmt`` (one of ``FORMATS``), ending with a newline."""
+    if fmt == "text":
+        return _render_text(report)
+    if fmt == "json":
+        return json.dumps(report.to_json(version), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return _render_markdown(report)
+    if fmt == "diff":
+        return _render_diff(report)
+    raise ValueError(f"unknown audit format {fmt!r}: choose one of {', '.join(FORMATS)}")

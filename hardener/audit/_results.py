@@ -1,0 +1,237 @@
+"""What an audit found: per namespace, per workload, the changes, the findings and the verdict.
+
+These records are what every ``--format`` renders; ``AuditReport.to_json`` is the JSON output,
+a contract that tools parse: fields may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hardener.model import Change, Finding, Operation
+from hardener.pss import Violation
+
+__all__ = [
+    "AuditReport",
+    "Denied",
+    "NamespaceAudit",
+    "Policy",
+    "WorkloadAudit",
+]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The Pod Security Standards level a namespace enforces and where that came from.
+
+    ``source`` is ``label`` (its ``pod-security.kubernetes.io/enforce`` label), ``config`` (no
+    label: the configured level) or ``unknown`` (the namespace could not be read: the configured
+    level). ``note`` explains anything odd, such as a label value Pod Security Admission would not
+    accept.
+    """
+
+    level: str
+    version: str
+    source: str
+    note: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.level} ({self.version})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "version": self.version,
+            "source": self.source,
+            "note": self.note,
+        }
+
+
+def _violation_json(violation: Violation) -> dict[str, Any]:
+    return {
+        "check": violation.check,
+        "level": violation.level,
+        "container": violation.container,
+        "pointer": violation.pointer,
+        "message": violation.message,
+        "fixable": violation.fixable,
+    }
+
+
+@dataclass
+class WorkloadAudit:
+    """One workload as read from the cluster and what hardener makes of it.
+
+    ``ops`` are RFC 6902 operations relative to the object as the API server stores it.
+    ``before`` and ``after`` are the namespace policy's violations of the object as it runs and
+    as the webhook would leave it. ``exempt`` says why hardener leaves it alone (config
+    exemption), ``error`` why it could not be audited (a field of the wrong type).
+    """
+
+    kind: str
+    api_version: str
+    namespace: str
+    name: str
+    policy: Policy
+    ops: list[Operation] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    before: list[Violation] = field(default_factory=list)
+    after: list[Violation] = field(default_factory=list)
+    exempt: str | None = None
+    error: str | None = None
+    obj: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The object as read, for ``--format diff`` manifests."""
+
+    @property
+    def allowed_before(self) -> bool:
+        return self.policy.level == "privileged" or not self.before
+
+    @property
+    def allowed_after(self) -> bool:
+        return self.policy.level == "privileged" or not self.after
+
+    @property
+    def clean(self) -> bool:
+        return not self.ops and not self.findings and not self.after and self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "apiVersion": self.api_version,
+            "namespace": self.namespace,
+            "name": self.name,
+            "exempt": self.exempt,
+            "error": self.error,
+            "ops": [dict(op) for op in self.ops],
+            "changes": [
+                {
+                    "rule": c.rule,
+                    "pointer": c.pointer,
+                    "container": c.container,
+                    "message": c.message,
+                    "before": c.before,
+                    "after": c.after,
+                }
+                for c in self.changes
+            ],
+            "findings": [
+                {
+                    "rule": f.rule,
+                    "check": f.check,
+                    "level": f.level,
+                    "container": f.container,
+                    "pointer": f.pointer,
+                    "message": f.message,
+                    "fixable": f.fixable,
+                }
+                for f in self.findings
+            ],
+            "pss": {
+                **self.policy.to_json(),
+                "allowed_now": self.allowed_before,
+                "allowed_after_hardening": self.allowed_after,
+                "now": [_violation_json(v) for v in self.before],
+                "after_hardening": [_violation_json(v) for v in self.after],
+            },
+        }
+
+
+@dataclass
+class NamespaceAudit:
+    name: str
+    policy: Policy
+    workloads: list[WorkloadAudit] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "policy": self.policy.to_json(),
+            "workloads": [w.to_json() for w in self.workloads],
+        }
+
+
+@dataclass(frozen=True)
+class Denied:
+    """A request the audit could not make: ``resource`` (``deployments.apps``, ``namespaces``,
+    ...) in ``namespace`` (``None``: all namespaces or cluster scope), the HTTP status, the
+    Status reason and the server's message."""
+
+    resource: str
+    namespace: str | None
+    code: int
+    reason: str
+    message: str
+
+    @property
+    def forbidden(self) -> bool:
+        return self.code == 403
+
+    def describe(self) -> str:
+        where = f" in namespace {self.namespace}" if self.namespace else ""
+        return f"{self.resource}{where}: {self.code} {self.reason}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "code": self.code,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
+@dataclass
+class AuditReport:
+    """Everything one ``hardener audit`` run saw."""
+
+    server: str
+    context: str | None
+    scope: str | None  # the namespace audited, None for all namespaces
+    level: str
+    version: str
+    namespaces: list[NamespaceAudit] = field(default_factory=list)
+    denied: list[Denied] = field(default_factory=list)
+    skipped_owned: Counter[str] = field(default_factory=Counter)
+    """Objects left out because a controller owns them, by the owner's kind."""
+
+    @property
+    def workloads(self) -> list[WorkloadAudit]:
+        return [w for ns in self.namespaces for w in ns.workloads]
+
+    @property
+    def forbidden(self) -> list[Denied]:
+        return [d for d in self.denied if d.forbidden]
+
+    def summary(self) -> dict[str, Any]:
+        workloads = self.workloads
+        return {
+            "namespaces": len(self.namespaces),
+            "workloads": len(workloads),
+            "would_change": sum(1 for w in workloads if w.ops),
+            "changes": sum(len(w.changes) for w in workloads),
+            "findings": sum(len(w.findings) for w in workloads),
+            "unfixable_findings": sum(1 for w in workloads for f in w.findings if not f.fixable),
+            "not_allowed_now": sum(1 for w in workloads if not w.allowed_before),
+            "not_allowed_after_hardening": sum(1 for w in workloads if not w.allowed_after),
+            "exempt": sum(1 for w in workloads if w.exempt),
+            "errors": sum(1 for w in workloads if w.error),
+            "skipped_owned": sum(self.skipped_owned.values()),
+            "forbidden": len(self.forbidden),
+        }
+
+    def to_json(self, version: str) -> dict[str, Any]:
+        return {
+            "version": version,
+            "command": "audit",
+            "server": self.server,
+            "context": self.context,
+            "namespace": self.scope,
+            "config": {"level": self.level, "version": self.version},
+            "summary": self.summary(),
+            "namespaces": [ns.to_json() for ns in self.namespaces],
+            "denied": [d.to_json() for d in self.denied],
+            "skipped_owned": dict(sorted(self.skipped_owned.items())),
+        }

