@@ -3,6 +3,7 @@ metrics, logs, the deadline and the worker-thread path."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -297,3 +298,25 @@ async def test_a_slow_big_review_is_answered_at_the_deadline(
     # The event loop was never blocked: health answers while the worker is still busy.
     async with client.get("/healthz") as resp:
         assert resp.status == 200
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_400(aiohttp_client: MakeClient) -> None:
+    config = parse_config({"webhook": {"deadline-seconds": 0.2}})
+    client = await aiohttp_client(create_app(config))
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    body = json.dumps(admission_review(copy.deepcopy(POD))).encode()
+    writer.write(
+        b"POST /mutate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:100]
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 400")
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    error = json.loads(await reader.readexactly(length))
+    assert "did not arrive within the 0.2s deadline" in error["error"]
+    writer.close()
+    await writer.wait_closed()
+    status, answer = await _post(client, admission_review(copy.deepcopy(POD)))
+    assert status == 200 and decode_patch(answer["response"])

@@ -29,6 +29,7 @@ import yaml
 from aiohttp import web
 from cryptography import x509
 
+from hardener.certs import make_bundle, write_bundle
 from hardener.cli import main
 from hardener.config import default_config
 from hardener.webhook import ServeOptions, serve, webhook_configuration
@@ -84,6 +85,7 @@ async def test_serve_works_out_of_the_box_with_a_generated_ca() -> None:
         port=0,
         metrics_port=0,
         sans=("webhook.example.test", "10.1.2.3"),
+        cert_check_interval=0.0,
     )
     task = asyncio.create_task(
         serve(options, stop=stop, out=out, handle_signals=False, on_started=on_started)
@@ -133,6 +135,24 @@ async def test_serve_works_out_of_the_box_with_a_generated_ca() -> None:
         ipaddress.ip_address("127.0.0.1"),
         ipaddress.ip_address("10.1.2.3"),
     }
+
+    # Rotating the files in place is picked up by the running server: new connections get
+    # the new certificate, and the reload is counted.
+    rotated = make_bundle(["localhost"], ["127.0.0.1"])
+    write_bundle(rotated, directory, force=True)
+    fresh = ssl.create_default_context(cadata=rotated.ca_cert.decode())
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", ports["webhook"], ssl=fresh, server_hostname="localhost"
+    )
+    assert writer.get_extra_info("ssl_object").getpeercert(binary_form=True) == (
+        ssl.PEM_cert_to_DER_cert(rotated.cert.decode())
+    )
+    writer.close()
+    await writer.wait_closed()
+    metrics_url = f"http://127.0.0.1:{ports['metrics']}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(metrics_url) as resp:
+        text = await resp.text()
+    assert 'hardener_webhook_certificate_reloads_total{result="success"} 1.0' in text
 
     stop.set()
     assert await asyncio.wait_for(task, 30) == 0
