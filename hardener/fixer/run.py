@@ -70,12 +70,15 @@ class FixOptions:
     """How ``fix`` treats a file. ``write=False`` for ``--check`` and ``--diff``.
 
     ``fast_path=False`` sends every file through the round-trip parser (for measurements and
-    tests; the result is the same).
+    tests; the result is the same). ``evaluate=False`` leaves out the engine's findings about
+    what still violates the PSS level after the fix (text output does not show them, and they
+    cost a PSS evaluation per object).
     """
 
     config: Config = field(default_factory=default_config)
     write: bool = True
     fast_path: bool = True
+    evaluate: bool = True
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,7 @@ def _fail(result: FileResult, failure: _Failure) -> FileResult:
 
 
 def _plan_documents(
-    documents: Sequence[_Document], config: Config
+    documents: Sequence[_Document], options: FixOptions
 ) -> tuple[list[DocumentResult], dict[int, Plan]]:
     """The result record and, for each document hardener works on, its plan."""
     results: list[DocumentResult] = []
@@ -257,7 +260,7 @@ def _plan_documents(
         if reason is not None:
             continue
         try:
-            planned = plan(document.value, config)
+            planned = plan(document.value, options.config, evaluate=options.evaluate)
         except InvalidObjectError as exc:
             raise _invalid(document, exc) from exc
         plans[document.index] = planned
@@ -322,7 +325,7 @@ def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileRes
                     raise _Failure(exc.message, exc.line, exc.column) from exc
         planned: tuple[list[DocumentResult], dict[int, Plan]] | None = None
         if fast is not None:
-            planned = _plan_documents(fast, options.config)
+            planned = _plan_documents(fast, options)
             if not any(p.ops for p in planned[1].values()):
                 result.documents = planned[0]
                 result.skipped = _file_skip(result.documents)
@@ -346,7 +349,7 @@ def _edit(
         raise _Failure(exc.message, exc.line, exc.column) from exc
     if planned is None or fast is None or not _same_documents(fast, source.documents):
         # The plans must be made on the values the editor works on.
-        planned = _plan_documents(source.documents, options.config)
+        planned = _plan_documents(source.documents, options)
     result.documents, plans = planned
     result.skipped = _file_skip(result.documents)
     ops: dict[int, list[Operation]] = {i: p.ops for i, p in plans.items() if p.ops}
@@ -427,7 +430,7 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
             value = document.value
             try:
                 if options.after_fix:
-                    planned = plan(value, options.config)
+                    planned = plan(value, options.config, evaluate=False)
                     record.changes = _located_changes(document, planned)
                     if planned.ops:
                         value = jsonpatch.apply_patch(value, planned.ops)

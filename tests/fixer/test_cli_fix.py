@@ -275,6 +275,8 @@ def test_json_output_follows_the_contract(
 ) -> None:
     paths = tree(tmp_path)
     (tmp_path / "bad.yaml").write_text("apiVersion: v1\nkind: [Pod\n")
+    host = tmp_path / "host.yaml"
+    host.write_text(POD.replace("spec:\n", "spec:\n  hostNetwork: true\n"))
     code, out, err = run(["fix", "--check", "--format", "json", str(tmp_path)], capsys)
     assert code == 2
     report = json.loads(out)
@@ -289,6 +291,9 @@ def test_json_output_follows_the_contract(
     assert (bad["error_line"], bad["error_column"]) == (3, 1)
     assert by_path[str(paths["helm"])]["skipped"].startswith("Helm template")
     assert by_path[str(paths["ok"])]["changed"] is False
+    # What the fix cannot change is reported with the PSA check name, at its line.
+    [finding] = by_path[str(host)]["documents"][0]["findings"]
+    assert (finding["check"], finding["line"], finding["fixable"]) == ("hostNamespaces", 6, False)
     assert err.startswith("hardener fix:")
 
 

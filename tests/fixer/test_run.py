@@ -128,6 +128,16 @@ def test_change_lines_point_at_the_container_or_the_key_they_complete() -> None:
     assert seccomp.line == 7
 
 
+def test_findings_about_what_remains_are_optional() -> None:
+    text = POD.replace("spec:\n", "spec:\n  hostPID: true\n")
+    full = fix_text(text, "pod.yaml")
+    lean = fix_text(text, "pod.yaml", FixOptions(evaluate=False))
+    assert full.fixed == lean.fixed is not None
+    assert [f.check for f in full.documents[0].findings] == ["hostNamespaces"]
+    assert full.documents[0].findings[0].line == 8  # the hostPID line
+    assert lean.documents[0].findings == []
+
+
 def test_hardened_file_is_unchanged_and_has_no_changes() -> None:
     result = fix_text(HARDENED_POD, "ok.yaml")
     assert result.error is None
