@@ -169,11 +169,14 @@ def plan(
                 continue
             if not pod_editable and not rule.ephemeral:
                 continue
-            containers = tuple(
-                c
-                for c in site.containers
-                if _in_scope(c, scope) and not _skipped(opt_outs, c, rule.id)
-            )
+            if pod_editable and not opt_outs.containers:
+                containers = site.containers  # the common case: every container
+            else:
+                containers = tuple(
+                    c
+                    for c in site.containers
+                    if _in_scope(c, scope) and not _skipped(opt_outs, c, rule.id)
+                )
             if not pod_editable and not containers:
                 continue
             rule.apply(

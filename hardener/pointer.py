@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from hardener.model import JSONValue, PointerError
@@ -25,6 +26,16 @@ def unescape(token: str) -> str:
 
 def join(tokens: Iterable[Token]) -> str:
     """Build a pointer from unescaped tokens: ``join(["a", "b/c", 0]) == "/a/b~1c/0"``."""
+    if isinstance(tokens, tuple):
+        return _join_path(tokens)
+    parts = [escape(t) for t in tokens]
+    return "/" + "/".join(parts) if parts else ""
+
+
+@functools.lru_cache(maxsize=8192)
+def _join_path(tokens: tuple[Token, ...]) -> str:
+    # The engine joins the same few hundred paths over and over (the same fields of the
+    # same containers of every pod): remember them.
     parts = [escape(t) for t in tokens]
     return "/" + "/".join(parts) if parts else ""
 
