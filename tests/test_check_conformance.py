@@ -5,10 +5,10 @@ from the local copy always):
 
 - when every violation the evaluator reports is marked fixable, hardening the pod the way
   ``fix`` would leaves it clean at that level and version;
-- otherwise every unfixable check still fails after the fix, and the only fixable violation
-  that may remain is ``allowPrivilegeEscalation`` on a container that is privileged or adds
-  ``SYS_ADMIN``: the API server rejects ``allowPrivilegeEscalation: false`` next to those, so
-  the engine leaves such a container alone.
+- otherwise every unfixable check still fails after the fix, and no violation the check
+  called fixable remains. (``allowPrivilegeEscalation`` on a container that is privileged or
+  adds ``SYS_ADMIN`` is not fixable: the API server rejects ``allowPrivilegeEscalation: false``
+  next to those, so the engine leaves such a container alone.)
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hardener.cli import main
 from hardener.fixer.run import CheckOptions, check_text
@@ -58,19 +57,6 @@ def findings(path: Path, version: str, after_fix: bool) -> list[LocatedFinding]:
     return [f for d in result.documents for f in d.findings]
 
 
-def escalation_is_forbidden(path: Path, container: str | None) -> bool:
-    pod = yaml.safe_load(path.read_text(encoding="utf-8"))
-    spec = pod["spec"]
-    for field in ("containers", "initContainers", "ephemeralContainers"):
-        for item in spec.get(field) or []:
-            if item.get("name") != container:
-                continue
-            sc = item.get("securityContext") or {}
-            added = (sc.get("capabilities") or {}).get("add") or []
-            return sc.get("privileged") is True or "SYS_ADMIN" in added
-    return False
-
-
 @pytest.mark.parametrize("root", ROOTS, ids=[r.parent.name for r in ROOTS])
 def test_after_fix_verdicts(root: Path) -> None:
     fixable = unfixable = 0
@@ -90,12 +76,10 @@ def test_after_fix_verdicts(root: Path) -> None:
         lost = {f.check for f in before if not f.fixable} - {f.check for f in after}
         if lost:
             problems.append(f"{path}: unfixable checks {sorted(lost)} vanished after fix")
+        promised = {(f.check, f.container) for f in before if f.fixable}
         for finding in after:
-            if finding.fixable and not (
-                finding.check == "allowPrivilegeEscalation"
-                and escalation_is_forbidden(path, finding.container)
-            ):
-                problems.append(f"{path}: fixable {finding.check} left after fix")
+            if (finding.check, finding.container) in promised:
+                problems.append(f"{path}: {finding.check} was called fixable but is left")
     assert not problems, "\n".join(problems[:50])
     assert fixable >= 5 and unfixable >= 20, (fixable, unfixable)
 

@@ -46,6 +46,7 @@ from hardener.fixer.files import (
 from hardener.fixer.source import EditError, SourceError, SourceFile
 from hardener.fixer.source import skip_reason as template_reason
 from hardener.model import Finding, InvalidObjectError, Operation, Plan
+from hardener.patch import apply_shared
 from hardener.pointer import join, split
 from hardener.pss import evaluate
 from hardener.results import DocumentResult, FileResult, LocatedChange, LocatedFinding
@@ -429,16 +430,26 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
                 continue
             value = document.value
             try:
+                # What fix would produce decides what "fixable" means: a violation is fixable
+                # when the configured fix makes it go away (not merely when a field is absent:
+                # a disabled rule, an opt-out or a privileged container keep it).
+                planned = plan(value, options.config, evaluate=False)
+                hardened = apply_shared(value, planned.ops)
+                after = evaluate(hardened, level=options.level, version=options.version)
                 if options.after_fix:
-                    planned = plan(value, options.config, evaluate=False)
                     record.changes = _located_changes(document, planned)
-                    if planned.ops:
-                        value = jsonpatch.apply_patch(value, planned.ops)
-                violations = evaluate(value, level=options.level, version=options.version)
+                    violations, remaining = after, None
+                else:
+                    violations = evaluate(value, level=options.level, version=options.version)
+                    remaining = {(v.check, v.container) for v in after}
             except InvalidObjectError as exc:
                 raise _invalid(document, exc) from exc
             for violation in violations:
                 line, column = _position(document, violation.pointer)
+                fixable = violation.fixable and (
+                    remaining is not None
+                    and (violation.check, violation.container) not in remaining
+                )
                 record.findings.append(
                     LocatedFinding(
                         check=violation.check,
@@ -447,7 +458,7 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
                         line=line,
                         column=column,
                         message=violation.message,
-                        fixable=violation.fixable,
+                        fixable=fixable,
                         pointer=violation.pointer,
                     )
                 )

@@ -630,6 +630,20 @@ def restricted_volumes(pod: PodView) -> Iterator[Problem]:
         # No source at all: the API server defaults the volume to emptyDir, which is allowed.
 
 
+def _escalates_anyway(c: ContainerView) -> bool:
+    """A container that is privileged or adds SYS_ADMIN (in any spelling)."""
+    if c.sc.get("privileged") is True:
+        return True
+    caps = c.sc.get("capabilities")
+    added = caps.get("add") if isinstance(caps, dict) else None
+    if not isinstance(added, list):
+        return False
+    return any(
+        isinstance(cap, str) and cap.strip().upper().removeprefix("CAP_") == "SYS_ADMIN"
+        for cap in added
+    )
+
+
 def allow_privilege_escalation(pod: PodView) -> Iterator[Problem]:
     if pod.version >= V1_25_WINDOWS_EXEMPT and pod.windows:
         return
@@ -645,7 +659,9 @@ def allow_privilege_escalation(pod: PodView) -> Iterator[Problem]:
         if value is False:
             continue
         if value is None:
-            yield Problem(message, c.path, c.name, fixable=True)
+            # The API server rejects allowPrivilegeEscalation=false next to privileged=true or
+            # an added SYS_ADMIN, so hardener cannot fill it in there.
+            yield Problem(message, c.path, c.name, fixable=not _escalates_anyway(c))
         elif value is True:
             yield Problem(message, path, c.name)
         else:
