@@ -35,7 +35,7 @@ from hardener.model import (
     Operation,
     Plan,
 )
-from hardener.patch import apply_shared
+from hardener.pointer import split
 from hardener.pss import Violation, evaluate
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "GroupVersionKind",
     "Outcome",
     "ReviewResult",
+    "apply_in_place",
     "decode_review",
     "encode_review",
     "error_result",
@@ -312,9 +313,11 @@ def _still_violated(
         own_name if isinstance(own_name, str) else None,
     ):
         return []
-    patched = apply_shared(obj, ops)
+    # The patch is already encoded and the object is this request's own copy, decoded from
+    # its body: it may become its hardened self in place, which costs far less than a copy.
+    apply_in_place(obj, ops)
     try:
-        violations = evaluate(patched, level=config.level, version=config.version)
+        violations = evaluate(obj, level=config.level, version=config.version)
     except InvalidObjectError as exc:
         raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
     return [v for v in violations if _in_scope(v.container, scope)]
@@ -352,6 +355,28 @@ def _warnings(
         kept.append(line)
         total += len(line)
     return kept
+
+
+def apply_in_place(document: Any, ops: Sequence[Operation]) -> None:
+    """Apply ``add``/``replace`` ops that ``plan`` emitted for ``document`` to it, in place.
+
+    The values are inserted as they are, not copied: the document shares them with the ops.
+    """
+    for op in ops:
+        tokens = split(op["path"])
+        parent = document
+        for token in tokens[:-1]:
+            parent = parent[int(token)] if isinstance(parent, list) else parent[token]
+        last = tokens[-1]
+        if isinstance(parent, list):
+            if last == "-":
+                parent.append(op["value"])
+            elif op["op"] == "add":
+                parent.insert(int(last), op["value"])
+            else:
+                parent[int(last)] = op["value"]
+        else:
+            parent[last] = op["value"]
 
 
 def _allowed(uid: str) -> AdmissionResponse:

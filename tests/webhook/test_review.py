@@ -16,7 +16,7 @@ from hardener.config import default_config, parse_config
 from hardener.engine import plan
 from hardener.pss import evaluate
 from hardener.webhook import BadReviewError, decode_review, encode_review, review
-from hardener.webhook._review import MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS
+from hardener.webhook._review import MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS, apply_in_place
 from tests.webhook.conftest import admission_review, decode_patch
 
 POD: dict[str, Any] = {
@@ -153,6 +153,22 @@ def test_pod_create_is_patched_with_the_engine_ops() -> None:
     assert rules == list(result.rules)
     assert "drop-all-capabilities" in rules
     assert any("drop-all-capabilities" in w for w in response["warnings"])
+
+
+def test_ops_applied_in_place_give_what_jsonpatch_gives() -> None:
+    replaced = copy.deepcopy(DEPLOYMENT)
+    spec = replaced["spec"]["template"]["spec"]
+    spec["securityContext"] = None  # replace
+    spec["volumes"] = [{"name": "data", "emptyDir": {}}]  # append with /-
+    spec["containers"][0]["securityContext"] = {"capabilities": {"drop": ["NET_RAW"]}}
+    for obj in (POD, DEPLOYMENT, replaced):
+        ops = plan(obj).ops
+        assert {op["op"] for op in ops} <= {"add", "replace"}
+        mine = copy.deepcopy(obj)
+        apply_in_place(mine, copy.deepcopy(ops))
+        assert mine == jsonpatch.apply_patch(obj, ops)
+    assert any(op["op"] == "replace" for op in plan(replaced).ops)
+    assert any(op["path"].endswith("/-") for op in plan(replaced).ops)
 
 
 def test_audit_annotation_keys_are_valid_once_prefixed_by_the_webhook_name() -> None:
