@@ -286,6 +286,42 @@ def run_floor(port: int, cert: str, key: str) -> None:
     web.run_app(app, host="127.0.0.1", port=port, ssl_context=context, access_log=None, print=None)
 
 
+# -- hardener serve with parts of the work replaced by precomputed answers (--attribute) -----
+
+STUBS = ("plan", "plan+evaluate", "review")
+
+
+def run_stubbed(stub: str, serve_args: list[str]) -> None:
+    """``hardener serve`` with ``stub`` answered from a precomputed result for the benchmark's
+    review: what the server costs without that part. For measurements only."""
+    sys.path.insert(0, str(REPO))
+    import hardener.webhook._app as app_module
+    import hardener.webhook._review as review_module
+    from hardener.cli import main as cli_main
+    from hardener.config import default_config
+    from hardener.engine import plan
+    from hardener.patch import apply_shared
+    from hardener.pss import evaluate
+
+    obj = realistic_review()["request"]["object"]
+    config = default_config()
+    planned = plan(obj, config, namespace="shop", evaluate=False)
+    verdict = evaluate(apply_shared(obj, planned.ops))
+    if stub in ("plan", "plan+evaluate"):
+        review_module.plan = lambda *args, **kwargs: planned  # type: ignore[assignment]
+    if stub == "plan+evaluate":
+        review_module.evaluate = lambda *args, **kwargs: verdict  # type: ignore[assignment]
+    if stub == "review":
+
+        def unchanged(request: Any, config: Any, deadline: Any = None) -> Any:
+            return review_module.ReviewResult(
+                response={"uid": request["uid"], "allowed": True}, outcome="unchanged"
+            )
+
+        app_module.review = unchanged  # type: ignore[assignment]
+    raise SystemExit(cli_main(["serve", *serve_args]))
+
+
 # -- the aiohttp load generator (when wrk is missing) ----------------------------------------------
 
 
@@ -538,7 +574,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def benchmark(duration: float, warmup: float, update_results: bool) -> None:
+def benchmark(duration: float, warmup: float, update_results: bool, attribute: bool) -> None:
     sys.path.insert(0, str(REPO))
     from hardener.certs import make_bundle, write_bundle
 
@@ -646,6 +682,44 @@ def benchmark(duration: float, warmup: float, update_results: bool) -> None:
                 f"hardener p99 {measured['hardener']['p99_ms']:.2f} ms",
                 file=sys.stderr,
             )
+        attribution: list[tuple[str, dict[str, float]]] = []
+        if attribute:
+            top = CONCURRENCY[-1]
+            for stub in STUBS:
+                port = _free_port()
+                servers[stub] = subprocess.Popen(
+                    [
+                        *_pin(server_core),
+                        sys.executable,
+                        __file__,
+                        "stubbed",
+                        "--stub",
+                        stub,
+                        "--",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--metrics-port",
+                        str(_free_port()),
+                        "--tls-cert",
+                        str(work / "tls.crt"),
+                        "--tls-key",
+                        str(work / "tls.key"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd=REPO,
+                )
+                urls[stub] = f"https://127.0.0.1:{port}/mutate"
+                _wait_ready(f"https://127.0.0.1:{port}/readyz", client_context, servers[stub])
+                load(stub, 8, warmup)
+                attribution.append((stub, load(stub, top, duration)))
+                servers[stub].terminate()
+                print(
+                    f"stub {stub}: {attribution[-1][1]['cpu_us']:.0f} us CPU per request",
+                    file=sys.stderr,
+                )
     finally:
         for process in servers.values():
             process.terminate()
@@ -661,7 +735,14 @@ def benchmark(duration: float, warmup: float, update_results: bool) -> None:
 
     machine = _machine(load_before)
     section = _render(
-        rows, machine, breakdown, duration, len(body), reviews, pinned=server_core is not None
+        rows,
+        machine,
+        breakdown,
+        duration,
+        len(body),
+        reviews,
+        pinned=server_core is not None,
+        attribution=attribution,
     )
     print(section)
     if update_results:
@@ -676,6 +757,7 @@ def _render(
     body_bytes: int,
     reviews: int,
     pinned: bool,
+    attribution: list[tuple[str, dict[str, float]]] | None = None,
 ) -> str:
     facts = "\n".join(f"- {key}: {value}" for key, value in machine.items())
     steps = "\n".join(f"| {name} | {micros:.0f} |" for name, micros in breakdown)
@@ -706,6 +788,7 @@ def _render(
         "| step | us |\n|---|---:|\n"
         f"{steps}\n\n"
         f"{_limits(by, breakdown)}\n"
+        f"{_attribution(by, attribution or [])}"
         f"{END_MARK}\n"
     )
 
@@ -739,6 +822,45 @@ def _limits(by: dict[tuple[int, str], dict[str, Any]], breakdown: list[tuple[str
     )
 
 
+def _attribution(
+    by: dict[tuple[int, str], dict[str, Any]], measured: list[tuple[str, dict[str, float]]]
+) -> str:
+    """The server CPU per request with parts of the work precomputed (``--attribute``)."""
+    if not measured:
+        return ""
+    top = CONCURRENCY[-1]
+    labels = {
+        "plan": "the engine's plan() precomputed",
+        "plan+evaluate": "plan() and the PSS evaluation precomputed",
+        "review": "the whole review precomputed (left: HTTP, TLS, JSON decode, metrics, log)",
+    }
+    full = by[(top, "hardener")]
+    floor = by[(top, "floor")]
+    rows = [
+        ("hardener as is", full),
+        *((labels[stub], result) for stub, result in measured),
+        ("floor", floor),
+    ]
+    table = "\n".join(
+        f"| {label} | {result['rps']:.0f} | {result['cpu_us']:.0f} |" for label, result in rows
+    )
+    cpu = {stub: result["cpu_us"] for stub, result in measured}
+    return (
+        f"\nAttribution (`--attribute`): hardener at concurrency {top} with parts of the work "
+        "answered from precomputed results for this review, server CPU per request:\n\n"
+        "| hardener with | req/s | server CPU per request (us) |\n|---|---:|---:|\n"
+        f"{table}\n\n"
+        f"In the running server the engine's plan() costs about "
+        f"{full['cpu_us'] - cpu['plan']:.0f} us per request, the PSS evaluation about "
+        f"{cpu['plan'] - cpu['plan+evaluate']:.0f} us, the rest of the review (patch, "
+        f"warnings, response) about {cpu['plan+evaluate'] - cpu['review']:.0f} us, and what is "
+        f"left (HTTP and TLS as in the floor, the envelope decode, metrics, the log line) "
+        f"{cpu['review']:.0f} us against the floor's {floor['cpu_us']:.0f} us. Python code "
+        "runs slower in the server than in a warm in-process loop, which is why these figures "
+        "are larger than the in-process ones above.\n"
+    )
+
+
 def _update_results(section: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     if START_MARK in text and END_MARK in text:
@@ -757,12 +879,21 @@ def main() -> None:
     floor.add_argument("--port", type=int, required=True)
     floor.add_argument("--cert", required=True)
     floor.add_argument("--key", required=True)
+    stubbed = sub.add_parser("stubbed", help="(internal) hardener serve with a part stubbed")
+    stubbed.add_argument("--stub", choices=STUBS, required=True)
+    stubbed.add_argument("serve_args", nargs=argparse.REMAINDER)
     loader = sub.add_parser("load", help="(internal) aiohttp load generator")
     loader.add_argument("--url", required=True)
     loader.add_argument("--concurrency", type=int, required=True)
     loader.add_argument("--duration", type=float, required=True)
     loader.add_argument("--body", required=True)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
+    parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="also measure hardener with the engine, the evaluator, and the whole review "
+        "replaced by precomputed answers, to attribute the server's CPU per request",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server")
     parser.add_argument(
         "--update-results",
@@ -772,10 +903,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "floor":
         run_floor(args.port, args.cert, args.key)
+    elif args.command == "stubbed":
+        run_stubbed(args.stub, [a for a in args.serve_args if a != "--"])
     elif args.command == "load":
         run_load(args.url, args.concurrency, args.duration, args.body)
     else:
-        benchmark(args.duration, args.warmup, args.update_results)
+        benchmark(args.duration, args.warmup, args.update_results, args.attribute)
 
 
 if __name__ == "__main__":
