@@ -27,6 +27,7 @@ import re
 import shutil
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -550,6 +551,64 @@ def _breakdown(review: dict[str, Any]) -> list[tuple[str, float]]:
     ]
 
 
+ATTRIBUTION_ROUNDS = 3
+
+
+def _attribute(
+    servers: dict[str, subprocess.Popen[bytes]],
+    urls: dict[str, str],
+    load: Any,
+    server_core: int | None,
+    work: Path,
+    client_context: ssl.SSLContext,
+    duration: float,
+    warmup: float,
+) -> list[tuple[str, list[float]]]:
+    """Server CPU per request at the top concurrency for hardener as is, with each stub, and
+    for the floor: every variant runs at once and is measured in interleaved rounds, so that
+    drift in the machine's speed hits them all alike."""
+    for stub in STUBS:
+        port = _free_port()
+        servers[stub] = subprocess.Popen(
+            [
+                *_pin(server_core),
+                sys.executable,
+                __file__,
+                "stubbed",
+                "--stub",
+                stub,
+                "--",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--metrics-port",
+                str(_free_port()),
+                "--tls-cert",
+                str(work / "tls.crt"),
+                "--tls-key",
+                str(work / "tls.key"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=REPO,
+        )
+        urls[stub] = f"https://127.0.0.1:{port}/mutate"
+        _wait_ready(f"https://127.0.0.1:{port}/readyz", client_context, servers[stub])
+        load(stub, 8, warmup)
+    variants = ["hardener", *STUBS, "floor"]
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for round_number in range(ATTRIBUTION_ROUNDS):
+        for name in variants if round_number % 2 == 0 else reversed(variants):
+            samples[name].append(load(name, CONCURRENCY[-1], duration)["cpu_us"])
+        print(
+            f"attribution round {round_number + 1}: "
+            + ", ".join(f"{n} {samples[n][-1]:.0f} us" for n in variants),
+            file=sys.stderr,
+        )
+    return [(name, samples[name]) for name in variants]
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
     try:
@@ -682,44 +741,11 @@ def benchmark(duration: float, warmup: float, update_results: bool, attribute: b
                 f"hardener p99 {measured['hardener']['p99_ms']:.2f} ms",
                 file=sys.stderr,
             )
-        attribution: list[tuple[str, dict[str, float]]] = []
+        attribution: list[tuple[str, list[float]]] = []
         if attribute:
-            top = CONCURRENCY[-1]
-            for stub in STUBS:
-                port = _free_port()
-                servers[stub] = subprocess.Popen(
-                    [
-                        *_pin(server_core),
-                        sys.executable,
-                        __file__,
-                        "stubbed",
-                        "--stub",
-                        stub,
-                        "--",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--metrics-port",
-                        str(_free_port()),
-                        "--tls-cert",
-                        str(work / "tls.crt"),
-                        "--tls-key",
-                        str(work / "tls.key"),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    cwd=REPO,
-                )
-                urls[stub] = f"https://127.0.0.1:{port}/mutate"
-                _wait_ready(f"https://127.0.0.1:{port}/readyz", client_context, servers[stub])
-                load(stub, 8, warmup)
-                attribution.append((stub, load(stub, top, duration)))
-                servers[stub].terminate()
-                print(
-                    f"stub {stub}: {attribution[-1][1]['cpu_us']:.0f} us CPU per request",
-                    file=sys.stderr,
-                )
+            attribution = _attribute(
+                servers, urls, load, server_core, work, client_context, duration, warmup
+            )
     finally:
         for process in servers.values():
             process.terminate()
@@ -757,7 +783,7 @@ def _render(
     body_bytes: int,
     reviews: int,
     pinned: bool,
-    attribution: list[tuple[str, dict[str, float]]] | None = None,
+    attribution: list[tuple[str, list[float]]] | None = None,
 ) -> str:
     facts = "\n".join(f"- {key}: {value}" for key, value in machine.items())
     steps = "\n".join(f"| {name} | {micros:.0f} |" for name, micros in breakdown)
@@ -788,7 +814,7 @@ def _render(
         "| step | us |\n|---|---:|\n"
         f"{steps}\n\n"
         f"{_limits(by, breakdown)}\n"
-        f"{_attribution(by, attribution or [])}"
+        f"{_attribution(attribution or [])}"
         f"{END_MARK}\n"
     )
 
@@ -822,42 +848,38 @@ def _limits(by: dict[tuple[int, str], dict[str, Any]], breakdown: list[tuple[str
     )
 
 
-def _attribution(
-    by: dict[tuple[int, str], dict[str, Any]], measured: list[tuple[str, dict[str, float]]]
-) -> str:
+def _attribution(measured: list[tuple[str, list[float]]]) -> str:
     """The server CPU per request with parts of the work precomputed (``--attribute``)."""
     if not measured:
         return ""
-    top = CONCURRENCY[-1]
     labels = {
-        "plan": "the engine's plan() precomputed",
-        "plan+evaluate": "plan() and the PSS evaluation precomputed",
-        "review": "the whole review precomputed (left: HTTP, TLS, JSON decode, metrics, log)",
+        "hardener": "nothing (hardener as is)",
+        "plan": "the engine's plan()",
+        "plan+evaluate": "plan() and the PSS evaluation",
+        "review": "the whole review (left: HTTP, TLS, JSON decode, metrics, log line)",
+        "floor": "(the floor server)",
     }
-    full = by[(top, "hardener")]
-    floor = by[(top, "floor")]
-    rows = [
-        ("hardener as is", full),
-        *((labels[stub], result) for stub, result in measured),
-        ("floor", floor),
-    ]
+    median = {name: statistics.median(values) for name, values in measured}
     table = "\n".join(
-        f"| {label} | {result['rps']:.0f} | {result['cpu_us']:.0f} |" for label, result in rows
+        f"| {labels[name]} | {median[name]:.0f} | {min(values):.0f} to {max(values):.0f} |"
+        for name, values in measured
     )
-    cpu = {stub: result["cpu_us"] for stub, result in measured}
+    spread = max(max(values) - min(values) for _, values in measured)
     return (
-        f"\nAttribution (`--attribute`): hardener at concurrency {top} with parts of the work "
-        "answered from precomputed results for this review, server CPU per request:\n\n"
-        "| hardener with | req/s | server CPU per request (us) |\n|---|---:|---:|\n"
+        f"\nAttribution (`--attribute`): server CPU per request at concurrency "
+        f"{CONCURRENCY[-1]} with parts of the work answered from results precomputed for this "
+        f"review; every variant runs at once, measured in {ATTRIBUTION_ROUNDS} interleaved "
+        "rounds:\n\n"
+        "| precomputed | median (us) | range (us) |\n|---|---:|---:|\n"
         f"{table}\n\n"
-        f"In the running server the engine's plan() costs about "
-        f"{full['cpu_us'] - cpu['plan']:.0f} us per request, the PSS evaluation about "
-        f"{cpu['plan'] - cpu['plan+evaluate']:.0f} us, the rest of the review (patch, "
-        f"warnings, response) about {cpu['plan+evaluate'] - cpu['review']:.0f} us, and what is "
-        f"left (HTTP and TLS as in the floor, the envelope decode, metrics, the log line) "
-        f"{cpu['review']:.0f} us against the floor's {floor['cpu_us']:.0f} us. Python code "
-        "runs slower in the server than in a warm in-process loop, which is why these figures "
-        "are larger than the in-process ones above.\n"
+        f"Medians: the engine's plan() about {median['hardener'] - median['plan']:.0f} us, the "
+        f"PSS evaluation about {median['plan'] - median['plan+evaluate']:.0f} us, the rest of "
+        f"the review (patch, warnings, response) about "
+        f"{median['plan+evaluate'] - median['review']:.0f} us, and what is left costs "
+        f"{median['review'] - median['floor']:.0f} us more than the floor. Differences smaller "
+        f"than the widest range ({spread:.0f} us) are within this machine's run-to-run noise. "
+        "Python code costs more per call in the server than in a warm in-process loop, so "
+        "these figures run above the in-process ones.\n"
     )
 
 
