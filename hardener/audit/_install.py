@@ -11,7 +11,6 @@ fields hardener owns, and fields other managers own (a CA injector, say) are a c
 from __future__ import annotations
 
 import base64
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from kubernetes import client as k8s
 
+from hardener import admission
 from hardener.audit._cluster import ClusterError, Connection, RequestDenied, call
 from hardener.model import HardenerError
 
@@ -35,11 +35,10 @@ __all__ = [
     "webhook_configuration",
 ]
 
-CONFIGURATION_NAME = "hardener"
+CONFIGURATION_NAME = admission.CONFIGURATION_NAME
 FIELD_MANAGER = "hardener"
-WEBHOOK_NAMES: tuple[str, str] = ("pods.hardener.dev", "workloads.hardener.dev")
+WEBHOOK_NAMES = admission.WEBHOOK_NAMES
 DEFAULT_NAMESPACE = "hardener-system"
-_SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 _APPLY = "application/apply-patch+yaml"
 
 
@@ -114,76 +113,17 @@ def webhook_configuration(
         _check_url(url)
         client_config = {"url": url}
     client_config["caBundle"] = base64.b64encode(ca_bundle).decode("ascii")
-    selector = {
-        "matchExpressions": [{"key": "hardener.dev/skip", "operator": "NotIn", "values": ["true"]}]
-    }
-    namespaces = {
-        "matchExpressions": [
-            {
-                "key": "kubernetes.io/metadata.name",
-                "operator": "NotIn",
-                "values": [*_SYSTEM_NAMESPACES, own_namespace],
-            },
-            {"key": "hardener.dev/skip", "operator": "NotIn", "values": ["true"]},
-        ]
-    }
-    common: dict[str, Any] = {
-        "admissionReviewVersions": ["v1"],
-        "sideEffects": "None",
-        "timeoutSeconds": 5,
-        "reinvocationPolicy": "IfNeeded",
-        "matchPolicy": "Equivalent",
-        "failurePolicy": failure_policy,
-        "clientConfig": client_config,
-        "namespaceSelector": namespaces,
-        "objectSelector": selector,
-    }
-
-    def rule(group: str, operations: list[str], resources: list[str]) -> dict[str, Any]:
-        return {
-            "apiGroups": [group],
-            "apiVersions": ["v1"],
-            "operations": operations,
-            "resources": resources,
-            "scope": "Namespaced",
-        }
-
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {
-            "name": CONFIGURATION_NAME,
-            "labels": {
-                "app.kubernetes.io/name": "hardener",
-                "app.kubernetes.io/component": "webhook",
-                "app.kubernetes.io/part-of": "hardener",
-                "app.kubernetes.io/managed-by": FIELD_MANAGER,
-            },
+    return admission.webhook_configuration(
+        client_config,
+        own_namespace=own_namespace,
+        failure_policy=failure_policy,
+        labels={
+            "app.kubernetes.io/name": "hardener",
+            "app.kubernetes.io/component": "webhook",
+            "app.kubernetes.io/part-of": "hardener",
+            "app.kubernetes.io/managed-by": FIELD_MANAGER,
         },
-        "webhooks": [
-            {
-                "name": WEBHOOK_NAMES[0],
-                **copy.deepcopy(common),
-                "rules": [
-                    rule("", ["CREATE"], ["pods"]),
-                    rule("", ["UPDATE"], ["pods/ephemeralcontainers"]),
-                ],
-            },
-            {
-                "name": WEBHOOK_NAMES[1],
-                **copy.deepcopy(common),
-                "rules": [
-                    rule(
-                        "apps",
-                        ["CREATE", "UPDATE"],
-                        ["deployments", "statefulsets", "daemonsets", "replicasets"],
-                    ),
-                    rule("", ["CREATE", "UPDATE"], ["replicationcontrollers"]),
-                    rule("batch", ["CREATE", "UPDATE"], ["jobs", "cronjobs"]),
-                ],
-            },
-        ],
-    }
+    )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from hardener.model import (
     JSONObject,
     Operation,
     Plan,
+    json_type,
 )
 from hardener.pointer import split
 from hardener.pss import Violation, evaluate
@@ -154,20 +155,6 @@ class ReviewResult:
 # -- decoding ---------------------------------------------------------------------------------
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if value is None:
-        return "null"
-    return "an object"
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -186,7 +173,7 @@ def decode_review(body: bytes) -> AdmissionRequest:
         raise BadReviewError("", f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise BadReviewError(
-            "", f"the body must be a JSON object (an AdmissionReview), not {_json_type(document)}"
+            "", f"the body must be a JSON object (an AdmissionReview), not {json_type(document)}"
         )
     api_version = document.get("apiVersion")
     if api_version != API_VERSION:
@@ -206,7 +193,7 @@ def decode_review(body: bytes) -> AdmissionRequest:
     if request is None:
         raise BadReviewError("request", "is required: the AdmissionReview carries no request")
     if not isinstance(request, dict):
-        raise BadReviewError("request", f"must be an object, not {_json_type(request)}")
+        raise BadReviewError("request", f"must be an object, not {json_type(request)}")
     uid = request.get("uid")
     if uid is None:
         raise BadReviewError("request.uid", "is required: the response must echo it")
@@ -216,25 +203,23 @@ def decode_review(body: bytes) -> AdmissionRequest:
     if not isinstance(gvk, dict):
         raise BadReviewError(
             "request.kind",
-            "is required and must be an object like {group, version, kind}, not " + _json_type(gvk),
+            "is required and must be an object like {group, version, kind}, not " + json_type(gvk),
         )
     for key in ("group", "version", "kind"):
         value = gvk.get(key, "")
         if not isinstance(value, str):
-            raise BadReviewError(
-                f"request.kind.{key}", f"must be a string, not {_json_type(value)}"
-            )
+            raise BadReviewError(f"request.kind.{key}", f"must be a string, not {json_type(value)}")
     if not gvk.get("kind"):
         raise BadReviewError("request.kind.kind", "is required")
     operation = request.get("operation")
     if not isinstance(operation, str) or not operation:
         raise BadReviewError(
-            "request.operation", f"is required and must be a string, not {_json_type(operation)}"
+            "request.operation", f"is required and must be a string, not {json_type(operation)}"
         )
     for key in ("subResource", "name", "namespace"):
         value = request.get(key)
         if value is not None and not isinstance(value, str):
-            raise BadReviewError(f"request.{key}", f"must be a string, not {_json_type(value)}")
+            raise BadReviewError(f"request.{key}", f"must be a string, not {json_type(value)}")
     return cast(AdmissionRequest, request)
 
 
@@ -441,7 +426,7 @@ def review(
     if not isinstance(obj, dict):
         raise BadReviewError(
             "request.object",
-            f"must be the {request['kind']['kind']} object, not {_json_type(obj)}",
+            f"must be the {request['kind']['kind']} object, not {json_type(obj)}",
         )
     kind = request["kind"]["kind"]
     obj_kind = obj.get("kind")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import ipaddress
 import logging
 import math
@@ -31,9 +30,8 @@ from typing import IO, Any
 import yaml
 from aiohttp import web
 
+from hardener import admission
 from hardener.certs import (
-    DEFAULT_WEBHOOK_CONFIGURATION,
-    DEFAULT_WEBHOOK_NAMES,
     make_bundle,
     write_bundle,
 )
@@ -121,70 +119,9 @@ def webhook_configuration(
     sits above the in-handler deadline, so the API server gets hardener's own answer.
     """
     timeout = min(30, max(1, math.ceil(deadline_seconds) + 2))
-    common: dict[str, Any] = {
-        "admissionReviewVersions": ["v1"],
-        "sideEffects": "None",
-        "timeoutSeconds": timeout,
-        "reinvocationPolicy": "IfNeeded",
-        "matchPolicy": "Equivalent",
-        "failurePolicy": "Ignore",
-        "clientConfig": {"url": url, "caBundle": ca_bundle},
-        "namespaceSelector": {
-            "matchExpressions": [
-                {
-                    "key": "kubernetes.io/metadata.name",
-                    "operator": "NotIn",
-                    "values": ["kube-system", "kube-public", "kube-node-lease"],
-                },
-                {"key": "hardener.dev/skip", "operator": "NotIn", "values": ["true"]},
-            ]
-        },
-        "objectSelector": {
-            "matchExpressions": [
-                {"key": "hardener.dev/skip", "operator": "NotIn", "values": ["true"]}
-            ]
-        },
-    }
-
-    def rule(group: str, operations: list[str], resources: list[str]) -> dict[str, Any]:
-        return {
-            "apiGroups": [group],
-            "apiVersions": ["v1"],
-            "operations": operations,
-            "resources": resources,
-            "scope": "Namespaced",
-        }
-
-    pods_name, workloads_name = DEFAULT_WEBHOOK_NAMES
-    # Each webhook gets its own copy: shared objects would come out as YAML anchors.
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": DEFAULT_WEBHOOK_CONFIGURATION},
-        "webhooks": [
-            {
-                "name": pods_name,
-                **copy.deepcopy(common),
-                "rules": [
-                    rule("", ["CREATE"], ["pods"]),
-                    rule("", ["UPDATE"], ["pods/ephemeralcontainers"]),
-                ],
-            },
-            {
-                "name": workloads_name,
-                **copy.deepcopy(common),
-                "rules": [
-                    rule(
-                        "apps",
-                        ["CREATE", "UPDATE"],
-                        ["deployments", "statefulsets", "daemonsets", "replicasets"],
-                    ),
-                    rule("", ["CREATE", "UPDATE"], ["replicationcontrollers"]),
-                    rule("batch", ["CREATE", "UPDATE"], ["jobs", "cronjobs"]),
-                ],
-            },
-        ],
-    }
+    return admission.webhook_configuration(
+        {"url": url, "caBundle": ca_bundle}, timeout_seconds=timeout
+    )
 
 
 def _banner(options: ServeOptions, generated: SelfSigned, port: int) -> str:
