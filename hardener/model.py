@@ -4,18 +4,25 @@ Everything here is plain data: JSON values, RFC 6902 operations, and the frozen 
 engine hands to the webhook, the fixer and the reports. No module in this file imports any
 other part of hardener.
 
-Exception hierarchy (every error hardener raises on purpose derives from ``HardenerError``)::
+Exception hierarchy (every error hardener raises on purpose derives from ``HardenerError``;
+the ones below ``model`` live in the module named beside them)::
 
     HardenerError
-    ├── ConfigError            invalid config: names the file, the key and the allowed values
-    ├── InvalidObjectError     a Kubernetes object whose fields have the wrong type or shape
-    ├── PointerError           a JSON pointer that is malformed or does not resolve
-    └── CertsError             hardener.certs: a certificate that cannot be made or written
-        └── CertFileExistsError  a file that exists and --force was not given (also a
-                                 FileExistsError)
-
-The fixer adds its own (``hardener.fixer.source``): ``SourceError`` (a file that is not
-well-formed YAML, with line and column) and ``EditError`` (an edit that cannot be made safely).
+    ├── ConfigError              invalid config: names the file, the key and the allowed values
+    ├── InvalidObjectError       a Kubernetes object whose fields have the wrong type or shape
+    ├── PointerError             a JSON pointer that is malformed or does not resolve
+    ├── CertsError               certs: a certificate that cannot be made or written
+    │   └── CertFileExistsError  ... a file that exists, and --force was not given
+    ├── SourceError              fixer.source: not well-formed YAML/JSON (line, column)
+    ├── EditError                fixer.source: an edit that cannot be made safely
+    ├── FastLoadError            fixer.fastload: the fast reader declines (the full parser runs)
+    ├── FileReadError            fixer.files: a file that cannot be read as UTF-8 text
+    ├── FileWriteError           fixer.files: the new text could not be put in place
+    ├── BadReviewError           webhook: a malformed AdmissionReview (HTTP 400)
+    ├── CertLoadError            webhook: serving certificate files that cannot be loaded
+    ├── ClusterError             audit: no kubeconfig, an unreachable or refusing API server
+    ├── RequestDenied            audit: one API request refused (401, 403, 404, 409)
+    └── InstallError             audit: input install cannot use, or a refused change
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError
 
+from hardener.model import HardenerError
 from hardener.pointer import split
 
 __all__ = ["FastDocument", "FastLoadError", "load_fast"]
@@ -45,7 +46,7 @@ _TAB_INDENT = re.compile(r"^ *\t[ \t]*[^\s#]", re.MULTILINE)
 _LONE_DASH = re.compile(r"^(\s*)-\s*(?:#.*)?$")
 
 
-class FastLoadError(Exception):
+class FastLoadError(HardenerError):
     """The fast reader could not (or would not) read a text. Positions are 1-based."""
 
     def __init__(self, line: int, column: int, message: str, *, duplicate: bool = False) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from hardener.model import HardenerError
+
 __all__ = [
     "MANIFEST_SUFFIXES",
     "STDIN",
@@ -35,7 +37,7 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
 
 
-class FileReadError(Exception):
+class FileReadError(HardenerError):
     """A path that cannot be read as a UTF-8 text file. ``message`` names no path; ``line``
     and ``column`` (1-based) place the problem when it has a place (a byte that is not UTF-8)."""
 
@@ -46,7 +48,7 @@ class FileReadError(Exception):
         self.column = column
 
 
-class FileWriteError(Exception):
+class FileWriteError(HardenerError):
     """The new text could not be put in place; the original file is untouched."""
 
 
