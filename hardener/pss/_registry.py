@@ -9,6 +9,7 @@ restricted level, because the restricted check already covers (and tightens) it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -131,7 +132,12 @@ def _in_force(check: Check, version: Version) -> bool:
 def active_checks(level: str, version: str | Version | None = "latest") -> tuple[Check, ...]:
     """The checks that ``level`` runs at ``version``, in registry order, overrides applied."""
     _check_level(level)
-    resolved = resolve_version(version)
+    return _active(level, resolve_version(version))
+
+
+@functools.lru_cache(maxsize=256)
+def _active(level: str, resolved: Version) -> tuple[Check, ...]:
+    # Every review and every pod asks again for the same few (level, version) pairs.
     running = [
         c
         for c in CHECKS
