@@ -167,20 +167,43 @@ def _json_key(key: Any) -> str:
     return str(key)
 
 
+MAX_EXPANDED_NODES = 1_000_000
+"""How many values a document may expand to once its aliases are followed. Kubernetes' YAML
+decoder refuses documents that alias excessively ("billion laughs"); so does hardener, rather
+than spend exponential time and memory on one file."""
+
+
 def _jsonify(value: Any) -> Any:
-    """Constructed YAML data as the plain JSON-like value Kubernetes decodes."""
-    if isinstance(value, dict):
-        return {_json_key(k): _jsonify(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
-            # !!omap / !!pairs: a list of one-member mappings.
-            return [{_json_key(k): _jsonify(v)} for k, v in value]
-        return [_jsonify(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return {_json_key(k): None for k in value}
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
+    """Constructed YAML data as the plain JSON-like value Kubernetes decodes.
+
+    Raises SourceError when following the aliases would expand the document past
+    ``MAX_EXPANDED_NODES`` values.
+    """
+    budget = [MAX_EXPANDED_NODES]
+
+    def convert(item: Any) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SourceError(
+                1,
+                1,
+                f"the document expands to more than {MAX_EXPANDED_NODES:,} values through "
+                "its aliases (excessive aliasing); Kubernetes refuses such documents too",
+            )
+        if isinstance(item, dict):
+            return {_json_key(k): convert(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            if item and all(isinstance(v, tuple) and len(v) == 2 for v in item):
+                # !!omap / !!pairs: a list of one-member mappings.
+                return [{_json_key(k): convert(v)} for k, v in item]
+            return [convert(v) for v in item]
+        if isinstance(item, set | frozenset):
+            return {_json_key(k): None for k in item}
+        if isinstance(item, bytes):
+            return item.decode("utf-8", "replace")
+        return item
+
+    return convert(value)
 
 
 def _error(exc: yaml.MarkedYAMLError, text: str, starts: list[int]) -> SourceError:
@@ -313,7 +336,11 @@ def load_documents(text: str) -> list[tuple[YNode, Any]]:
             loader.alias_names = set()
             node: Any = loader.get_node()
             root = builder.build(node, None)
-            value = _jsonify(loader.construct_document(node))
+            try:
+                value = _jsonify(loader.construct_document(node))
+            except SourceError as exc:
+                mark = node.start_mark
+                raise SourceError(mark.line + 1, mark.column + 1, exc.message) from None
             documents.append((root, value))
     except yaml.MarkedYAMLError as exc:
         raise _error(exc, text, starts) from None
