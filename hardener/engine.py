@@ -71,13 +71,7 @@ def is_windows(site: PodSite) -> bool:
         and str(selector.get("kubernetes.io/os", "")).lower() == "windows"
     ):
         return True
-    holders: list[Any] = [spec, *(c.container for c in site.containers)]
-    for holder in holders:
-        sc = holder.get("securityContext")
-        options = sc.get("windowsOptions") if isinstance(sc, dict) else None
-        if isinstance(options, dict) and options.get("hostProcess") is True:
-            return True
-    return False
+    return site.host_process
 
 
 def _rule_list(value: str) -> set[str]:

@@ -93,6 +93,18 @@ class PodSite:
     def meta_pointer(self) -> str:
         return join(self.meta_path)
 
+    @property
+    def host_process(self) -> bool:
+        """A Windows HostProcess pod (``windowsOptions.hostProcess`` on the pod or a
+        container): it runs as a node account with the host's privileges by design."""
+        holders: list[JSONObject] = [self.spec, *(c.container for c in self.containers)]
+        for holder in holders:
+            sc = holder.get("securityContext")
+            options = sc.get("windowsOptions") if isinstance(sc, dict) else None
+            if isinstance(options, dict) and options.get("hostProcess") is True:
+                return True
+        return False
+
     def annotations(self) -> dict[str, str]:
         """Annotations of the owner, overridden by those of the pod template."""
         merged: dict[str, str] = {}

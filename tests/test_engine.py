@@ -329,6 +329,15 @@ def test_windows_pods_get_no_linux_only_fields(windows: dict[str, Any]) -> None:
     assert "volumes" not in patched["spec"]
 
 
+def test_host_process_pods_are_left_alone() -> None:
+    obj = pod(
+        {"name": "app", "image": "x", "securityContext": {"windowsOptions": {"hostProcess": True}}},
+        hostNetwork=True,
+    )
+    assert plan(obj).ops == []
+    assert any(f.check == "windowsHostProcess" for f in plan(obj).findings)
+
+
 def test_ephemeral_scope_touches_only_new_ephemeral_containers() -> None:
     obj = pod(
         ephemeralContainers=[

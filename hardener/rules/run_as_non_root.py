@@ -6,7 +6,8 @@ must leave alone would inherit it, or the update may only touch ephemeral contai
 remaining container gets its own ``runAsNonRoot: true`` instead.
 
 An explicit ``runAsNonRoot: false`` or ``runAsUser: 0`` on the pod or a container is left as it
-is and reported; with ``enforce``, ``runAsNonRoot: false`` is replaced by ``true``.
+is and reported; with ``enforce``, ``runAsNonRoot: false`` is replaced by ``true``. Windows
+HostProcess pods, which run as a node account by design, are left alone.
 
 FAIL::
 
@@ -36,6 +37,11 @@ def _root_user(value: object) -> bool:
 
 
 def apply(ctx: RuleContext) -> None:
+    if ctx.site.host_process:
+        # HostProcess containers run as a node account (SYSTEM, ...) by design; the Pod
+        # Security Standards treat them as privileged, and runAsNonRoot would only keep them
+        # from starting.
+        return
     spec_sc = (*ctx.site.spec_path, "securityContext")
     pod_flag = as_bool(ctx.pod_sc("runAsNonRoot"))
     pod_root = _root_user(ctx.pod_sc("runAsUser"))
