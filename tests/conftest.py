@@ -3,6 +3,7 @@ Kubernetes does."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,11 @@ def shared() -> Path:
     if not SHARED.exists():
         pytest.skip("../shared is not present beside the repository")
     return SHARED
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

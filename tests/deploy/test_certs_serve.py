@@ -13,15 +13,9 @@ import urllib.request
 from pathlib import Path
 
 from hardener.cli import main
+from tests.conftest import free_port as _free_port
 
 SERVICE_NAME = "hardener.hardener-system.svc"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_ready(metrics_port: int, process: subprocess.Popen[bytes]) -> None:

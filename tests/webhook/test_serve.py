@@ -33,6 +33,7 @@ from hardener.certs import make_bundle, write_bundle
 from hardener.cli import main
 from hardener.config import default_config
 from hardener.webhook import ServeOptions, serve, webhook_configuration
+from tests.conftest import free_port as _free_port
 from tests.webhook.conftest import admission_review, decode_patch
 from tests.webhook.test_review import POD
 
@@ -163,13 +164,6 @@ def test_webhook_configuration_timeout_stays_above_the_deadline() -> None:
     for deadline, timeout in ((0.5, 3), (3.0, 5), (10.0, 12), (29.5, 30)):
         doc = webhook_configuration("https://h:1/mutate", "Zm9v", deadline_seconds=deadline)
         assert {hook["timeoutSeconds"] for hook in doc["webhooks"]} == {timeout}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
