@@ -124,22 +124,17 @@ class PatchBuilder:
         *,
         replace: bool = False,
         anchor: tuple[int, JSONValue] | None = None,
-    ) -> bool:
+    ) -> tuple[bool, JSONValue]:
         """Set ``path`` to ``value`` if it holds nothing; with ``replace``, also overwrite.
 
-        Returns whether an edit was recorded. Intermediate mappings are created as needed.
+        Returns whether an edit was recorded, and what ``path`` held before (``MISSING`` for
+        nothing). Intermediate mappings are created as needed.
         """
         current = self.get(path, anchor)
         if current is not MISSING and (not replace or current == value):
-            return False
-        self.place(path, value, anchor)
-        return True
-
-    def place(
-        self, path: Path, value: JSONValue, anchor: tuple[int, JSONValue] | None = None
-    ) -> None:
-        """Record ``value`` at ``path`` unconditionally (``set`` without the check)."""
+            return False, current
         self._place(path, _copy(value), anchor)
+        return True, current
 
     def append(
         self, array_path: Path, item: JSONValue, anchor: tuple[int, JSONValue] | None = None

@@ -9,7 +9,7 @@ and what it cannot fix with ``ctx.finding``. It never touches the object itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,11 +106,9 @@ class RuleContext:
         container: ContainerSite | None = None,
         replace: bool = False,
     ) -> bool:
-        anchor = self._anchor(path)
-        before = self.builder.get(path, anchor)
-        if before is not MISSING and (not replace or before == value):
+        recorded, before = self.builder.set(path, value, replace=replace, anchor=self._anchor(path))
+        if not recorded:
             return False
-        self.builder.place(path, value, anchor)
         self.changes.append(
             Change(
                 rule=self.rule.id,
@@ -188,7 +186,3 @@ def pod_or_containers(
     if ctx.pod_editable and all(ctx.mine(c) and not blocked(c) for c in uncovered):
         return True, []
     return False, [c for c in uncovered if ctx.mine(c) and not blocked(c)]
-
-
-def names(items: Iterable[ContainerSite]) -> str:
-    return ", ".join(f'"{c.name}"' for c in items)
