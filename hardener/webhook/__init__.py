@@ -9,7 +9,8 @@ answers with the engine's operations as a base64 JSONPatch, the same operations 
   state;
 - ``_tls``: the serving certificate, reloaded when its files change;
 - ``_metrics``, ``_logs``: Prometheus metrics in a registry per app, JSON log lines;
-- ``_server``: ``serve()``, the self-signed start and the printed webhook configuration.
+- ``_server``: ``serve()``, ``run_server()`` (the process entry point, on uvloop when it is
+  installed), the self-signed start and the printed webhook configuration.
 
 Errors (both derive from ``hardener.model.HardenerError``)::
 
@@ -43,7 +44,9 @@ from hardener.webhook._review import (
 from hardener.webhook._server import (
     SelfSigned,
     ServeOptions,
+    event_loop_factory,
     make_self_signed,
+    run_server,
     serve,
     webhook_configuration,
 )
@@ -73,8 +76,10 @@ __all__ = [
     "create_metrics_app",
     "decode_review",
     "encode_review",
+    "event_loop_factory",
     "make_self_signed",
     "review",
+    "run_server",
     "serve",
     "webhook_configuration",
 ]

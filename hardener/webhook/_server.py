@@ -9,6 +9,11 @@ Started without a certificate, it makes a private CA and a serving certificate f
 ``localhost``, ``127.0.0.1`` and every ``--san`` in a private temporary directory (removed on
 exit), and prints the CA bundle and a ``MutatingWebhookConfiguration`` with a ``url:`` client
 config that trusts it, so that ``hardener serve`` works out of the box against a local cluster.
+
+``run_server(options)`` is the process entry point: it runs ``serve`` on uvloop, the libuv
+event loop, when it is installed (it is a dependency everywhere but Windows), else on
+asyncio's own loop. uvloop does the same socket, TLS and HTTP work in markedly less CPU time
+per request; the ``serving`` log line names the loop in use.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - Windows, or an install without it
+    uvloop = None  # type: ignore[assignment]
 from aiohttp import web
 
 from hardener import admission
@@ -46,7 +56,9 @@ __all__ = [
     "DEFAULT_SANS",
     "SelfSigned",
     "ServeOptions",
+    "event_loop_factory",
     "make_self_signed",
+    "run_server",
     "serve",
     "webhook_configuration",
 ]
@@ -167,6 +179,25 @@ def _addresses(runner: web.AppRunner) -> list[str]:
     return found
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the server's event loop: uvloop's when it can be imported, else asyncio's."""
+    if uvloop is not None:
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: the event loop implementation, as the log line names it."""
+    return type(loop).__module__.split(".", 1)[0]
+
+
+def run_server(options: ServeOptions) -> int:
+    """Run ``serve(options)`` in this thread, on ``event_loop_factory()``'s loop, until a
+    signal; return the process exit code."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(serve(options))
+
+
 async def serve(
     options: ServeOptions,
     *,
@@ -238,6 +269,7 @@ async def serve(
             webhook=_addresses(runner),
             metrics=_addresses(metrics_runner),
             tls=tls is not None,
+            loop=_loop_name(loop),
             mode=config.mode,
             profile=config.profile,
             pss_level=config.level,

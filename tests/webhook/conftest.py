@@ -1,15 +1,23 @@
 """Shared helpers for the webhook tests: AdmissionReviews built the way the API server sends them,
-the objects the parity tests run over, and patch decoding."""
+the objects the parity tests run over, and patch decoding.
+
+Every async test here runs twice: on asyncio's own event loop and on uvloop, the loop
+``hardener serve`` runs on (the parity tests only once: they check the engine's answers, not
+the server).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+import uvloop
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,6 +26,20 @@ DATA = Path(__file__).parent / "data"
 PSS_COPY = REPO / "tests" / "data" / "pss"
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    if item.path.name == "test_parity.py":
+        return {"asyncio": LOOPS["asyncio"]}
+    return LOOPS
+
 
 # kind -> (API group, version, resource): what the API server puts in request.kind/resource.
 KINDS: dict[str, tuple[str, str, str]] = {

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import kubernetes_validate
 import pytest
+import uvloop
 import yaml
 from aiohttp import web
 from cryptography import x509
@@ -69,7 +70,13 @@ def _banner_parts(text: str) -> tuple[dict[str, Any], Path]:
 
 
 @pytest.mark.asyncio
-async def test_serve_works_out_of_the_box_with_a_generated_ca() -> None:
+async def test_serve_works_out_of_the_box_with_a_generated_ca(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Runs on both loops (see conftest); the serving log line names the one in use.
+    on_uvloop = isinstance(asyncio.get_running_loop(), uvloop.Loop)
+    assert on_uvloop == request.node.name.endswith("[uvloop]")
+    caplog.set_level(logging.INFO, logger="hardener.webhook")
     out = io.StringIO()
     stop = asyncio.Event()
     started = asyncio.Event()
@@ -92,6 +99,8 @@ async def test_serve_works_out_of_the_box_with_a_generated_ca() -> None:
         serve(options, stop=stop, out=out, handle_signals=False, on_started=on_started)
     )
     await asyncio.wait_for(started.wait(), 60)
+    serving = [r for r in caplog.records if r.getMessage() == "serving"]
+    assert [r.fields["loop"] for r in serving] == ["uvloop" if on_uvloop else "asyncio"]
     configuration, directory = _banner_parts(out.getvalue())
     assert directory.is_dir()
     assert oct(directory.stat().st_mode & 0o777) == oct(0o700)
@@ -203,9 +212,22 @@ def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
     return header, body
 
 
-def test_sigterm_stops_accepting_and_finishes_the_request_in_flight(tmp_path: Path) -> None:
-    port, metrics_port = _free_port(), _free_port()
-    command = [
+# ``run_server`` is the process entry point of ``hardener serve``; the CLI is what users run.
+_RUN_SERVER = (
+    "import sys\n"
+    "from hardener.config import default_config\n"
+    "from hardener.webhook import ServeOptions, configure_logging, run_server\n"
+    "configure_logging()\n"
+    "options = ServeOptions(config=default_config(), host='127.0.0.1', port=int(sys.argv[1]),\n"
+    "                       metrics_port=int(sys.argv[2]), insecure=True)\n"
+    "sys.exit(run_server(options))\n"
+)
+
+
+def _serve_command(entry: str, port: int, metrics_port: int) -> list[str]:
+    if entry == "run_server":
+        return [sys.executable, "-c", _RUN_SERVER, str(port), str(metrics_port)]
+    return [
         sys.executable,
         "-c",
         "import sys; from hardener.cli import main; sys.exit(main())",
@@ -218,6 +240,14 @@ def test_sigterm_stops_accepting_and_finishes_the_request_in_flight(tmp_path: Pa
         "--metrics-port",
         str(metrics_port),
     ]
+
+
+@pytest.mark.parametrize("entry", ["cli", "run_server"])
+def test_sigterm_stops_accepting_and_finishes_the_request_in_flight(
+    entry: str, tmp_path: Path
+) -> None:
+    port, metrics_port = _free_port(), _free_port()
+    command = _serve_command(entry, port, metrics_port)
     log = tmp_path / "stderr.log"
     with (
         log.open("wb") as stderr,
@@ -252,10 +282,16 @@ def test_sigterm_stops_accepting_and_finishes_the_request_in_flight(tmp_path: Pa
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    events = [line["event"] for line in lines]
     shutting_down = "shutting down: no new connections, finishing the requests in flight"
     assert events.index(shutting_down) < events.index("review") < events.index("stopped")
     assert _refuses(metrics_port)
+    serving = lines[events.index("serving")]
+    assert serving["loop"] in ("uvloop", "asyncio")
+    if entry == "run_server":
+        # uvloop is a dependency of hardener (everywhere but Windows): the server runs on it.
+        assert serving["loop"] == "uvloop"
 
 
 @pytest.mark.usefixtures("restore_logging")
