@@ -94,6 +94,16 @@ def _bad_cases(pod: dict[str, Any]) -> list[tuple[str, bytes, dict[str, str], st
     wrong_shape = {**copy.deepcopy(pod), "spec": {"containers": "web"}}
     return [
         ("non-JSON", b"<AdmissionReview/>", HEADERS, "not valid JSON"),
+        ("NaN", good.replace(b'"dryRun": false', b'"dryRun": NaN'), HEADERS, "NaN is not valid"),
+        (
+            "lone surrogate",
+            good.replace(b'"name": "web"', b'"name": "web\\udfff"'),
+            HEADERS,
+            "surrogate",
+        ),
+        ("invalid UTF-8", good.replace(b'"web"', b'"w\xffb"'), HEADERS, "not UTF-8 at byte"),
+        ("too deep", b"[" * 2000 + b"]" * 2000, HEADERS, "nested too deeply"),
+        ("an array", b"[]", HEADERS, "must be a JSON object"),
         ("wrong apiVersion", changed(apiVersion="admission.k8s.io/v1beta1"), HEADERS, "apiVersion"),
         ("wrong kind", changed(kind="Pod"), HEADERS, "kind: must be 'AdmissionReview'"),
         ("missing request", changed(request=None), HEADERS, "request: is required"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -83,8 +84,21 @@ BAD_BODIES: list[tuple[str, bytes, str, str]] = [
     ("not JSON", b"{apiVersion: v1", "", "not valid JSON"),
     ("empty", b"", "", "not valid JSON"),
     ("not UTF-8", b'{"a": "\xff\xfe"}', "", "not valid JSON"),
-    ("NaN", b'{"a": NaN}', "", "NaN is not valid JSON"),
+    ("NaN", b'{"a": NaN}', "", "NaN is not valid JSON (line 1 column 7)"),
+    ("Infinity", b'{"a": [1, Infinity]}', "", "Infinity is not valid JSON (line 1 column 11)"),
+    ("-Infinity", b'{"a":\n -Infinity}', "", "-Infinity is not valid JSON (line 2 column 2)"),
+    ("beyond a double", b'{"a": 1e400}', "", "infinity when parsed as double"),
     ("too deep", b"[" * 100_000 + b"]" * 100_000, "", "nested too deeply"),
+    ("1025 levels", b"[" * 1025 + b"]" * 1025, "", "nested too deeply (over 1024 levels)"),
+    ("invalid UTF-8", b'{"kind": "Pod\xc3"}', "", "not UTF-8 at byte 13 (invalid continuation"),
+    ("UTF-8 surrogate", b'{"a": "\xed\xa0\x80"}', "", "not UTF-8 at byte 7"),
+    ("lone high surrogate", b'{"a": "\\ud800"}', "", "no low surrogate in string: line 1"),
+    ("lone low surrogate", b'{"a": "\\udc00"}', "", "invalid high surrogate in string"),
+    ("byte order mark", b"\xef\xbb\xbf{}", "", "byte order mark"),
+    ("UTF-16", '{"a": 1}'.encode("utf-16"), "", "not UTF-8 at byte 0"),
+    ("trailing data", b"{} {}", "", "not valid JSON: unexpected content after document"),
+    ("a string", b'"AdmissionReview"', "", "must be a JSON object (an AdmissionReview), not a"),
+    ("null", b"null", "", "must be a JSON object"),
     ("an array", b"[]", "", "must be a JSON object"),
     (
         "v1beta1",
@@ -126,6 +140,35 @@ def test_decode_review_rejects_with_a_clear_reason(body: bytes, field: str, need
         decode_review(body)
     assert caught.value.field == field
     assert needle in str(caught.value)
+
+
+def test_integers_beyond_64_bits_are_read_as_the_api_server_reads_them() -> None:
+    # 64-bit integers (signed and unsigned) stay exact; larger ones become the nearest double,
+    # as in the API server's own JSON decoding. The review is still answered.
+    pod = copy.deepcopy(POD)
+    pod["spec"]["securityContext"] = {
+        "runAsUser": 10**30,
+        "runAsGroup": -(2**63),
+        "fsGroup": 2**64 - 1,
+    }
+    request = decode_review(_body(admission_review(pod)))
+    context = request["object"]["spec"]["securityContext"]
+    assert context == {"runAsUser": 1e30, "runAsGroup": -(2**63), "fsGroup": 2**64 - 1}
+    assert isinstance(context["runAsUser"], float)
+    assert isinstance(context["runAsGroup"], int) and isinstance(context["fsGroup"], int)
+    result = review(request, default_config())
+    assert result.outcome == "patched"
+    assert json.loads(encode_review(result.response))["response"]["uid"] == request["uid"]
+
+
+def test_of_duplicate_keys_the_last_one_wins() -> None:
+    body = _body(_valid()).replace(
+        b'"operation": "CREATE"', b'"operation": "DELETE", "operation": "CREATE"'
+    )
+    assert b'"operation": "DELETE"' in body
+    request = decode_review(body)
+    assert request["operation"] == "CREATE"
+    assert review(request, default_config()).outcome == "patched"
 
 
 def test_decode_review_returns_the_request() -> None:
@@ -440,3 +483,24 @@ def test_encode_review_is_an_admission_review() -> None:
     assert encoded["apiVersion"] == "admission.k8s.io/v1"
     assert encoded["kind"] == "AdmissionReview"
     assert encoded["response"] == dict(result.response)
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_the_answer_is_the_compact_utf8_json_the_standard_library_writes() -> None:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"][0]["name"] = 'wéb-\u2603-\U0001f600-"q"-\\-\t'
+    pod["spec"]["containers"][1]["securityContext"] = {"privileged": True}
+    for doc in (admission_review(pod), admission_review(copy.deepcopy(DEPLOYMENT))):
+        result = _decide(doc)
+        assert result.response.get("warnings")
+        encoded = encode_review(result.response)
+        review_out = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
+        assert encoded == _compact({**review_out, "response": result.response})
+        ops = decode_patch(result.response)
+        assert ops is not None
+        assert base64.b64decode(result.response["patch"]) == _compact(
+            plan(doc["request"]["object"]).ops
+        )
