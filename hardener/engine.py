@@ -24,7 +24,7 @@ from typing import Any
 from hardener.config import Config, default_config
 from hardener.locate import ContainerSite, PodSite, pod_sites
 from hardener.model import Change, Finding, Plan
-from hardener.patch import PatchBuilder, apply_shared
+from hardener.patch import PatchBuilder
 from hardener.pointer import join
 from hardener.pss import evaluate_pod
 from hardener.rules import RULES_BY_ID, RuleContext
@@ -158,6 +158,7 @@ def plan(
         if opt_outs.skip_all:
             continue
         windows = is_windows(site)
+        ctx: RuleContext | None = None
         for rule, settings in enabled:
             if rule.id in opt_outs.skip_rules or (windows and rule.linux_only):
                 continue
@@ -173,8 +174,8 @@ def plan(
                 )
             if not pod_editable and not containers:
                 continue
-            rule.apply(
-                RuleContext(
+            if ctx is None:
+                ctx = RuleContext(
                     rule=rule,
                     site=site,
                     containers=containers,
@@ -187,19 +188,25 @@ def plan(
                     findings=findings,
                     annotations=annotations,
                 )
-            )
+            else:
+                # One context per site: the next rule gets it with its own settings.
+                ctx.rule = rule
+                ctx.containers = containers
+                ctx.options = settings.options
+                ctx.enforce = settings.enforce
+            rule.apply(ctx)
     ops = builder.ops()
     if evaluate and considered:
-        findings.extend(_still_violated(obj, ops, considered, config, findings))
+        findings.extend(_still_violated(builder.result(), considered, config, findings))
     return Plan(ops=ops, changes=changes, findings=findings)
 
 
 def _still_violated(
-    obj: Any, ops: list[Any], considered: list[int], config: Config, reported: list[Finding]
+    hardened: Any, considered: list[int], config: Config, reported: list[Finding]
 ) -> list[Finding]:
     """PSS violations left in the hardened object, as findings."""
     known = {(f.check, f.container) for f in reported if f.check}
-    patched_sites = pod_sites(apply_shared(obj, ops))
+    patched_sites = pod_sites(hardened)
     result: list[Finding] = []
     for number in considered:
         site = patched_sites[number]

@@ -17,7 +17,6 @@ earlier ones did without paying for a deep copy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from hardener.model import JSONValue, Operation
@@ -47,27 +46,38 @@ MISSING: Any = _Missing()
 """What ``PatchBuilder.get`` returns for a path that holds nothing (absent or ``null``)."""
 
 
-@dataclass
 class _Pending:
-    op: str  # "add" | "replace" | "append"
-    path: Path  # where the value goes; for "append", the array
-    value: JSONValue
+    __slots__ = ("op", "path", "value")
+
+    def __init__(self, op: str, path: Path, value: JSONValue) -> None:
+        self.op = op  # "add" | "replace" | "append"
+        self.path = path  # where the value goes; for "append", the array
+        self.value = value
 
 
 class PatchBuilder:
     """Records edits against a document it never modifies, and emits them as RFC 6902 ops.
 
-    Pending values are indexed by the identity of the original node they hang from
-    (``(id(parent), key)`` for a member added or replaced, ``id(array)`` for appends), so a
-    lookup is one walk down the original with a dictionary probe per step, not a search
-    over paths. The document must not change while the builder is in use.
+    The builder keeps a *working tree*: the document with the edits applied, sharing every
+    node it does not change. A node on the way to an edit is copied (shallowly) the first time
+    an edit goes through it, and new values are linked in where they belong, so reading what
+    a path holds now is a plain walk. Each edit also records the one operation that carries
+    it; an edit inside a value that is itself new merges into that value instead. The
+    document must not change while the builder is in use.
     """
 
     def __init__(self, document: JSONValue) -> None:
         self._doc = document
+        self._root = document
         self._pending: list[_Pending] = []
+        # id(original node) -> its working copy; id(working node) -> the node, for the copies
+        # and for the nodes of new values. Both hold the nodes, so no id is ever reused.
+        self._copies: dict[int, Any] = {}
+        self._copied: dict[int, Any] = {}
+        self._new: dict[int, Any] = {}
+        # (id(working parent), key) -> the pending op that set it: an enforced value that
+        # replaces a pending one updates that op.
         self._placed: dict[tuple[int, str | int], _Pending] = {}
-        self._appends: dict[int, list[_Pending]] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -78,42 +88,32 @@ class PatchBuilder:
     def get(self, path: Path, anchor: tuple[int, JSONValue] | None = None) -> JSONValue:
         """What ``path`` holds once the pending edits apply (``MISSING`` for absent or null).
 
-        ``anchor=(n, node)`` says that ``path[:n]`` is ``node`` in the original document and
-        that no pending edit replaces it or anything above it (true of a container, which
-        rules never replace): the lookup then starts there instead of at the root.
-        Values returned may be pending values: treat them as read-only.
+        ``anchor=(n, node)`` says that ``path[:n]`` is ``node`` in the original document: the
+        lookup then starts there (at its working copy, if it has one). Values returned may be
+        the builder's own: treat them as read-only.
         """
-        node, depth = (anchor[1], anchor[0]) if anchor is not None else (self._doc, 0)
-        placed = self._placed
-        size = len(path)
-        while depth < size:
-            token = path[depth]
-            if placed:
-                pending = placed.get((id(node), token))
-                if pending is not None:
-                    return _walk(pending.value, path[depth + 1 :])
-            if isinstance(node, dict):
-                child = node.get(token) if isinstance(token, str) else None
-            elif isinstance(node, list) and isinstance(token, int) and token >= 0:
-                if token < len(node):
-                    child = node[token]
-                else:
-                    appended = self._appends.get(id(node))
-                    offset = token - len(node)
-                    if not appended or offset >= len(appended):
-                        return MISSING
-                    return _walk(appended[offset].value, path[depth + 1 :])
-            else:
+        if anchor is None:
+            return _walk(self._root, path)
+        node = anchor[1]
+        return _walk(self._copies.get(id(node), node), path[anchor[0] :])
+
+    def get_in(self, node: JSONValue, keys: tuple[str, ...]) -> JSONValue:
+        """What ``keys`` lead to below ``node``, a mapping of the original document, once the
+        pending edits apply (``MISSING`` for absent or null)."""
+        node = self._copies.get(id(node), node)
+        for key in keys:
+            if not isinstance(node, dict):
                 return MISSING
-            if child is None:
+            node = node.get(key)
+            if node is None:
                 return MISSING
-            node = child
-            depth += 1
-        if isinstance(node, list) and self._appends:
-            appended = self._appends.get(id(node))
-            if appended:
-                return [*node, *(p.value for p in appended)]
         return node
+
+    def result(self) -> JSONValue:
+        """The document with every pending edit applied, sharing all it does not change.
+
+        Equal to applying ``ops()`` to the document; treat it as read-only."""
+        return self._root
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -141,22 +141,17 @@ class PatchBuilder:
     ) -> None:
         """Append ``item`` to the array at ``array_path``, creating the array if absent."""
         item = _copy(item)
-        home = self._home(array_path, anchor)
-        if home is None:
-            existing = (
-                _walk(anchor[1], array_path[anchor[0] :]) if anchor else self.original(array_path)
-            )
-            if isinstance(existing, list):
-                pending = _Pending("append", array_path, item)
-                self._pending.append(pending)
-                self._appends.setdefault(id(existing), []).append(pending)
-                return
         current = self.get(array_path, anchor)
-        if isinstance(current, list) and home is not None:
-            # The array is itself (part of) a pending value: grow it in place.
-            current.append(item)
+        if not isinstance(current, list):
+            self._place(array_path, [item])
             return
-        self._place(array_path, [item], anchor)
+        if id(current) in self._new:
+            # The array is itself (part of) a pending value: grow it in place.
+            current.append(self._adopt(item))
+            return
+        array = self._writable(array_path)
+        array.append(self._adopt(item))
+        self._pending.append(_Pending("append", array_path, item))
 
     def ops(self) -> list[Operation]:
         result: list[Operation] = []
@@ -172,48 +167,106 @@ class PatchBuilder:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _home(
-        self, path: Path, anchor: tuple[int, JSONValue] | None
-    ) -> tuple[_Pending, Path] | None:
-        """The pending value that holds ``path`` (at or above it), with the rest of the path."""
-        if not self._placed:
-            return None
-        node, start = (anchor[1], anchor[0]) if anchor is not None else (self._doc, 0)
-        for depth in range(start, len(path)):
-            token = path[depth]
-            pending = self._placed.get((id(node), token))
-            if pending is not None:
-                return pending, path[depth + 1 :]
-            node = _child(node, token)
-            if node is MISSING or node is None:
-                return None
-        return None
+    def _adopt(self, value: JSONValue) -> JSONValue:
+        """Mark the containers of a new value as the builder's own (edits merge into them)."""
+        if isinstance(value, dict):
+            self._new[id(value)] = value
+            for child in value.values():
+                if isinstance(child, (dict, list)):
+                    self._adopt(child)
+        elif isinstance(value, list):
+            self._new[id(value)] = value
+            for child in value:
+                if isinstance(child, (dict, list)):
+                    self._adopt(child)
+        return value
 
-    def _place(self, path: Path, value: JSONValue, anchor: tuple[int, JSONValue] | None) -> None:
+    def _own(self, node: JSONValue) -> JSONValue:
+        """The working node for ``node``: itself if the builder owns it, else its copy."""
+        key = id(node)
+        if key in self._new or key in self._copied:
+            return node
+        copy = self._copies.get(key)
+        if copy is None:
+            copy = dict(node) if isinstance(node, dict) else list(node)
+            self._copies[key] = copy
+            self._copied[id(copy)] = copy
+        return copy
+
+    def _writable(self, path: Path) -> Any:
+        """The working node at ``path`` (which exists), copying the way down to it."""
+        node = self._root = self._own(self._root)
+        for token in path:
+            child = self._own(node[token])
+            node[token] = child
+            node = child
+        return node
+
+    def _place(
+        self, path: Path, value: JSONValue, anchor: tuple[int, JSONValue] | None = None
+    ) -> None:
         if not path:
             raise ValueError("the document itself cannot be replaced")
-        node, start = (anchor[1], anchor[0]) if anchor is not None else (self._doc, 0)
+        node: Any = None
+        depth = 0
+        if anchor is not None:
+            # Once an edit went through the anchor, its copy is linked into the working tree:
+            # start there. Before that, the way down from the root must be copied first.
+            node = self._copies.get(id(anchor[1]))
+            if node is not None:
+                depth = anchor[0]
+        if node is None:
+            node = self._root = self._own(self._root)
+        new = self._new
         last = len(path) - 1
-        for depth in range(start, len(path)):
+        while True:
             token = path[depth]
-            key = (id(node), token)
-            pending = self._placed.get(key)
-            if pending is not None:
-                if depth == last:
-                    pending.value = value  # an enforced value replacing a pending one
-                else:
-                    # Inside a value that is itself pending: merge into it.
-                    _deep_set(pending.value, path[depth + 1 :], value)
+            if id(node) in new:
+                # Inside a value that is itself pending: merge into it.
+                self._merge(node, path[depth:], value)
                 return
             child = _child(node, token)
-            if child is MISSING or child is None or depth == last:
-                op = "add" if child is MISSING else "replace"
-                pending = _Pending(op, path[: depth + 1], _nest(path[depth + 1 :], value))
-                self._pending.append(pending)
-                self._placed[key] = pending
-                return
+            if depth == last or child is MISSING or child is None:
+                break
+            if not isinstance(child, (dict, list)):
+                raise ValueError(f"cannot set {join(path)}: {join(path[: depth + 1])} is a scalar")
+            child = self._own(child)
+            node[token] = child
             node = child
-        raise AssertionError("unreachable")
+            depth += 1
+        nested = self._adopt(_nest(path[depth + 1 :], value))
+        key = (id(node), token)
+        pending = self._placed.get(key) if depth == last else None
+        if pending is not None:
+            pending.value = nested  # an enforced value replacing a pending one
+        else:
+            pending = _Pending("add" if child is MISSING else "replace", path[: depth + 1], nested)
+            self._pending.append(pending)
+            self._placed[key] = pending
+        if isinstance(node, list):
+            if not isinstance(token, int) or not 0 <= token < len(node):
+                raise ValueError(f"cannot set {join(path)}: no such array index")
+        elif not isinstance(token, str):
+            raise ValueError(f"cannot set {join(path)}: {token!r} is not a member name")
+        node[token] = nested
+
+    def _merge(self, node: Any, path: Path, value: JSONValue) -> None:
+        """Set ``path`` below ``node``, a new value, creating mappings on the way."""
+        for token in path[:-1]:
+            child = _child(node, token)
+            if child is MISSING or child is None:
+                if not isinstance(node, dict) or not isinstance(token, str):
+                    raise ValueError(f"cannot create {token!r} inside a pending value")
+                child = node[token] = {}
+                self._new[id(child)] = child
+            node = child
+        last = path[-1]
+        if isinstance(node, dict) and isinstance(last, str):
+            node[last] = self._adopt(value)
+        elif isinstance(node, list) and isinstance(last, int) and 0 <= last < len(node):
+            node[last] = self._adopt(value)
+        else:
+            raise ValueError(f"cannot set {last!r} inside a pending value")
 
 
 def apply_shared(document: JSONValue, ops: list[Operation]) -> JSONValue:
@@ -272,9 +325,9 @@ def _copy(value: JSONValue) -> JSONValue:
     """A copy of a JSON value, so the caller's value and ours never alias (cheaper than
     ``copy.deepcopy`` for the small literals rules set)."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: _copy(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [_copy(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
@@ -292,24 +345,3 @@ def _nest(path: Path, value: JSONValue) -> JSONValue:
             raise ValueError(f"cannot create array index {token} in a new value")
         value = {token: value}
     return value
-
-
-def _deep_set(container: JSONValue, path: Path, value: JSONValue) -> None:
-    if not path:
-        raise ValueError("a pending value cannot be replaced wholesale")
-    node = container
-    for token in path[:-1]:
-        child = _child(node, token)
-        if child is MISSING or child is None:
-            if not isinstance(node, dict) or not isinstance(token, str):
-                raise ValueError(f"cannot create {token!r} inside a pending value")
-            node[token] = {}
-            child = node[token]
-        node = child
-    last = path[-1]
-    if isinstance(node, dict) and isinstance(last, str):
-        node[last] = value
-    elif isinstance(node, list) and isinstance(last, int) and 0 <= last < len(node):
-        node[last] = value
-    else:
-        raise ValueError(f"cannot set {last!r} inside a pending value")

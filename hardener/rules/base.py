@@ -44,7 +44,8 @@ class Rule:
 
 @dataclass
 class RuleContext:
-    """One rule's view of one pod site."""
+    """A rule's view of one pod site. The engine hands the same context to each rule of the
+    site in turn, with ``rule``, ``containers``, ``options`` and ``enforce`` set for it."""
 
     rule: Rule
     site: PodSite
@@ -64,8 +65,8 @@ class RuleContext:
     def _anchor(self, path: Path) -> tuple[int, JSONValue]:
         """Where a lookup of ``path`` may start: its container, or else the pod spec.
 
-        Rules only build paths from ``site.spec_path`` and container paths, and no edit ever
-        replaces a pod spec or a container, so a walk from there sees every pending value.
+        Rules only build paths from ``site.spec_path`` and container paths, so a walk from
+        there (from its working copy, once edits went through it) sees every pending value.
         """
         base = len(self.site.spec_path)
         if len(path) > base + 2:
@@ -80,17 +81,11 @@ class RuleContext:
 
     def pod_sc(self, key: str) -> JSONValue:
         """A pod ``securityContext`` field as it stands now (``MISSING`` if absent)."""
-        return self.builder.get(
-            (*self.site.spec_path, "securityContext", key),
-            (len(self.site.spec_path), self.site.spec),
-        )
+        return self.builder.get_in(self.site.spec, ("securityContext", key))
 
     def container_sc(self, container: ContainerSite, *keys: str) -> JSONValue:
         """A container ``securityContext`` field as it stands now (``MISSING`` if absent)."""
-        return self.builder.get(
-            (*container.path, "securityContext", *keys),
-            (len(container.path), container.container),
-        )
+        return self.builder.get_in(container.container, ("securityContext", *keys))
 
     def mine(self, container: ContainerSite) -> bool:
         return container in self.containers
@@ -106,7 +101,13 @@ class RuleContext:
         container: ContainerSite | None = None,
         replace: bool = False,
     ) -> bool:
-        recorded, before = self.builder.set(path, value, replace=replace, anchor=self._anchor(path))
+        # ``container`` names the container a change is for, and its path lies inside it.
+        anchor = (
+            (len(container.path), container.container)
+            if container is not None
+            else self._anchor(path)
+        )
+        recorded, before = self.builder.set(path, value, replace=replace, anchor=anchor)
         if not recorded:
             return False
         self.changes.append(

@@ -15,8 +15,3 @@ def normalise(capability: object) -> str:
 def added(ctx: RuleContext, container: ContainerSite) -> list[object]:
     items = ctx.container_sc(container, "capabilities", "add")
     return list(items) if isinstance(items, list) else []
-
-
-def dropped(ctx: RuleContext, container: ContainerSite) -> list[object]:
-    items = ctx.container_sc(container, "capabilities", "drop")
-    return list(items) if isinstance(items, list) else []

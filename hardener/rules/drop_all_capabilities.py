@@ -29,7 +29,7 @@ FIXED::
 from __future__ import annotations
 
 from hardener.rules.base import MISSING, Rule, RuleContext
-from hardener.rules.capabilities import added, dropped, normalise
+from hardener.rules.capabilities import added, normalise
 
 ALLOWED_IN_RESTRICTED = frozenset({"NET_BIND_SERVICE"})
 
@@ -37,9 +37,9 @@ ALLOWED_IN_RESTRICTED = frozenset({"NET_BIND_SERVICE"})
 def apply(ctx: RuleContext) -> None:
     for container in ctx.containers:
         caps_path = (*container.path, "securityContext", "capabilities")
-        drop = dropped(ctx, container)
-        exact = "ALL" in drop
-        if not exact:
+        current = ctx.container_sc(container, "capabilities", "drop")
+        drop = current if isinstance(current, list) else []
+        if "ALL" not in drop:
             variant = next((d for d in drop if normalise(d) == "ALL"), None)
             if variant is not None:
                 ctx.finding(
@@ -49,7 +49,7 @@ def apply(ctx: RuleContext) -> None:
                     container=container,
                     level="restricted",
                 )
-            elif ctx.get((*caps_path, "drop")) is MISSING:
+            elif current is MISSING:
                 ctx.set(
                     (*caps_path, "drop"),
                     ["ALL"],
@@ -65,11 +65,14 @@ def apply(ctx: RuleContext) -> None:
                 )
         if ctx.profile != "restricted":
             continue
-        extra = [c for c in added(ctx, container) if normalise(c) not in ALLOWED_IN_RESTRICTED]
+        adds = added(ctx, container)
+        if not adds:
+            continue
+        extra = [c for c in adds if normalise(c) not in ALLOWED_IN_RESTRICTED]
         if not extra:
             continue
         if ctx.enforce:
-            keep = [c for c in added(ctx, container) if normalise(c) in ALLOWED_IN_RESTRICTED]
+            keep = [c for c in adds if normalise(c) in ALLOWED_IN_RESTRICTED]
             ctx.set(
                 (*caps_path, "add"),
                 keep,

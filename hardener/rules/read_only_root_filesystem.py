@@ -38,6 +38,7 @@ FIXED::
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from hardener.locate import ContainerSite
 from hardener.rules.base import MISSING, Rule, RuleContext, as_bool
@@ -57,6 +58,7 @@ def writable_paths(ctx: RuleContext) -> list[str]:
     return unique
 
 
+@lru_cache(maxsize=256)
 def volume_base_name(path: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "root"
     return f"hardener-{slug}"[:63].rstrip("-")
@@ -105,6 +107,7 @@ def _companion(ctx: RuleContext, path: str) -> str:
 
 
 def apply(ctx: RuleContext) -> None:
+    writable: list[str] | None = None  # worked out once, for the first container that needs it
     for container in ctx.containers:
         path = (*container.path, "securityContext", "readOnlyRootFilesystem")
         current = ctx.container_sc(container, "readOnlyRootFilesystem")
@@ -134,18 +137,28 @@ def apply(ctx: RuleContext) -> None:
                 f'set readOnlyRootFilesystem=true on container "{container.name}"',
                 container=container,
             )
-        for writable in writable_paths(ctx):
-            if writable in _mount_paths(ctx, container):
+        if writable is None:
+            writable = writable_paths(ctx)
+        if not writable:
+            continue
+        mounted = _mount_paths(ctx, container)
+        names: set[str] | None = None
+        for directory in writable:
+            if directory in mounted:
                 continue
-            name = _companion(ctx, writable)
-            if name in _mount_names(ctx, container):
+            name = _companion(ctx, directory)
+            if names is None:
+                names = _mount_names(ctx, container)
+            if name in names:
                 continue
             ctx.append(
                 (*container.path, "volumeMounts"),
-                {"name": name, "mountPath": writable},
-                f'mounted {name!r} at {writable} in container "{container.name}"',
+                {"name": name, "mountPath": directory},
+                f'mounted {name!r} at {directory} in container "{container.name}"',
                 container=container,
             )
+            mounted.add(directory)
+            names.add(name)
 
 
 RULE = Rule(
