@@ -30,8 +30,9 @@ hardener sides with the API server, the only legitimate sender:
 from __future__ import annotations
 
 import binascii
+import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
@@ -40,15 +41,16 @@ import orjson
 from hardener.config import Config
 from hardener.engine import Scope, plan
 from hardener.model import (
+    Change,
     Finding,
     HardenerError,
     InvalidObjectError,
     JSONObject,
     Operation,
-    Plan,
+    PointerError,
     json_type,
 )
-from hardener.pointer import split
+from hardener.pointer import unescape
 from hardener.pss import Violation, evaluate
 
 __all__ = [
@@ -298,8 +300,12 @@ def _object_name(request: AdmissionRequest, obj: JSONObject) -> str | None:
     return None
 
 
-def _unique(items: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
+def _by_rule(changes: Sequence[Change]) -> dict[str, list[str]]:
+    """The messages of the changes by rule; rules in the order they first come."""
+    by_rule: dict[str, list[str]] = {}
+    for change in changes:
+        by_rule.setdefault(change.rule, []).append(change.message)
+    return by_rule
 
 
 def _clip(text: str, limit: int = MAX_WARNING_CHARS) -> str:
@@ -342,32 +348,34 @@ def _still_violated(
         violations = evaluate(obj, level=config.level, version=config.version)
     except InvalidObjectError as exc:
         raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
+    if scope is None:
+        return violations
     return [v for v in violations if _in_scope(v.container, scope)]
 
 
 def _warnings(
-    result_plan: Plan,
+    by_rule: dict[str, list[str]],
     violations: Sequence[Violation],
     notes: Sequence[Finding],
     *,
     applied: bool,
     level: str,
 ) -> list[str]:
-    lines: list[str] = []
-    by_rule: dict[str, list[str]] = {}
-    for change in result_plan.changes:
-        by_rule.setdefault(change.rule, []).append(change.message)
-    for rule, messages in by_rule.items():
-        head = (
-            f"hardener applied {rule}: "
-            if applied
-            else f"hardener would apply {rule} (warn mode): "
-        )
-        lines.append(_clip(head + "; ".join(messages)))
+    if applied:
+        lines = [f"hardener applied {rule}: {'; '.join(said)}" for rule, said in by_rule.items()]
+    else:
+        lines = [
+            f"hardener would apply {rule} (warn mode): {'; '.join(said)}"
+            for rule, said in by_rule.items()
+        ]
     for violation in violations:
-        lines.append(_clip(f"PSS {level} violation ({violation.check}): {violation.message}"))
+        lines.append(f"PSS {level} violation ({violation.check}): {violation.message}")
     for note in notes:
-        lines.append(_clip(f"hardener: {note.message}"))
+        lines.append(f"hardener: {note.message}")
+    if max(map(len, lines), default=0) > MAX_WARNING_CHARS or not "".join(lines).isprintable():
+        lines = [_clip(line) for line in lines]
+    if sum(map(len, lines)) <= MAX_WARNINGS_TOTAL_CHARS:
+        return lines
     kept: list[str] = []
     total = 0
     for index, line in enumerate(lines):
@@ -379,18 +387,35 @@ def _warnings(
     return kept
 
 
+@functools.lru_cache(maxsize=4096)
+def _op_steps(path: str) -> tuple[tuple[tuple[str, int | None], ...], str]:
+    """The way to an op's target: (key, index) of each parent, then the last token.
+
+    ``plan`` emits the same few paths for every pod (the same fields of the same containers):
+    they are split and unescaped (RFC 6901) once, not for every review.
+    """
+    tokens = path.split("/")
+    if tokens[0] or len(tokens) < 2:
+        raise PointerError(f"JSON pointer {path!r} must start with '/' and name a member")
+    if "~" in path:
+        tokens = [unescape(token) for token in tokens]
+    steps = tuple((token, int(token) if token.isdecimal() else None) for token in tokens[1:-1])
+    return steps, tokens[-1]
+
+
 def apply_in_place(document: Any, ops: Sequence[Operation]) -> None:
     """Apply ``add``/``replace`` ops that ``plan`` emitted for ``document`` to it, in place.
 
     The values are inserted as they are, not copied: the document shares them with the ops.
     """
     for op in ops:
-        tokens = split(op["path"])
+        steps, last = _op_steps(op["path"])
         parent = document
-        for token in tokens[:-1]:
-            parent = parent[int(token)] if isinstance(parent, list) else parent[token]
-        last = tokens[-1]
-        if isinstance(parent, list):
+        for key, index in steps:
+            parent = (
+                parent[index] if index is not None and parent.__class__ is list else parent[key]
+            )
+        if parent.__class__ is list:
             if last == "-":
                 parent.append(op["value"])
             elif op["op"] == "add":
@@ -492,40 +517,48 @@ def review(
         return past_deadline_result(request, config.webhook.deadline_seconds)
 
     mutate = config.mode != "warn"
-    rules = _unique(change.rule for change in decided.changes)
-    response = _allowed(request["uid"])
+    ops = decided.ops
+    by_rule = _by_rule(decided.changes)
+    rules = tuple(by_rule)
+    response: AdmissionResponse = {"uid": request["uid"], "allowed": True}
     audit: dict[str, str] = {}
-    if decided.ops and mutate:
+    if ops and mutate:
         response["patchType"] = "JSONPatch"
-        response["patch"] = binascii.b2a_base64(orjson.dumps(decided.ops), newline=False).decode(
-            "ascii"
-        )
+        response["patch"] = binascii.b2a_base64(orjson.dumps(ops), newline=False).decode("ascii")
         outcome: Outcome = "patched"
         audit["rules"] = ",".join(rules)
-    elif decided.ops:
+    elif ops:
         outcome = "warned"
         audit["would-apply"] = ",".join(rules)
     else:
         outcome = "unchanged"
 
-    violations = _still_violated(obj, decided.ops, config, namespace, scope)
-    notes = [f for f in decided.findings if f.check is None and _in_scope(f.container, scope)]
-    checks = _unique(violation.check for violation in violations)
+    violations = _still_violated(obj, ops, config, namespace, scope)
+    findings = decided.findings
+    notes = (
+        [f for f in findings if f.check is None and _in_scope(f.container, scope)]
+        if findings
+        else []
+    )
+    checks = tuple(dict.fromkeys([v.check for v in violations])) if violations else ()
     if checks:
         audit["pss-violations"] = ",".join(checks)
-    warnings = _warnings(decided, violations, notes, applied=mutate, level=config.level)
+    warnings = _warnings(by_rule, violations, notes, applied=mutate, level=config.level)
     if warnings:
         response["warnings"] = warnings
     if audit:
         audit["outcome"] = outcome
         response["auditAnnotations"] = audit
-    return _result(
-        request,
-        response,
-        outcome,
-        obj,
+    return ReviewResult(
+        response=response,
+        outcome=outcome,
+        kind=kind,
+        namespace=namespace,
+        name=_object_name(request, obj),
+        operation=request["operation"],
+        subresource=request.get("subResource") or "",
         rules=rules,
-        ops=len(decided.ops) if mutate else 0,
+        ops=len(ops) if mutate else 0,
         violations=checks,
     )
 
