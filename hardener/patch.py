@@ -130,10 +130,14 @@ class PatchBuilder:
         Returns whether an edit was recorded, and what ``path`` held before (``MISSING`` for
         nothing). Intermediate mappings are created as needed.
         """
-        current = self.get(path, anchor)
+        if anchor is None:
+            current = _walk(self._root, path)
+        else:
+            node = anchor[1]
+            current = _walk(self._copies.get(id(node), node), path[anchor[0] :])
         if current is not MISSING and (not replace or current == value):
             return False, current
-        self._place(path, _copy(value), anchor)
+        self._place(path, _copy(value) if isinstance(value, (dict, list)) else value, anchor)
         return True, current
 
     def append(
@@ -225,7 +229,10 @@ class PatchBuilder:
                 # Inside a value that is itself pending: merge into it.
                 self._merge(node, path[depth:], value)
                 return
-            child = _child(node, token)
+            if isinstance(node, dict):
+                child = node.get(token, MISSING) if isinstance(token, str) else MISSING
+            else:
+                child = _child(node, token)
             if depth == last or child is MISSING or child is None:
                 break
             if not isinstance(child, (dict, list)):
@@ -234,7 +241,10 @@ class PatchBuilder:
             node[token] = child
             node = child
             depth += 1
-        nested = self._adopt(_nest(path[depth + 1 :], value))
+        if depth == last:
+            nested = self._adopt(value) if isinstance(value, (dict, list)) else value
+        else:
+            nested = self._adopt(_nest(path[depth + 1 :], value))
         key = (id(node), token)
         pending = self._placed.get(key) if depth == last else None
         if pending is not None:
