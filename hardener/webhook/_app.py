@@ -24,7 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hardener.config import Config, default_config
-from hardener.webhook._logs import LOGGER_NAME
+from hardener.webhook._logs import LOGGER_NAME, log_review
 from hardener.webhook._metrics import BAD_REQUEST, Metrics
 from hardener.webhook._review import (
     AdmissionRequest,
@@ -146,6 +146,9 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         raise BadReviewError("", f"the body is over the limit of {limit} bytes") from None
 
 
+_JSON = "application/json"
+
+
 async def _mutate(request: web.Request) -> web.Response:
     app = request.app
     config = app[CONFIG_KEY]
@@ -153,10 +156,10 @@ async def _mutate(request: web.Request) -> web.Response:
     state = app[STATE_KEY]
     started = time.monotonic()
     deadline = started + config.webhook.deadline_seconds
-    metrics.in_flight.inc()
     state.enter()
     try:
-        if request.content_type != "application/json":
+        # The API server sends exactly "application/json"; parse the header only otherwise.
+        if request.headers.get("Content-Type") != _JSON and request.content_type != _JSON:
             return _bad_request(
                 metrics,
                 started,
@@ -167,8 +170,13 @@ async def _mutate(request: web.Request) -> web.Response:
                 ),
             )
         try:
-            async with asyncio.timeout_at(deadline):
+            if request.content.is_eof():
+                # The whole body is in already (the usual case: it came with the headers),
+                # so reading it cannot wait on the network: no timer needed.
                 body = await _read_body(request, config.webhook.max_body_bytes)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    body = await _read_body(request, config.webhook.max_body_bytes)
         except TimeoutError:
             return _bad_request(
                 metrics,
@@ -198,32 +206,28 @@ async def _mutate(request: web.Request) -> web.Response:
             result = error_result(peeked)
         answer = encode_review(result.response)
         latency = time.monotonic() - started
-        metrics.by_outcome[result.outcome].inc()
-        if result.outcome == "patched":
+        outcome = result.outcome
+        metrics.by_outcome[outcome].inc()
+        if outcome == "patched":
             metrics.count_patch(result.rules)
         metrics.latency.observe(latency)
-        if _log.isEnabledFor(logging.INFO):
-            _log.info(
-                "review",
-                extra={
-                    "fields": {
-                        "uid": result.response["uid"],
-                        "kind": result.kind,
-                        "namespace": result.namespace,
-                        "name": result.name,
-                        "operation": result.operation,
-                        "subresource": result.subresource or None,
-                        "outcome": result.outcome,
-                        "rules": list(result.rules),
-                        "ops": result.ops,
-                        "violations": list(result.violations),
-                        "latency_ms": round(latency * 1000, 3),
-                    }
-                },
-            )
-        return web.Response(body=answer, content_type="application/json")
+        log_review(
+            {
+                "uid": result.response["uid"],
+                "kind": result.kind,
+                "namespace": result.namespace,
+                "name": result.name,
+                "operation": result.operation,
+                "subresource": result.subresource or None,
+                "outcome": outcome,
+                "rules": result.rules,
+                "ops": result.ops,
+                "violations": result.violations,
+                "latency_ms": round(latency * 1000, 3),
+            }
+        )
+        return web.Response(body=answer, content_type=_JSON)
     finally:
-        metrics.in_flight.dec()
         state.leave()
 
 
@@ -292,8 +296,11 @@ def create_app(
     # says so (aiohttp's own answer would be a 413).
     app = web.Application(client_max_size=config.webhook.max_body_bytes)
     app[CONFIG_KEY] = config
-    app[METRICS_KEY] = metrics if metrics is not None else Metrics()
-    app[STATE_KEY] = ServerState(tls=tls)
+    metrics = metrics if metrics is not None else Metrics()
+    state = ServerState(tls=tls)
+    metrics.track_in_flight(lambda: state.in_flight)
+    app[METRICS_KEY] = metrics
+    app[STATE_KEY] = state
     app.router.add_post("/mutate", _mutate)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

@@ -235,6 +235,59 @@ async def test_metrics_port_app(aiohttp_client: MakeClient) -> None:
         assert resp.status == 200
 
 
+async def test_patches_by_rule_and_requests_in_flight_add_up_across_scrapes(
+    aiohttp_client: MakeClient,
+) -> None:
+    app = create_app()
+    client = await aiohttp_client(app)
+    partly = copy.deepcopy(POD)
+    partly["spec"]["securityContext"] = {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "Localhost"},
+    }
+    expected: dict[str, float] = {}
+    for pod, times in ((POD, 2), (partly, 1), (POD, 1)):
+        for _ in range(times):
+            status, answer = await _post(client, admission_review(copy.deepcopy(pod)))
+            assert status == 200 and decode_patch(answer["response"])
+            for rule in dict.fromkeys(c.rule for c in plan(pod).changes):
+                expected[rule] = expected.get(rule, 0) + 1
+        # Every scrape sees the counts so far, and scraping does not count anything twice.
+        for _ in range(2):
+            found = _samples(await _metrics_text(app))
+            counted = {
+                labels[0][1]: value
+                for (name, labels), value in found.items()
+                if name == "hardener_webhook_patches_total" and value
+            }
+            assert counted == expected
+    assert expected["run-as-non-root"] == 3 and expected["drop-all-capabilities"] == 4
+    assert all(
+        ("hardener_webhook_patches_created", (("rule", rule),)) in found for rule in expected
+    )
+
+    # A request whose body is still arriving is in flight.
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    body = json.dumps(admission_review(copy.deepcopy(POD))).encode()
+    writer.write(
+        b"POST /mutate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:100]
+    )
+    await writer.drain()
+    in_flight = ("hardener_webhook_requests_in_flight", ())
+    async with asyncio.timeout(10):
+        while _samples(await _metrics_text(app))[in_flight] != 1:
+            await asyncio.sleep(0.01)
+    writer.write(body[100:])
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200")
+    writer.close()
+    await writer.wait_closed()
+    assert _samples(await _metrics_text(app))[in_flight] == 0
+
+
 async def test_one_json_log_line_per_review(
     aiohttp_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
