@@ -8,7 +8,8 @@ answers with the engine's operations as a base64 JSONPatch, the same operations 
 - ``_app``: the aiohttp apps (``create_app``, ``create_metrics_app``) with typed ``AppKey``
   state;
 - ``_tls``: the serving certificate, reloaded when its files change;
-- ``_metrics``, ``_logs``: Prometheus metrics in a registry per app, JSON log lines;
+- ``_metrics``, ``_logs``: Prometheus metrics in a registry per app, JSON log lines (the
+  review line written in batches by ``JsonLineHandler``);
 - ``_server``: ``serve()``, ``run_server()`` (the process entry point, on uvloop when it is
   installed), the self-signed start and the printed webhook configuration.
 
@@ -27,7 +28,7 @@ from hardener.webhook._app import (
     create_app,
     create_metrics_app,
 )
-from hardener.webhook._logs import JsonFormatter, configure_logging
+from hardener.webhook._logs import JsonFormatter, JsonLineHandler, configure_logging
 from hardener.webhook._metrics import Metrics
 from hardener.webhook._review import (
     OUTCOMES,
@@ -66,6 +67,7 @@ __all__ = [
     "CertLoadError",
     "CertReloader",
     "JsonFormatter",
+    "JsonLineHandler",
     "Metrics",
     "ReviewResult",
     "SelfSigned",

@@ -4,9 +4,13 @@
 
 Starts, in the same run, ``hardener serve`` (TLS, default config, JSON logs to a file) and a
 *floor* server: a bare aiohttp handler over the same TLS certificate that only reads and
-parses the JSON body and returns a fixed AdmissionReview. Both get the same realistic
-AdmissionReview (a Pod created by a Deployment's ReplicaSet, as the API server sends it) at
-concurrency 1, 8 and 64, over keep-alive TLS connections (as the API server keeps them).
+parses the JSON body (stdlib ``json``, asyncio's own event loop) and returns a fixed
+AdmissionReview. The floor is the reference of the target ratio. A second reference, the same
+floor on uvloop with orjson (what ``hardener serve`` itself runs on), shows how much of
+hardener's standing comes from the faster loop and parser: the ratio is reported against both.
+All get the same realistic AdmissionReview (a Pod created by a Deployment's ReplicaSet, as the
+API server sends it) at concurrency 1, 8 and 64, over keep-alive TLS connections (as the API
+server keeps them).
 
 The load comes from ``wrk`` when it is installed (``apt-get install wrk``), else from an
 aiohttp client in a separate process. With two or more cores the server runs pinned to core 0
@@ -269,11 +273,24 @@ def realistic_review() -> dict[str, Any]:
 # -- the floor server -----------------------------------------------------------------------------
 
 
-def run_floor(port: int, cert: str, key: str) -> None:
+FLOORS = ("floor", "floor-fast")
+"""The floor as the issue defines it, and the same on uvloop with orjson."""
+
+
+def run_floor(port: int, cert: str, key: str, fast: bool = False) -> None:
     from aiohttp import web
 
+    loop = None
+    loads: Any = json.loads
+    if fast:
+        import orjson
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+        loads = orjson.loads
+
     async def handler(request: web.Request) -> web.Response:
-        json.loads(await request.read())
+        loads(await request.read())
         return web.Response(body=FIXED_RESPONSE, content_type="application/json")
 
     async def healthz(request: web.Request) -> web.Response:
@@ -284,7 +301,15 @@ def run_floor(port: int, cert: str, key: str) -> None:
     app.router.add_get("/healthz", healthz)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    web.run_app(app, host="127.0.0.1", port=port, ssl_context=context, access_log=None, print=None)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ssl_context=context,
+        access_log=None,
+        print=None,
+        loop=loop,
+    )
 
 
 # -- hardener serve with parts of the work replaced by precomputed answers (--attribute) -----
@@ -474,6 +499,15 @@ def _aiohttp_load(
     return result
 
 
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def _machine(load_before: tuple[float, float, float]) -> dict[str, str]:
     import aiohttp
 
@@ -496,6 +530,8 @@ def _machine(load_before: tuple[float, float, float]) -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
+        "uvloop": _version("uvloop"),
+        "orjson": _version("orjson"),
         "openssl": ssl.OPENSSL_VERSION,
         "load generator": wrk_version if wrk else "aiohttp client (wrk not installed)",
         "load average before the run (1, 5, 15 min; other jobs on the machine)": ", ".join(
@@ -506,44 +542,109 @@ def _machine(load_before: tuple[float, float, float]) -> dict[str, str]:
 
 def _breakdown(review: dict[str, Any]) -> list[tuple[str, float]]:
     """Microseconds per call of each step of the hot path, in this process, for the review."""
-    import base64
+    import binascii
+    import io
+    import logging
 
+    import orjson
+
+    import hardener.webhook._review as review_module
     from hardener.config import default_config
     from hardener.engine import plan
     from hardener.patch import apply_shared
     from hardener.pss import evaluate
-    from hardener.webhook import decode_review, encode_review
+    from hardener.webhook import Metrics, configure_logging, decode_review, encode_review
     from hardener.webhook import review as decide
+    from hardener.webhook._logs import log_review
 
     config = default_config()
     body = json.dumps(review).encode()
     obj = review["request"]["object"]
     decided = plan(obj, config, namespace="shop", evaluate=False)
     patched = apply_shared(obj, decided.ops)
-    request = decode_review(body)
-    response = decide(copy.deepcopy(request), config).response
+    verdict = evaluate(patched, level=config.level, version=config.version)
+    result = decide(decode_review(body), config)
+    response = result.response
 
     def per_call(function: Any, number: int = 300) -> float:
         return min(timeit.repeat(function, number=number, repeat=5)) / number * 1e6
 
+    def without_engine() -> float:
+        """review() with plan() and evaluate() answered from precomputed results: the glue."""
+        real_plan, real_evaluate = review_module.plan, review_module.evaluate
+        review_module.plan = lambda *args, **kwargs: decided  # type: ignore[assignment]
+        review_module.evaluate = lambda *args, **kwargs: list(verdict)  # type: ignore[assignment]
+        try:
+            both = per_call(lambda: decide(decode_review(body), config))
+        finally:
+            review_module.plan, review_module.evaluate = real_plan, real_evaluate
+        return both - per_call(lambda: decode_review(body))
+
+    stream = io.StringIO()
+    names = ("hardener", "aiohttp.server", "aiohttp.web", "asyncio")
+    saved = {name: list(logging.getLogger(name).handlers) for name in names}
+    handler = configure_logging(stream)
+    fields = {
+        "uid": response["uid"],
+        "kind": result.kind,
+        "namespace": result.namespace,
+        "name": result.name,
+        "operation": result.operation,
+        "subresource": None,
+        "outcome": result.outcome,
+        "rules": result.rules,
+        "ops": result.ops,
+        "violations": result.violations,
+        "latency_ms": 0.789,
+    }
+
+    async def log_lines() -> float:
+        # On a running loop, as in the server: lines are queued and written in batches.
+        def one() -> None:
+            log_review(fields)
+            if len(stream.getvalue()) > 1 << 20:
+                stream.seek(0)
+                stream.truncate()
+
+        return per_call(one)
+
+    log_us = asyncio.run(log_lines())
+    handler.flush()
+    for name, handlers in saved.items():
+        logging.getLogger(name).handlers[:] = handlers
+    metrics = Metrics()
+
+    def count() -> None:
+        metrics.by_outcome[result.outcome].inc()
+        metrics.count_patch(result.rules)
+        metrics.latency.observe(0.000789)
+
     return [
-        ("json.loads of the body (all the floor does)", per_call(lambda: json.loads(body))),
-        ("decode_review (json.loads + envelope checks)", per_call(lambda: decode_review(body))),
+        ("json.loads of the body (stdlib: all the floor does)", per_call(lambda: json.loads(body))),
+        (
+            "orjson.loads of the body (what hardener parses with)",
+            per_call(lambda: orjson.loads(body)),
+        ),
+        ("decode_review (orjson.loads + envelope checks)", per_call(lambda: decode_review(body))),
         (
             "engine plan(evaluate=False), as the webhook calls it",
             per_call(lambda: plan(obj, config, namespace="shop", evaluate=False)),
         ),
         (
-            "patch: json.dumps + base64 of plan().ops",
-            per_call(
-                lambda: base64.b64encode(json.dumps(decided.ops, separators=(",", ":")).encode())
-            ),
+            "patch: orjson.dumps + base64 of plan().ops",
+            per_call(lambda: binascii.b2a_base64(orjson.dumps(decided.ops), newline=False)),
         ),
         (
             "pss evaluate() of the patched pod",
             per_call(lambda: evaluate(patched, level="restricted", version="latest")),
         ),
+        (
+            "review() without plan() and evaluate() (patch, in-place apply, warnings, result)",
+            without_engine(),
+        ),
         ("encode_review (the response)", per_call(lambda: encode_review(response))),
+        ("the review log line (queued, written in batches)", log_us),
+        ("metrics: outcome, patches by rule, latency", per_call(count)),
         (
             "whole review(): decode + plan + patch + evaluate + encode",
             per_call(lambda: encode_review(decide(decode_review(body), config).response)),
@@ -596,7 +697,7 @@ def _attribute(
         urls[stub] = f"https://127.0.0.1:{port}/mutate"
         _wait_ready(f"https://127.0.0.1:{port}/readyz", client_context, servers[stub])
         load(stub, 8, warmup)
-    variants = ["hardener", *STUBS, "floor"]
+    variants = ["hardener", *STUBS, *FLOORS]
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for round_number in range(ATTRIBUTION_ROUNDS):
         for name in variants if round_number % 2 == 0 else reversed(variants):
@@ -618,19 +719,38 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+SERVER_LABELS = {
+    "floor": "floor",
+    "floor-fast": "floor on uvloop + orjson",
+    "hardener": "hardener",
+}
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| concurrency | server | req/s | p50 (ms) | p99 (ms) | errors | server CPU per "
-        "request (us) | vs floor |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "request (us) | vs floor | vs floor on uvloop + orjson |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['c']} | {row['server']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
-            f"{row['p99_ms']:.2f} | {row['errors']:.0f} | {row['cpu_us']:.0f} | "
-            f"{row.get('ratio', '')} |"
+            f"| {row['c']} | {SERVER_LABELS[row['server']]} | {row['rps']:.0f} | "
+            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']:.0f} | "
+            f"{row['cpu_us']:.0f} | {row.get('ratio', '')} | {row.get('ratio_fast', '')} |"
         )
     return "\n".join(lines)
+
+
+def _served_on(log_lines: list[str]) -> str:
+    """The event loop hardener's ``serving`` log line names."""
+    for line in log_lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "serving":
+            return str(record.get("loop", "asyncio (not named)"))
+    return "unknown"
 
 
 def benchmark(duration: float, warmup: float, update_results: bool, attribute: bool) -> None:
@@ -659,7 +779,8 @@ def benchmark(duration: float, warmup: float, update_results: bool, attribute: b
         "f:close()\n"
     )
     client_context = ssl.create_default_context(cadata=bundle.ca_cert.decode())
-    hardener_port, metrics_port, floor_port = _free_port(), _free_port(), _free_port()
+    hardener_port, metrics_port = _free_port(), _free_port()
+    floor_ports = {name: _free_port() for name in FLOORS}
     log_file = (work / "hardener.log").open("wb")
     servers = {
         "hardener": subprocess.Popen(
@@ -684,35 +805,38 @@ def benchmark(duration: float, warmup: float, update_results: bool, attribute: b
             stderr=log_file,
             cwd=REPO,
         ),
-        "floor": subprocess.Popen(
+    }
+    for name in FLOORS:
+        servers[name] = subprocess.Popen(
             [
                 *_pin(server_core),
                 sys.executable,
                 __file__,
                 "floor",
                 "--port",
-                str(floor_port),
+                str(floor_ports[name]),
                 "--cert",
                 str(work / "tls.crt"),
                 "--key",
                 str(work / "tls.key"),
+                *(["--fast"] if name == "floor-fast" else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        ),
-    }
-    urls = {
-        "hardener": f"https://127.0.0.1:{hardener_port}/mutate",
-        "floor": f"https://127.0.0.1:{floor_port}/mutate",
-    }
+        )
+    urls = {"hardener": f"https://127.0.0.1:{hardener_port}/mutate"}
+    urls.update({name: f"https://127.0.0.1:{port}/mutate" for name, port in floor_ports.items()})
     try:
         _wait_ready(
             f"https://127.0.0.1:{hardener_port}/readyz", client_context, servers["hardener"]
         )
-        _wait_ready(f"https://127.0.0.1:{floor_port}/healthz", client_context, servers["floor"])
+        for name in FLOORS:
+            _wait_ready(
+                f"https://127.0.0.1:{floor_ports[name]}/healthz", client_context, servers[name]
+            )
+            assert _post_once(urls[name], body, client_context)["response"]["allowed"] is True
         answer = _post_once(urls["hardener"], body, client_context)["response"]
         assert answer.get("patchType") == "JSONPatch", answer
-        assert _post_once(urls["floor"], body, client_context)["response"]["allowed"] is True
 
         def load(server: str, concurrency: int, seconds: float) -> dict[str, float]:
             cpu_before = _cpu_seconds(servers[server].pid)
@@ -724,20 +848,23 @@ def benchmark(duration: float, warmup: float, update_results: bool, attribute: b
             result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
             return result
 
-        for server in ("floor", "hardener"):
+        for server in (*FLOORS, "hardener"):
             load(server, 8, warmup)
         rows: list[dict[str, Any]] = []
         for concurrency in CONCURRENCY:
             measured = {}
-            for server in ("floor", "hardener"):
+            for server in (*FLOORS, "hardener"):
                 result = load(server, concurrency, duration)
                 measured[server] = result
                 rows.append({"c": concurrency, "server": server, **result})
             ratio = measured["hardener"]["rps"] / measured["floor"]["rps"]
+            ratio_fast = measured["hardener"]["rps"] / measured["floor-fast"]["rps"]
             rows[-1]["ratio"] = f"{ratio:.2f}x"
+            rows[-1]["ratio_fast"] = f"{ratio_fast:.2f}x"
             print(
-                f"c={concurrency}: floor {measured['floor']['rps']:.0f} req/s, "
-                f"hardener {measured['hardener']['rps']:.0f} req/s ({ratio:.2f}x), "
+                f"c={concurrency}: floor {measured['floor']['rps']:.0f} req/s, floor on uvloop "
+                f"+ orjson {measured['floor-fast']['rps']:.0f} req/s, hardener "
+                f"{measured['hardener']['rps']:.0f} req/s ({ratio:.2f}x, {ratio_fast:.2f}x), "
                 f"hardener p99 {measured['hardener']['p99_ms']:.2f} ms",
                 file=sys.stderr,
             )
@@ -757,9 +884,15 @@ def benchmark(duration: float, warmup: float, update_results: bool, attribute: b
         log_file.close()
         log_lines = (work / "hardener.log").read_text().splitlines()
         shutil.rmtree(work, ignore_errors=True)
-    reviews = sum(1 for line in log_lines if '"event": "review"' in line)
+    reviews = 0
+    for line in log_lines:
+        try:
+            reviews += json.loads(line).get("event") == "review"
+        except (ValueError, AttributeError):
+            continue
 
     machine = _machine(load_before)
+    machine["event loop of hardener serve (its serving log line)"] = _served_on(log_lines)
     section = _render(
         rows,
         machine,
@@ -789,26 +922,33 @@ def _render(
     steps = "\n".join(f"| {name} | {micros:.0f} |" for name, micros in breakdown)
     by = {(row["c"], row["server"]): row for row in rows}
     c8 = by[(8, "hardener")]
-    ratios = [by[(c, "hardener")]["rps"] / by[(c, "floor")]["rps"] for c in CONCURRENCY]
+
+    def ratios(floor: str) -> list[float]:
+        return [by[(c, "hardener")]["rps"] / by[(c, floor)]["rps"] for c in CONCURRENCY]
+
+    plain, fast = ratios("floor"), ratios("floor-fast")
     return (
         f"{START_MARK}\n"
         "## Webhook (`hardener serve`)\n\n"
         "Run with `python tests/bench/bench_webhook.py --update-results`. The same realistic "
         f"AdmissionReview ({body_bytes} bytes: a Pod CREATE for a Deployment's ReplicaSet, two "
         "containers, nine ops in the answer) is posted over keep-alive TLS to `hardener serve` "
-        "(default config, JSON log line per review to a file) and to a floor server (aiohttp "
-        "handler that only parses the JSON and returns a fixed AdmissionReview, same "
-        f"certificate). {duration:g} s per point after a warm-up; "
+        "(default config, JSON log line per review to a file), to the floor server (aiohttp "
+        "handler that only parses the JSON with the standard `json` module on asyncio's own "
+        "event loop and returns a fixed AdmissionReview, same certificate) and to the same "
+        "floor on uvloop with orjson, the loop and parser hardener itself uses. "
+        f"{duration:g} s per point after a warm-up; "
         + (
-            "server pinned to core 0, load generator to core 1.\n\n"
+            "servers pinned to core 0, load generator to core 1.\n\n"
             if pinned
             else "not pinned (fewer than two cores).\n\n"
         )
         + "Machine:\n\n"
         f"{facts}\n\n"
         f"{_table(rows)}\n\n"
-        f"Targets: throughput >= 0.8x the floor (measured {min(ratios):.2f}x to "
-        f"{max(ratios):.2f}x), p99 <= 2 ms at concurrency 8 (measured "
+        f"Targets: throughput >= 0.8x the floor (measured {min(plain):.2f}x to "
+        f"{max(plain):.2f}x; against the floor on uvloop + orjson {min(fast):.2f}x to "
+        f"{max(fast):.2f}x), p99 <= 2 ms at concurrency 8 (measured "
         f"{c8['p99_ms']:.2f} ms). hardener logged {reviews} review lines during the run.\n\n"
         "Where a request's time goes (in-process, microseconds per call, best of 5):\n\n"
         "| step | us |\n|---|---:|\n"
@@ -821,30 +961,38 @@ def _render(
 
 def _limits(by: dict[tuple[int, str], dict[str, Any]], breakdown: list[tuple[str, float]]) -> str:
     """What limits the numbers, computed from this run."""
-    micros = [value for _, value in breakdown]
-    parse, plan_us, evaluate_us, whole = micros[0], micros[2], micros[4], micros[-1]
+    step = dict(breakdown)
+    names = [name for name, _ in breakdown]
+    parse, fast_parse = step[names[0]], step[names[1]]
+    plan_us, evaluate_us, whole = step[names[3]], step[names[5]], step[names[-1]]
+    log_us, metrics_us = step[names[8]], step[names[9]]
+    per_request = whole + log_us + metrics_us
     top = CONCURRENCY[-1]
     floor_cost = 1e6 / by[(top, "floor")]["rps"]
+    fast_cost = 1e6 / by[(top, "floor-fast")]["rps"]
     hardener_cost = 1e6 / by[(top, "hardener")]["rps"]
-    bound = floor_cost / (floor_cost + whole - parse)
+    bound = floor_cost / (floor_cost + per_request - parse)
+    bound_fast = fast_cost / (fast_cost + per_request - fast_parse)
     budget = floor_cost / 0.8 - floor_cost
-    floor_cpu = by[(top, "floor")]["cpu_us"]
-    hardener_cpu = by[(top, "hardener")]["cpu_us"]
+    rest = whole - plan_us - evaluate_us
     return (
         f"What limits the numbers: at concurrency {top} the server core is saturated, so "
         f"1/throughput is the server time per request: {floor_cost:.0f} us for the floor (TLS, "
-        f"HTTP, JSON parse), {hardener_cost:.0f} us for hardener (CPU time of the server "
-        f"process per request: {floor_cpu:.0f} us and {hardener_cpu:.0f} us). In-process, "
-        f"hardener's review() takes {whole:.0f} us where the floor only parses ({parse:.0f} "
-        f"us); the engine's plan() is {plan_us / whole:.0%} of it and the PSS evaluation of "
-        f"the patched pod {evaluate_us / whole:.0%}. With these costs the ratio cannot exceed "
-        f"floor / (floor + review - parse) = {bound:.2f}x here; the 0.8x target leaves "
-        f"{budget:.0f} us per request for everything the floor does not do. The rest of "
-        f"review() (envelope checks, patch and response encoding, warnings: "
-        f"{whole - plan_us - evaluate_us - parse:.0f} us) and the log line and metrics come on "
-        "top of the engine and the evaluator. The in-process figures are the best of 5 runs; "
-        "the server's own CPU per request runs higher, more so when other jobs share its core "
-        "(see the load average above)."
+        f"HTTP, JSON parse), {fast_cost:.0f} us for the floor on uvloop + orjson, "
+        f"{hardener_cost:.0f} us for hardener (CPU time of the server processes per request: "
+        f"{by[(top, 'floor')]['cpu_us']:.0f}, {by[(top, 'floor-fast')]['cpu_us']:.0f} and "
+        f"{by[(top, 'hardener')]['cpu_us']:.0f} us). In-process, hardener spends "
+        f"{per_request:.0f} us on a review (review() {whole:.0f} us, the log line and the "
+        f"metrics {log_us + metrics_us:.0f} us) where the floor only parses ({parse:.0f} us with "
+        f"`json`, {fast_parse:.0f} us with orjson); the engine's plan() is "
+        f"{plan_us / per_request:.0%} of it, the PSS evaluation of the patched pod "
+        f"{evaluate_us / per_request:.0%}, and everything else (decode, patch, warnings, "
+        f"response, log line, metrics) {rest + log_us + metrics_us:.0f} us. With these costs "
+        f"the ratio cannot exceed floor / (floor + hardener's work - parse) = {bound:.2f}x "
+        f"against the floor and {bound_fast:.2f}x against the floor on uvloop + orjson; the "
+        f"0.8x target leaves {budget:.0f} us per request for everything the floor does not do. "
+        "The in-process figures are the best of 5 runs; the server's own CPU per request runs "
+        "higher, more so when other jobs share its core (see the load average above)."
     )
 
 
@@ -858,6 +1006,7 @@ def _attribution(measured: list[tuple[str, list[float]]]) -> str:
         "plan+evaluate": "plan() and the PSS evaluation",
         "review": "the whole review (left: HTTP, TLS, JSON decode, metrics, log line)",
         "floor": "(the floor server)",
+        "floor-fast": "(the floor on uvloop + orjson)",
     }
     median = {name: statistics.median(values) for name, values in measured}
     table = "\n".join(
@@ -876,7 +1025,9 @@ def _attribution(measured: list[tuple[str, list[float]]]) -> str:
         f"PSS evaluation about {median['plan'] - median['plan+evaluate']:.0f} us, the rest of "
         f"the review (patch, warnings, response) about "
         f"{median['plan+evaluate'] - median['review']:.0f} us, and what is left costs "
-        f"{median['review'] - median['floor']:.0f} us more than the floor. Differences smaller "
+        f"{median['review'] - median['floor']:.0f} us more than the floor and "
+        f"{median['review'] - median['floor-fast']:.0f} us more than the floor on uvloop + "
+        "orjson (the decode, the handler, the log line and the metrics). Differences smaller "
         f"than the widest range ({spread:.0f} us) are within this machine's run-to-run noise. "
         "Python code costs more per call in the server than in a warm in-process loop, so "
         "these figures run above the in-process ones.\n"
@@ -901,6 +1052,7 @@ def main() -> None:
     floor.add_argument("--port", type=int, required=True)
     floor.add_argument("--cert", required=True)
     floor.add_argument("--key", required=True)
+    floor.add_argument("--fast", action="store_true", help="on uvloop, parsing with orjson")
     stubbed = sub.add_parser("stubbed", help="(internal) hardener serve with a part stubbed")
     stubbed.add_argument("--stub", choices=STUBS, required=True)
     stubbed.add_argument("serve_args", nargs=argparse.REMAINDER)
@@ -924,7 +1076,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "floor":
-        run_floor(args.port, args.cert, args.key)
+        run_floor(args.port, args.cert, args.key, fast=args.fast)
     elif args.command == "stubbed":
         run_stubbed(args.stub, [a for a in args.serve_args if a != "--"])
     elif args.command == "load":

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hardener.engine import plan
-from hardener.webhook import JsonFormatter, configure_logging, create_app
-from hardener.webhook._logs import JsonLineHandler, log_event, log_review
+from hardener.webhook import JsonFormatter, JsonLineHandler, configure_logging, create_app
+from hardener.webhook._logs import log_event, log_review
 from tests.webhook.conftest import admission_review
 from tests.webhook.test_review import POD
 
