@@ -308,6 +308,17 @@ def _by_rule(changes: Sequence[Change]) -> dict[str, list[str]]:
     return by_rule
 
 
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def _printable(text: str) -> bool:
+    """``text.isprintable()``, in a fraction of its time for ASCII text (nearly every warning):
+    deleting the printable characters leaves nothing."""
+    if text.isascii():
+        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII)
+    return text.isprintable()
+
+
 def _clip(text: str, limit: int = MAX_WARNING_CHARS) -> str:
     # Warnings travel in HTTP headers: one printable line each.
     if not text.isprintable():
@@ -372,8 +383,11 @@ def _warnings(
         lines.append(f"PSS {level} violation ({violation.check}): {violation.message}")
     for note in notes:
         lines.append(f"hardener: {note.message}")
-    if max(map(len, lines), default=0) > MAX_WARNING_CHARS or not "".join(lines).isprintable():
+    if not _printable("".join(lines)):
         lines = [_clip(line) for line in lines]
+    elif max(map(len, lines), default=0) > MAX_WARNING_CHARS:
+        cut = MAX_WARNING_CHARS - 3
+        lines = [line if len(line) <= MAX_WARNING_CHARS else line[:cut] + "..." for line in lines]
     if sum(map(len, lines)) <= MAX_WARNINGS_TOTAL_CHARS:
         return lines
     kept: list[str] = []

@@ -505,6 +505,25 @@ def test_warnings_stay_within_the_api_server_limits() -> None:
     assert all(w.isprintable() for w in warnings)
 
 
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("web\x07bell", "web bell"),
+        ("tab\there", "tab here"),
+        ("line\u2028sep", "line sep"),
+        ("café-\u2603", "café-\u2603"),
+        ("plain-" + "x" * 300, "xxxx"),
+    ],
+    ids=["control", "tab", "line-separator", "non-ascii", "long"],
+)
+def test_warnings_are_one_printable_line_each(name: str, shown: str) -> None:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"][0]["name"] = name
+    warnings = _decide(admission_review(pod)).response["warnings"]
+    assert all(w.isprintable() and len(w) <= MAX_WARNING_CHARS for w in warnings)
+    assert any(shown in w for w in warnings), warnings
+
+
 def test_encode_review_is_an_admission_review() -> None:
     result = _decide(admission_review(copy.deepcopy(POD)))
     encoded = json.loads(encode_review(result.response))
