@@ -10,14 +10,21 @@ here from ``PodView.version``; which checks run at all is decided by the registr
 Objects are read the way the API server would decode them: ``null`` is the same as an
 absent field. A field of the wrong JSON type is never trusted: where a check must read it,
 it is reported as a violation that names the type, and it is never "fixable".
+
+The webhook runs every check on every pod it admits, and almost every pod passes. So a check
+first reads the field it is about and moves on when it is fine; labels (``container "app"``),
+messages and paths are only built for a problem, and a helper that yields problems is only
+entered for a field that is set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
+from hardener.locate import PodSite
 from hardener.model import json_type
 from hardener.pss._registry import Version
 
@@ -34,15 +41,18 @@ V1_31_SELINUX_ENGINE: Version = (1, 31)
 V1_35_USER_NAMESPACES: Version = (1, 35)
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     message: str
     path: Path
     container: str | None = None
     fixable: bool = False
 
 
-@dataclass(frozen=True)
+# The views are built for every pod evaluated: plain slotted classes, cheaper to build than
+# frozen ones. Nothing changes them after ``PodView.build``.
+
+
+@dataclass(slots=True, eq=False)
 class ContainerView:
     name: str
     path: Path
@@ -50,21 +60,24 @@ class ContainerView:
     sc: Mapping[str, Any]
     """The securityContext, or ``{}`` when it is absent or not an object."""
     sc_raw: Any
+    sc_invalid: bool
+    """A securityContext is set, and it is not an object."""
 
     @property
     def sc_path(self) -> Path:
         return (*self.path, "securityContext")
 
     @property
-    def sc_invalid(self) -> bool:
-        return self.sc_raw is not None and not isinstance(self.sc_raw, dict)
-
-    @property
     def label(self) -> str:
         return f"container {_quote(self.name)}"
 
+    @property
+    def container(self) -> str | None:
+        """The container a problem here is reported for."""
+        return self.name
 
-@dataclass(frozen=True)
+
+@dataclass(slots=True, eq=False)
 class PodView:
     spec: Mapping[str, Any]
     metadata: Mapping[str, Any]
@@ -73,30 +86,38 @@ class PodView:
     containers: tuple[ContainerView, ...]
     sc: Mapping[str, Any]
     sc_raw: Any
+    sc_invalid: bool
     version: Version
+    windows: bool
+    """``spec.os.name`` is ``windows``."""
+    in_user_namespace: bool
+    """``hostUsers: false``: the pod runs in its own user namespace."""
+    sc_fields: set[Any]
+    """Every field that the pod's or a container's securityContext has (even ``null``): a
+    check about a field that none has is done before it looks at a container."""
 
     @property
     def sc_path(self) -> Path:
         return (*self.spec_path, "securityContext")
 
     @property
-    def sc_invalid(self) -> bool:
-        return self.sc_raw is not None and not isinstance(self.sc_raw, dict)
+    def label(self) -> str:
+        return "pod"
 
     @property
-    def windows(self) -> bool:
-        os_field = self.spec.get("os")
-        return isinstance(os_field, dict) and os_field.get("name") == "windows"
+    def container(self) -> str | None:
+        return None
 
     @property
-    def in_user_namespace(self) -> bool:
-        """``hostUsers: false``: the pod runs in its own user namespace."""
-        return self.spec.get("hostUsers") is False
+    def holders(self) -> tuple[PodView | ContainerView, ...]:
+        """The pod and its containers: everything with a securityContext, in document order."""
+        return (self, *self.containers)
 
     @classmethod
     def build(
         cls, spec: Any, metadata: Any, spec_path: Path, meta_path: Path, version: Version
     ) -> PodView:
+        """The view of a pod spec of any shape: what is not an object is read as empty."""
         spec_map: Mapping[str, Any] = spec if isinstance(spec, dict) else {}
         meta_map: Mapping[str, Any] = metadata if isinstance(metadata, dict) else {}
         containers: list[ContainerView] = []
@@ -108,27 +129,66 @@ class PodView:
                 if not isinstance(item, dict):
                     continue
                 name = item.get("name")
-                sc_raw = item.get("securityContext")
                 containers.append(
-                    ContainerView(
-                        name=name if isinstance(name, str) else f"{field}[{index}]",
-                        path=(*spec_path, field, index),
-                        data=item,
-                        sc=sc_raw if isinstance(sc_raw, dict) else {},
-                        sc_raw=sc_raw,
+                    _container_view(
+                        item,
+                        name if isinstance(name, str) else f"{field}[{index}]",
+                        (*spec_path, field, index),
                     )
                 )
-        sc_raw = spec_map.get("securityContext")
-        return cls(
-            spec=spec_map,
-            metadata=meta_map,
-            spec_path=spec_path,
-            meta_path=meta_path,
-            containers=tuple(containers),
-            sc=sc_raw if isinstance(sc_raw, dict) else {},
-            sc_raw=sc_raw,
-            version=version,
+        return cls._assemble(spec_map, meta_map, spec_path, meta_path, containers, version)
+
+    @classmethod
+    def of_site(cls, site: PodSite, version: Version) -> PodView:
+        """The view of a pod site: ``pod_sites`` found its containers (all objects) and named
+        them the way ``build`` does."""
+        containers = [_container_view(c.container, c.name, c.path) for c in site.containers]
+        return cls._assemble(
+            site.spec, site.metadata, site.spec_path, site.meta_path, containers, version
         )
+
+    @classmethod
+    def _assemble(
+        cls,
+        spec: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        spec_path: Path,
+        meta_path: Path,
+        containers: list[ContainerView],
+        version: Version,
+    ) -> PodView:
+        sc_raw = spec.get("securityContext")
+        sc = sc_raw if isinstance(sc_raw, dict) else _EMPTY
+        os_field = spec.get("os")
+        sc_fields = set(sc)
+        for c in containers:
+            sc_fields.update(c.sc)
+        return cls(
+            spec,
+            metadata,
+            spec_path,
+            meta_path,
+            tuple(containers),
+            sc,
+            sc_raw,
+            sc is _EMPTY and sc_raw is not None,
+            version,
+            isinstance(os_field, dict) and os_field.get("name") == "windows",
+            spec.get("hostUsers") is False,
+            sc_fields,
+        )
+
+
+def _container_view(data: Mapping[str, Any], name: str, path: Path) -> ContainerView:
+    sc_raw = data.get("securityContext")
+    sc = sc_raw if isinstance(sc_raw, dict) else _EMPTY
+    return ContainerView(name, path, data, sc, sc_raw, sc is _EMPTY and sc_raw is not None)
+
+
+Holder = PodView | ContainerView
+"""What has a securityContext: the pod (``label`` "pod", no container) or a container."""
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def _quote(value: Any) -> str:
@@ -150,18 +210,15 @@ def _wrong_type(who: str, field: str, expected: str, value: Any) -> str:
     return f"{who} has {field} of the wrong type: must be {expected}, not {json_type(value)}"
 
 
-def _volumes(pod: PodView) -> Iterator[tuple[int, str, Mapping[str, Any] | None, Any]]:
-    """(index, name, volume or None when not an object, raw value) of each volume."""
+def _volumes(pod: PodView) -> list[Any]:
+    """The volumes (of any JSON type each), or ``[]`` when there is no list of them."""
     volumes = pod.spec.get("volumes")
-    if not isinstance(volumes, list):
-        return
-    for index, volume in enumerate(volumes):
-        if isinstance(volume, dict):
-            name = volume.get("name")
-            label = name if isinstance(name, str) else f"volumes[{index}]"
-            yield index, label, volume, volume
-        else:
-            yield index, f"volumes[{index}]", None, volume
+    return volumes if isinstance(volumes, list) else []
+
+
+def _volume_label(volume: Mapping[str, Any], index: int) -> str:
+    name = volume.get("name")
+    return name if isinstance(name, str) else f"volumes[{index}]"
 
 
 def _must_not_be_true(
@@ -175,23 +232,32 @@ def _must_not_be_true(
 
 # --- baseline ------------------------------------------------------------------------------
 
+_HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
+
 
 def host_namespaces(pod: PodView) -> Iterator[Problem]:
-    for key in ("hostNetwork", "hostPID", "hostIPC"):
+    for key in _HOST_NAMESPACES:
         value = pod.spec.get(key)
+        if value is None or value is False:
+            continue
         path = (*pod.spec_path, key)
         if value is True:
             yield Problem(f"host namespaces ({key}=true)", path)
-        elif value is not None and value is not False:
+        else:
             yield Problem(
                 f"host namespaces ({key} must be a boolean, not {json_type(value)})", path
             )
 
 
 def privileged(pod: PodView) -> Iterator[Problem]:
+    if "privileged" not in pod.sc_fields:
+        return
     for c in pod.containers:
+        value = c.sc.get("privileged")
+        if value is None or value is False:
+            continue
         yield from _must_not_be_true(
-            c.sc.get("privileged"),
+            value,
             c.label,
             "securityContext.privileged",
             (*c.sc_path, "privileged"),
@@ -218,14 +284,24 @@ BASELINE_CAPABILITIES = frozenset(
 )
 
 
-def _added_capabilities(c: ContainerView, allowed: Callable[[Any], bool]) -> Iterator[Problem]:
+def _baseline_capability(cap: Any) -> bool:
+    return _one_of(cap, BASELINE_CAPABILITIES)
+
+
+def _restricted_capability(cap: Any) -> bool:
+    return bool(cap == "NET_BIND_SERVICE")
+
+
+def _capabilities_add(c: ContainerView) -> Any:
+    """``securityContext.capabilities.add`` as it is (``None`` when absent)."""
     caps = c.sc.get("capabilities")
-    if not isinstance(caps, dict):
-        return
-    add = caps.get("add")
+    return caps.get("add") if isinstance(caps, dict) else None
+
+
+def _added_capabilities(
+    c: ContainerView, add: Any, allowed: Callable[[Any], bool]
+) -> Iterator[Problem]:
     add_path = (*c.sc_path, "capabilities", "add")
-    if add is None:
-        return
     if not isinstance(add, list):
         yield Problem(
             _wrong_type(c.label, "securityContext.capabilities.add", "an array", add),
@@ -243,15 +319,20 @@ def _added_capabilities(c: ContainerView, allowed: Callable[[Any], bool]) -> Ite
 
 
 def capabilities_baseline(pod: PodView) -> Iterator[Problem]:
+    if "capabilities" not in pod.sc_fields:
+        return
     for c in pod.containers:
-        yield from _added_capabilities(c, lambda cap: _one_of(cap, BASELINE_CAPABILITIES))
+        add = _capabilities_add(c)
+        if add is not None:
+            yield from _added_capabilities(c, add, _baseline_capability)
 
 
 def host_path_volumes(pod: PodView) -> Iterator[Problem]:
-    for index, name, volume, _raw in _volumes(pod):
-        if volume is not None and volume.get("hostPath") is not None:
+    for index, volume in enumerate(_volumes(pod)):
+        if isinstance(volume, dict) and volume.get("hostPath") is not None:
             yield Problem(
-                f"hostPath volumes (volume {_quote(name)} must not use hostPath)",
+                f"hostPath volumes (volume {_quote(_volume_label(volume, index))} must not use "
+                "hostPath)",
                 (*pod.spec_path, "volumes", index, "hostPath"),
             )
 
@@ -270,9 +351,9 @@ def host_ports(pod: PodView) -> Iterator[Problem]:
             if not isinstance(port, dict):
                 continue
             host_port = port.get("hostPort")
-            path = (*c.path, "ports", index, "hostPort")
             if host_port is None or (_is_int(host_port) and host_port == 0):
                 continue
+            path = (*c.path, "ports", index, "hostPort")
             if _is_int(host_port):
                 yield Problem(f"{c.label} must not use hostPort {host_port}", path, c.name)
             else:
@@ -291,34 +372,31 @@ def _apparmor_annotation_allowed(value: Any) -> bool:
     )
 
 
-def _apparmor_field(
-    holder: Mapping[str, Any], who: str, sc_path: Path, container: str | None
-) -> Iterator[Problem]:
-    profile = holder.get("appArmorProfile")
-    if profile is None:
-        return
-    path = (*sc_path, "appArmorProfile")
+def _apparmor_field(holder: Holder, profile: Any) -> Iterator[Problem]:
+    path = (*holder.sc_path, "appArmorProfile")
     if not isinstance(profile, dict):
         yield Problem(
-            _wrong_type(who, "securityContext.appArmorProfile", "an object", profile),
+            _wrong_type(holder.label, "securityContext.appArmorProfile", "an object", profile),
             path,
-            container,
+            holder.container,
         )
         return
     profile_type = profile.get("type")
     if not _one_of(profile_type, _APPARMOR_TYPES):
         shown = _quote(profile_type if profile_type is not None else "")
         yield Problem(
-            f"{who} must not set AppArmor profile type to {shown}",
+            f"{holder.label} must not set AppArmor profile type to {shown}",
             (*path, "type"),
-            container,
+            holder.container,
         )
 
 
 def app_armor_profile(pod: PodView) -> Iterator[Problem]:
-    yield from _apparmor_field(pod.sc, "pod", pod.sc_path, None)
-    for c in pod.containers:
-        yield from _apparmor_field(c.sc, c.label, c.sc_path, c.name)
+    if "appArmorProfile" in pod.sc_fields:
+        for holder in pod.holders:
+            profile = holder.sc.get("appArmorProfile")
+            if profile is not None:
+                yield from _apparmor_field(holder, profile)
     annotations = pod.metadata.get("annotations")
     if not isinstance(annotations, dict):
         return
@@ -340,18 +418,14 @@ SELINUX_TYPES_1_0 = frozenset({"", "container_t", "container_init_t", "container
 SELINUX_TYPES_1_31 = SELINUX_TYPES_1_0 | {"container_engine_t"}
 
 
-def _selinux(
-    holder: Mapping[str, Any], who: str, sc_path: Path, container: str | None, version: Version
-) -> Iterator[Problem]:
-    options = holder.get("seLinuxOptions")
-    if options is None:
-        return
-    path = (*sc_path, "seLinuxOptions")
+def _selinux(holder: Holder, options: Any, version: Version) -> Iterator[Problem]:
+    path = (*holder.sc_path, "seLinuxOptions")
+    who = holder.label
     if not isinstance(options, dict):
         yield Problem(
             _wrong_type(who, "securityContext.seLinuxOptions", "an object", options),
             path,
-            container,
+            holder.container,
         )
         return
     allowed = SELINUX_TYPES_1_31 if version >= V1_31_SELINUX_ENGINE else SELINUX_TYPES_1_0
@@ -360,7 +434,7 @@ def _selinux(
         yield Problem(
             f"{who} set forbidden securityContext.seLinuxOptions: type {_quote(selinux_type)}",
             (*path, "type"),
-            container,
+            holder.container,
         )
     for key in ("user", "role"):
         value = options.get(key)
@@ -368,17 +442,22 @@ def _selinux(
             yield Problem(
                 f"{who} set forbidden securityContext.seLinuxOptions: {key} may not be set",
                 (*path, key),
-                container,
+                holder.container,
             )
 
 
 def se_linux_options(pod: PodView) -> Iterator[Problem]:
-    yield from _selinux(pod.sc, "pod", pod.sc_path, None, pod.version)
-    for c in pod.containers:
-        yield from _selinux(c.sc, c.label, c.sc_path, c.name, pod.version)
+    if "seLinuxOptions" not in pod.sc_fields:
+        return
+    for holder in pod.holders:
+        options = holder.sc.get("seLinuxOptions")
+        if options is not None:
+            yield from _selinux(holder, options, pod.version)
 
 
 def _unmasked_proc_mounts(pod: PodView) -> Iterator[Problem]:
+    if "procMount" not in pod.sc_fields:
+        return
     for c in pod.containers:
         value = c.sc.get("procMount")
         if value is None or value == "Default":
@@ -409,33 +488,32 @@ def _seccomp_annotation_allowed(value: Any) -> bool:
     )
 
 
-def _seccomp_type_problem(
-    holder: Mapping[str, Any], who: str, sc_path: Path, container: str | None
-) -> Problem | None:
+def _seccomp_type_problem(holder: Holder, profile: Any) -> Problem | None:
     """The problem with an explicitly set seccompProfile, if any (None when absent or valid)."""
-    profile = holder.get("seccompProfile")
     if profile is None:
         return None
-    path = (*sc_path, "seccompProfile")
     if not isinstance(profile, dict):
         return Problem(
-            _wrong_type(who, "securityContext.seccompProfile", "an object", profile),
-            path,
-            container,
+            _wrong_type(holder.label, "securityContext.seccompProfile", "an object", profile),
+            (*holder.sc_path, "seccompProfile"),
+            holder.container,
         )
     profile_type = profile.get("type")
     if _one_of(profile_type, _SECCOMP_TYPES):
         return None
+    path = (*holder.sc_path, "seccompProfile", "type")
     if profile_type is None:
         return Problem(
-            f"{who} must set securityContext.seccompProfile.type to {_SECCOMP_TYPES_TEXT}",
-            (*path, "type"),
-            container,
+            f"{holder.label} must set securityContext.seccompProfile.type to "
+            + _SECCOMP_TYPES_TEXT,
+            path,
+            holder.container,
         )
     return Problem(
-        f"{who} must not set securityContext.seccompProfile.type to {_quote(profile_type)}",
-        (*path, "type"),
-        container,
+        f"{holder.label} must not set securityContext.seccompProfile.type to "
+        + _quote(profile_type),
+        path,
+        holder.container,
     )
 
 
@@ -456,11 +534,10 @@ def seccomp_profile_baseline(pod: PodView) -> Iterator[Problem]:
                 )
         return
     # Baseline only forbids an explicit bad type; an absent seccompProfile is fine.
-    problem = _seccomp_type_problem(pod.sc, "pod", pod.sc_path, None)
-    if problem is not None:
-        yield problem
-    for c in pod.containers:
-        problem = _seccomp_type_problem(c.sc, c.label, c.sc_path, c.name)
+    if "seccompProfile" not in pod.sc_fields:
+        return
+    for holder in pod.holders:
+        problem = _seccomp_type_problem(holder, holder.sc.get("seccompProfile"))
         if problem is not None:
             yield problem
 
@@ -501,9 +578,9 @@ def safe_sysctls(version: Version) -> frozenset[str]:
 
 def sysctls(pod: PodView) -> Iterator[Problem]:
     items = pod.sc.get("sysctls")
-    path = (*pod.sc_path, "sysctls")
     if items is None:
         return
+    path = (*pod.sc_path, "sysctls")
     if not isinstance(items, list):
         yield Problem(_wrong_type("pod", "securityContext.sysctls", "an array", items), path)
         return
@@ -519,50 +596,60 @@ def sysctls(pod: PodView) -> Iterator[Problem]:
 
 
 def windows_host_process(pod: PodView) -> Iterator[Problem]:
-    holders = [("pod", pod.sc, pod.sc_path, None)] + [
-        (c.label, c.sc, c.sc_path, c.name) for c in pod.containers
-    ]
-    for who, sc, sc_path, container in holders:
-        options = sc.get("windowsOptions")
+    if "windowsOptions" not in pod.sc_fields:
+        return
+    for holder in pod.holders:
+        options = holder.sc.get("windowsOptions")
         if not isinstance(options, dict):
             continue
+        value = options.get("hostProcess")
+        if value is None or value is False:
+            continue
         yield from _must_not_be_true(
-            options.get("hostProcess"),
-            who,
+            value,
+            holder.label,
             "securityContext.windowsOptions.hostProcess",
-            (*sc_path, "windowsOptions", "hostProcess"),
-            container,
+            (*holder.sc_path, "windowsOptions", "hostProcess"),
+            holder.container,
         )
 
 
 _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+_HOOKS = ("postStart", "preStop")
 _HANDLERS = ("httpGet", "tcpSocket")
+
+
+def _hosts(c: ContainerView, where: Path, holder: Any) -> Iterator[Problem]:
+    """A probe or lifecycle hook (``where`` in the container) whose handler names a host."""
+    if not isinstance(holder, dict):
+        return
+    for kind in _HANDLERS:
+        handler = holder.get(kind)
+        if not isinstance(handler, dict):
+            continue
+        host = handler.get("host")
+        if host is None or host == "":
+            continue
+        field = ".".join(str(p) for p in (*where, kind, "host"))
+        yield Problem(
+            f"{c.label} must not set {field} (probe or lifecycle host {_quote(host)})",
+            (*c.path, *where, kind, "host"),
+            c.name,
+        )
 
 
 def host_probes_and_host_lifecycle(pod: PodView) -> Iterator[Problem]:
     for c in pod.containers:
-        places: list[tuple[Path, Any]] = [((probe,), c.data.get(probe)) for probe in _PROBES]
+        for probe in _PROBES:
+            holder = c.data.get(probe)
+            if holder is not None:
+                yield from _hosts(c, (probe,), holder)
         lifecycle = c.data.get("lifecycle")
         if isinstance(lifecycle, dict):
-            places += [
-                (("lifecycle", hook), lifecycle.get(hook)) for hook in ("postStart", "preStop")
-            ]
-        for where, handler_holder in places:
-            if not isinstance(handler_holder, dict):
-                continue
-            for kind in _HANDLERS:
-                handler = handler_holder.get(kind)
-                if not isinstance(handler, dict):
-                    continue
-                host = handler.get("host")
-                if host is None or host == "":
-                    continue
-                field = ".".join(str(p) for p in (*where, kind, "host"))
-                yield Problem(
-                    f"{c.label} must not set {field} (probe or lifecycle host {_quote(host)})",
-                    (*c.path, *where, kind, "host"),
-                    c.name,
-                )
+            for hook in _HOOKS:
+                holder = lifecycle.get(hook)
+                if holder is not None:
+                    yield from _hosts(c, ("lifecycle", hook), holder)
 
 
 # --- restricted ----------------------------------------------------------------------------
@@ -606,36 +693,44 @@ RESTRICTED_VOLUME_SOURCES = (
 
 
 def restricted_volumes(pod: PodView) -> Iterator[Problem]:
-    for index, name, volume, raw in _volumes(pod):
-        path = (*pod.spec_path, "volumes", index)
-        if volume is None:
-            if raw is not None:
-                yield Problem(_wrong_type("pod", f"volumes[{index}]", "an object", raw), path)
+    for index, volume in enumerate(_volumes(pod)):
+        if not isinstance(volume, dict):
+            if volume is not None:
+                yield Problem(
+                    _wrong_type("pod", f"volumes[{index}]", "an object", volume),
+                    (*pod.spec_path, "volumes", index),
+                )
             continue
-        sources = [k for k, v in volume.items() if k != "name" and v is not None]
-        if any(source in ALLOWED_VOLUME_SOURCES for source in sources):
-            continue
-        restricted = [s for s in RESTRICTED_VOLUME_SOURCES if s in sources]
-        if restricted:
-            yield Problem(
-                f"volume {_quote(name)} uses restricted volume type {_quote(restricted[0])}",
-                (*path, restricted[0]),
-            )
-        elif sources:
-            # A source this table does not know: restricted is an allow list.
-            yield Problem(
-                f"volume {_quote(name)} uses restricted volume type {_quote(sources[0])}",
-                (*path, sources[0]),
-            )
-        # No source at all: the API server defaults the volume to emptyDir, which is allowed.
+        for source in ALLOWED_VOLUME_SOURCES.intersection(volume):
+            if volume[source] is not None:
+                break  # an allowed volume type: fine
+        else:
+            problem = _restricted_source(pod, index, volume)
+            if problem is not None:
+                yield problem
+
+
+def _restricted_source(pod: PodView, index: int, volume: Mapping[str, Any]) -> Problem | None:
+    """The problem with a volume that sets no allowed source."""
+    sources = [k for k, v in volume.items() if k != "name" and v is not None]
+    restricted = [s for s in RESTRICTED_VOLUME_SOURCES if s in sources]
+    # A source this table does not know is reported too: restricted is an allow list.
+    # No source at all: the API server defaults the volume to emptyDir, which is allowed.
+    source = restricted[0] if restricted else sources[0] if sources else None
+    if source is None:
+        return None
+    return Problem(
+        f"volume {_quote(_volume_label(volume, index))} uses restricted volume type "
+        f"{_quote(source)}",
+        (*pod.spec_path, "volumes", index, source),
+    )
 
 
 def _escalates_anyway(c: ContainerView) -> bool:
     """A container that is privileged or adds SYS_ADMIN (in any spelling)."""
     if c.sc.get("privileged") is True:
         return True
-    caps = c.sc.get("capabilities")
-    added = caps.get("add") if isinstance(caps, dict) else None
+    added = _capabilities_add(c)
     if not isinstance(added, list):
         return False
     return any(
@@ -648,16 +743,16 @@ def allow_privilege_escalation(pod: PodView) -> Iterator[Problem]:
     if pod.version >= V1_25_WINDOWS_EXEMPT and pod.windows:
         return
     for c in pod.containers:
-        message = f"{c.label} must set securityContext.allowPrivilegeEscalation=false"
         if c.sc_invalid:
             yield Problem(
                 _wrong_type(c.label, "securityContext", "an object", c.sc_raw), c.sc_path, c.name
             )
             continue
         value = c.sc.get("allowPrivilegeEscalation")
-        path = (*c.sc_path, "allowPrivilegeEscalation")
         if value is False:
             continue
+        message = f"{c.label} must set securityContext.allowPrivilegeEscalation=false"
+        path = (*c.sc_path, "allowPrivilegeEscalation")
         if value is None:
             # The API server rejects allowPrivilegeEscalation=false next to privileged=true or
             # an added SYS_ADMIN, so hardener cannot fill it in there.
@@ -679,12 +774,14 @@ def run_as_non_root(pod: PodView) -> Iterator[Problem]:
     if pod.version >= V1_35_USER_NAMESPACES and pod.in_user_namespace:
         return
     pod_value = pod.sc.get("runAsNonRoot")
-    pod_path = (*pod.sc_path, "runAsNonRoot")
     if pod_value is False:
-        yield Problem("pod must not set securityContext.runAsNonRoot=false", pod_path)
+        yield Problem(
+            "pod must not set securityContext.runAsNonRoot=false", (*pod.sc_path, "runAsNonRoot")
+        )
     elif pod_value is not None and pod_value is not True:
         yield Problem(
-            _wrong_type("pod", "securityContext.runAsNonRoot", "a boolean", pod_value), pod_path
+            _wrong_type("pod", "securityContext.runAsNonRoot", "a boolean", pod_value),
+            (*pod.sc_path, "runAsNonRoot"),
         )
     elif pod.sc_invalid:
         yield Problem(_wrong_type("pod", "securityContext", "an object", pod.sc_raw), pod.sc_path)
@@ -693,17 +790,18 @@ def run_as_non_root(pod: PodView) -> Iterator[Problem]:
     pod_silent = pod_value is None and not pod.sc_invalid
     for c in pod.containers:
         value = c.sc.get("runAsNonRoot")
-        path = (*c.sc_path, "runAsNonRoot")
         if value is True:
             continue
         if value is False:
             yield Problem(
-                f"{c.label} must not set securityContext.runAsNonRoot=false", path, c.name
+                f"{c.label} must not set securityContext.runAsNonRoot=false",
+                (*c.sc_path, "runAsNonRoot"),
+                c.name,
             )
         elif value is not None:
             yield Problem(
                 _wrong_type(c.label, "securityContext.runAsNonRoot", "a boolean", value),
-                path,
+                (*c.sc_path, "runAsNonRoot"),
                 c.name,
             )
         elif not pod_ok:
@@ -715,36 +813,30 @@ def run_as_non_root(pod: PodView) -> Iterator[Problem]:
             )
 
 
-def _root_user(
-    holder: Mapping[str, Any], who: str, sc_path: Path, container: str | None
-) -> Iterator[Problem]:
-    value = holder.get("runAsUser")
-    path = (*sc_path, "runAsUser")
-    if value is None or (_is_int(value) and value != 0):
-        return
-    if _is_int(value):
-        yield Problem(f"{who} must not set securityContext.runAsUser=0", path, container)
-    else:
-        yield Problem(
-            _wrong_type(who, "securityContext.runAsUser", "an integer", value), path, container
-        )
-
-
 def run_as_user(pod: PodView) -> Iterator[Problem]:
     if pod.version >= V1_35_USER_NAMESPACES and pod.in_user_namespace:
         return
-    yield from _root_user(pod.sc, "pod", pod.sc_path, None)
-    for c in pod.containers:
-        yield from _root_user(c.sc, c.label, c.sc_path, c.name)
+    if "runAsUser" not in pod.sc_fields:
+        return
+    for holder in pod.holders:
+        value = holder.sc.get("runAsUser")
+        if value is None or (_is_int(value) and value != 0):
+            continue
+        path = (*holder.sc_path, "runAsUser")
+        if _is_int(value):
+            message = f"{holder.label} must not set securityContext.runAsUser=0"
+        else:
+            message = _wrong_type(holder.label, "securityContext.runAsUser", "an integer", value)
+        yield Problem(message, path, holder.container)
 
 
 def seccomp_profile_restricted(pod: PodView) -> Iterator[Problem]:
     if pod.version >= V1_25_WINDOWS_EXEMPT and pod.windows:
         return
-    pod_problem = _seccomp_type_problem(pod.sc, "pod", pod.sc_path, None)
     pod_profile = pod.sc.get("seccompProfile")
+    pod_problem = _seccomp_type_problem(pod, pod_profile)
     if pod_problem is not None:
-        yield _with_fixable(pod_problem, _type_absent(pod_profile))
+        yield pod_problem._replace(fixable=_type_absent(pod_profile))
     elif pod.sc_invalid:
         yield Problem(_wrong_type("pod", "securityContext", "an object", pod.sc_raw), pod.sc_path)
     pod_ok = pod_profile is not None and pod_problem is None
@@ -752,9 +844,9 @@ def seccomp_profile_restricted(pod: PodView) -> Iterator[Problem]:
     for c in pod.containers:
         profile = c.sc.get("seccompProfile")
         if profile is not None:
-            problem = _seccomp_type_problem(c.sc, c.label, c.sc_path, c.name)
+            problem = _seccomp_type_problem(c, profile)
             if problem is not None:
-                yield _with_fixable(problem, _type_absent(profile))
+                yield problem._replace(fixable=_type_absent(profile))
         elif not pod_ok:
             yield Problem(
                 f"pod or {c.label} must set securityContext.seccompProfile.type to "
@@ -769,43 +861,45 @@ def _type_absent(profile: Any) -> bool:
     return isinstance(profile, dict) and profile.get("type") is None
 
 
-def _with_fixable(problem: Problem, fixable: bool) -> Problem:
-    return Problem(problem.message, problem.path, problem.container, fixable)
-
-
 def capabilities_restricted(pod: PodView) -> Iterator[Problem]:
     if pod.version >= V1_25_WINDOWS_EXEMPT and pod.windows:
         return
     for c in pod.containers:
-        message = f'{c.label} must set securityContext.capabilities.drop=["ALL"]'
         caps = c.sc.get("capabilities")
-        caps_path = (*c.sc_path, "capabilities")
-        if c.sc_invalid:
-            yield Problem(
-                _wrong_type(c.label, "securityContext", "an object", c.sc_raw), c.sc_path, c.name
-            )
-        elif caps is None:
-            yield Problem(message, c.path, c.name, fixable=True)
-        elif not isinstance(caps, dict):
-            yield Problem(
-                _wrong_type(c.label, "securityContext.capabilities", "an object", caps),
-                caps_path,
-                c.name,
-            )
-        else:
-            drop = caps.get("drop")
-            if drop is None:
-                yield Problem(message, c.path, c.name, fixable=True)
-            elif not isinstance(drop, list):
-                yield Problem(
-                    _wrong_type(c.label, "securityContext.capabilities.drop", "an array", drop),
-                    (*caps_path, "drop"),
-                    c.name,
-                )
-            elif "ALL" not in drop:
-                # Adding "ALL" to an existing drop list only takes more away: a safe fill-in.
-                yield Problem(message, (*caps_path, "drop"), c.name, fixable=True)
-        yield from _added_capabilities(c, lambda cap: cap == "NET_BIND_SERVICE")
+        drop = caps.get("drop") if isinstance(caps, dict) else None
+        if not (isinstance(drop, list) and "ALL" in drop):
+            yield _not_dropping_all(c, caps, drop)
+        add = caps.get("add") if isinstance(caps, dict) else None
+        if add is not None:
+            yield from _added_capabilities(c, add, _restricted_capability)
+
+
+def _not_dropping_all(c: ContainerView, caps: Any, drop: Any) -> Problem:
+    """Why a container does not drop ALL capabilities."""
+    message = f'{c.label} must set securityContext.capabilities.drop=["ALL"]'
+    caps_path = (*c.sc_path, "capabilities")
+    if c.sc_invalid:
+        return Problem(
+            _wrong_type(c.label, "securityContext", "an object", c.sc_raw), c.sc_path, c.name
+        )
+    if caps is None:
+        return Problem(message, c.path, c.name, fixable=True)
+    if not isinstance(caps, dict):
+        return Problem(
+            _wrong_type(c.label, "securityContext.capabilities", "an object", caps),
+            caps_path,
+            c.name,
+        )
+    if drop is None:
+        return Problem(message, c.path, c.name, fixable=True)
+    if not isinstance(drop, list):
+        return Problem(
+            _wrong_type(c.label, "securityContext.capabilities.drop", "an array", drop),
+            (*caps_path, "drop"),
+            c.name,
+        )
+    # Adding "ALL" to an existing drop list only takes more away: a safe fill-in.
+    return Problem(message, (*caps_path, "drop"), c.name, fixable=True)
 
 
 def proc_mount_restricted(pod: PodView) -> Iterator[Problem]:

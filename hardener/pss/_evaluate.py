@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from hardener.locate import pod_sites
 from hardener.pointer import join, split
-from hardener.pss._checks import IMPLEMENTATIONS, PodView
-from hardener.pss._registry import active_checks, resolve_version
+from hardener.pss._checks import IMPLEMENTATIONS, CheckFunction, Path, PodView
+from hardener.pss._registry import Version, active_checks, resolve_version
 
 __all__ = ["Violation", "evaluate", "evaluate_pod"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Violation:
     """One reason a pod does not meet a level.
 
@@ -29,6 +30,81 @@ class Violation:
     pointer: str
     container: str | None
     fixable: bool
+
+    def __init__(
+        self,
+        check: str,
+        level: str,
+        message: str,
+        pointer: str,
+        container: str | None,
+        fixable: bool,
+    ) -> None:
+        # Filled in directly: the generated frozen __init__ pays object.__setattr__ per field,
+        # three times the cost, for every violation of every review. Still frozen to
+        # assignment.
+        fields = self.__dict__
+        fields["check"] = check
+        fields["level"] = level
+        fields["message"] = message
+        fields["pointer"] = pointer
+        fields["container"] = container
+        fields["fixable"] = fixable
+
+
+Run = tuple[str, str, CheckFunction]
+"""(check id, level, function) of one check to run."""
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_plan(level: str, version: str | Version | None) -> tuple[Version, tuple[Run, ...]]:
+    return _plan_of(level, version)
+
+
+def _plan_of(level: str, version: str | Version | None) -> tuple[Version, tuple[Run, ...]]:
+    checks = active_checks(level, version)
+    return resolve_version(version), tuple((c.id, c.level, IMPLEMENTATIONS[c.id]) for c in checks)
+
+
+def _plan(level: str, version: str | Version | None) -> tuple[Version, tuple[Run, ...]]:
+    """The resolved version and the checks to run: the same few for every pod, worked out once.
+
+    Raises ``ValueError`` for an unknown level or a malformed version.
+    """
+    try:
+        return _cached_plan(level, version)
+    except TypeError:
+        # An unhashable level or version cannot be a cache key: it fails the way it always
+        # did, from the registry.
+        return _plan_of(level, version)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_tokens(pointer: str) -> Path:
+    return tuple(split(pointer))
+
+
+def _tokens(pointer: str) -> Path:
+    """The tokens of a pointer the caller passes (the same few each time), split once."""
+    try:
+        return _cached_tokens(pointer)
+    except TypeError:
+        return tuple(split(pointer))  # not a string: fails in split, as it always did
+
+
+def _violations(runs: tuple[Run, ...], pod: PodView, into: list[Violation]) -> None:
+    for check_id, check_level, run in runs:
+        for problem in run(pod):
+            into.append(
+                Violation(
+                    check_id,
+                    check_level,
+                    problem.message,
+                    join(problem.path),
+                    problem.container,
+                    problem.fixable,
+                )
+            )
 
 
 def evaluate_pod(
@@ -46,27 +122,10 @@ def evaluate_pod(
     first, then init, regular and ephemeral containers). Raises ``ValueError`` for an unknown
     level or a malformed version, never for the shape of the pod.
     """
-    checks = active_checks(level, version)
-    pod = PodView.build(
-        spec,
-        metadata,
-        tuple(split(spec_pointer)),
-        tuple(split(meta_pointer)),
-        resolve_version(version),
-    )
+    resolved, runs = _plan(level, version)
+    pod = PodView.build(spec, metadata, _tokens(spec_pointer), _tokens(meta_pointer), resolved)
     violations: list[Violation] = []
-    for check in checks:
-        for problem in IMPLEMENTATIONS[check.id](pod):
-            violations.append(
-                Violation(
-                    check=check.id,
-                    level=check.level,
-                    message=problem.message,
-                    pointer=join(problem.path),
-                    container=problem.container,
-                    fixable=problem.fixable,
-                )
-            )
+    _violations(runs, pod, violations)
     return violations
 
 
@@ -76,16 +135,11 @@ def evaluate(obj: Any, *, level: str = "restricted", version: str = "latest") ->
     Pointers are relative to ``obj``. Raises ``hardener.model.InvalidObjectError`` (from
     ``pod_sites``) when a field on the way to a pod spec has the wrong type.
     """
+    sites = pod_sites(obj)
+    if not sites:
+        return []  # nothing to check: the level and version are not even looked at
+    resolved, runs = _plan(level, version)
     violations: list[Violation] = []
-    for site in pod_sites(obj):
-        violations.extend(
-            evaluate_pod(
-                site.spec,
-                site.metadata,
-                level=level,
-                version=version,
-                spec_pointer=site.spec_pointer,
-                meta_pointer=site.meta_pointer,
-            )
-        )
+    for site in sites:
+        _violations(runs, PodView.of_site(site, resolved), violations)
     return violations
