@@ -54,8 +54,9 @@ class _RuleCounter(Counter):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # Set before the base class registers the counter (which may collect it).
         self._noted: dict[tuple[str, ...], int] = {}
+        super().__init__(*args, **kwargs)
 
     def count(self, rules: tuple[str, ...]) -> None:
         noted = self._noted
