@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 from hardener.config import default_config, load_config
 from hardener.model import ConfigError
-from hardener.webhook import ServeOptions, configure_logging, serve
+from hardener.webhook import ServeOptions, configure_logging, run_server
 
 __all__ = ["register", "run"]
 
@@ -114,4 +113,4 @@ def run(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         sans=tuple(args.san),
     )
-    return asyncio.run(serve(options))
+    return run_server(options)

@@ -288,10 +288,8 @@ def test_sigterm_stops_accepting_and_finishes_the_request_in_flight(
     assert events.index(shutting_down) < events.index("review") < events.index("stopped")
     assert _refuses(metrics_port)
     serving = lines[events.index("serving")]
-    assert serving["loop"] in ("uvloop", "asyncio")
-    if entry == "run_server":
-        # uvloop is a dependency of hardener (everywhere but Windows): the server runs on it.
-        assert serving["loop"] == "uvloop"
+    # uvloop is a dependency of hardener (everywhere but Windows): the server runs on it.
+    assert serving["loop"] == "uvloop"
 
 
 @pytest.mark.usefixtures("restore_logging")
