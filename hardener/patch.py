@@ -142,20 +142,24 @@ class PatchBuilder:
 
     def append(
         self, array_path: Path, item: JSONValue, anchor: tuple[int, JSONValue] | None = None
-    ) -> None:
-        """Append ``item`` to the array at ``array_path``, creating the array if absent."""
+    ) -> int:
+        """Append ``item`` to the array at ``array_path``, creating the array if absent.
+
+        Returns the index the item gets."""
         item = _copy(item)
         current = self.get(array_path, anchor)
         if not isinstance(current, list):
-            self._place(array_path, [item])
-            return
+            self._place(array_path, [item], anchor)
+            return 0
+        index = len(current)
         if id(current) in self._new:
             # The array is itself (part of) a pending value: grow it in place.
             current.append(self._adopt(item))
-            return
-        array = self._writable(array_path)
+            return index
+        array = self._writable(array_path, anchor)
         array.append(self._adopt(item))
         self._pending.append(_Pending("append", array_path, item))
+        return index
 
     def ops(self) -> list[Operation]:
         result: list[Operation] = []
@@ -197,10 +201,15 @@ class PatchBuilder:
             self._copied[id(copy)] = copy
         return copy
 
-    def _writable(self, path: Path) -> Any:
+    def _writable(self, path: Path, anchor: tuple[int, JSONValue] | None = None) -> Any:
         """The working node at ``path`` (which exists), copying the way down to it."""
-        node = self._root = self._own(self._root)
-        for token in path:
+        node, start = None, 0
+        if anchor is not None:
+            node = self._copies.get(id(anchor[1]))
+            start = anchor[0] if node is not None else 0
+        if node is None:
+            node = self._root = self._own(self._root)
+        for token in path[start:]:
             child = self._own(node[token])
             node[token] = child
             node = child

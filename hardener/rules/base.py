@@ -125,10 +125,12 @@ class RuleContext:
     def append(
         self, path: Path, item: JSONValue, message: str, *, container: ContainerSite | None = None
     ) -> None:
-        anchor = self._anchor(path)
-        before = self.builder.get(path, anchor)
-        index = len(before) if isinstance(before, list) else 0
-        self.builder.append(path, item, anchor)
+        anchor = (
+            (len(container.path), container.container)
+            if container is not None
+            else self._anchor(path)
+        )
+        index = self.builder.append(path, item, anchor)
         self.changes.append(
             Change(
                 rule=self.rule.id,
