@@ -31,6 +31,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,13 @@ class Config:
     def rule(self, rule_id: str) -> RuleSettings:
         return self.rules[rule_id]
 
-    def enabled_rules(self) -> list[tuple[Rule, RuleSettings]]:
-        return [(rule, self.rules[rule.id]) for rule in RULES if self.rules[rule.id].enabled]
+    def enabled_rules(self) -> tuple[tuple[Rule, RuleSettings], ...]:
+        """The enabled rules in registry order, with their settings (worked out once)."""
+        return self._enabled
+
+    @cached_property
+    def _enabled(self) -> tuple[tuple[Rule, RuleSettings], ...]:
+        return tuple((rule, self.rules[rule.id]) for rule in RULES if self.rules[rule.id].enabled)
 
     def is_exempt(self, namespace: str | None, name: str | None) -> bool:
         if namespace is not None and any(

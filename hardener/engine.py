@@ -79,6 +79,12 @@ def _rule_list(value: str) -> set[str]:
 
 
 def _opt_outs(site: PodSite, annotations: Mapping[str, str], findings: list[Finding]) -> _OptOuts:
+    if (
+        SKIP_ANNOTATION not in annotations
+        and SKIP_RULES_ANNOTATION not in annotations
+        and not any(key.startswith(SKIP_CONTAINER_PREFIX) for key in annotations)
+    ):
+        return _NO_OPT_OUTS  # the common case: nothing to read
     result = _OptOuts()
     result.skip_all = annotations.get(SKIP_ANNOTATION, "").strip().lower() in _TRUE
 
@@ -235,4 +241,5 @@ def _still_violated(
 
 
 _DEFAULT = default_config()
+_NO_OPT_OUTS = _OptOuts()  # read, never changed
 _ALL = Scope()
