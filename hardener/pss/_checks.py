@@ -19,6 +19,7 @@ entered for a field that is set.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -69,7 +70,7 @@ class ContainerView:
 
     @property
     def label(self) -> str:
-        return f"container {_quote(self.name)}"
+        return _container_label(self.name)
 
     @property
     def container(self) -> str | None:
@@ -189,6 +190,12 @@ Holder = PodView | ContainerView
 """What has a securityContext: the pod (``label`` "pod", no container) or a container."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@functools.lru_cache(maxsize=1024)
+def _container_label(name: str) -> str:
+    # Every problem of a container names it, often several times a pod.
+    return f"container {_quote(name)}"
 
 
 def _quote(value: Any) -> str:
@@ -701,8 +708,8 @@ def restricted_volumes(pod: PodView) -> Iterator[Problem]:
                     (*pod.spec_path, "volumes", index),
                 )
             continue
-        for source in ALLOWED_VOLUME_SOURCES.intersection(volume):
-            if volume[source] is not None:
+        for key, value in volume.items():
+            if value is not None and key in ALLOWED_VOLUME_SOURCES:
                 break  # an allowed volume type: fine
         else:
             problem = _restricted_source(pod, index, volume)
@@ -840,7 +847,9 @@ def seccomp_profile_restricted(pod: PodView) -> Iterator[Problem]:
     elif pod.sc_invalid:
         yield Problem(_wrong_type("pod", "securityContext", "an object", pod.sc_raw), pod.sc_path)
     pod_ok = pod_profile is not None and pod_problem is None
-    pod_silent = (pod_profile is None or _type_absent(pod_profile)) and not pod.sc_invalid
+    pod_silent = (
+        not pod_ok and (pod_profile is None or _type_absent(pod_profile)) and not pod.sc_invalid
+    )
     for c in pod.containers:
         profile = c.sc.get("seccompProfile")
         if profile is not None:
@@ -903,7 +912,7 @@ def _not_dropping_all(c: ContainerView, caps: Any, drop: Any) -> Problem:
 
 
 def proc_mount_restricted(pod: PodView) -> Iterator[Problem]:
-    yield from _unmasked_proc_mounts(pod)
+    return _unmasked_proc_mounts(pod)
 
 
 CheckFunction = Callable[[PodView], Iterator[Problem]]
