@@ -94,17 +94,8 @@ def _tokens(pointer: str) -> Path:
 
 def _violations(runs: tuple[Run, ...], pod: PodView, into: list[Violation]) -> None:
     for check_id, check_level, run in runs:
-        for problem in run(pod):
-            into.append(
-                Violation(
-                    check_id,
-                    check_level,
-                    problem.message,
-                    join(problem.path),
-                    problem.container,
-                    problem.fixable,
-                )
-            )
+        for message, path, container, fixable in run(pod):
+            into.append(Violation(check_id, check_level, message, join(path), container, fixable))
 
 
 def evaluate_pod(
