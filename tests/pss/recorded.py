@@ -7,12 +7,18 @@ The inputs (*cases*):
   always the copy in ``tests/data/pss``), keyed by the hash of the file;
 - every document of ``../shared/corpus`` (when it exists) that has a kind;
 - mutations of the seed pods below: each value the checks can reach is deleted, or replaced
-  by values of every JSON type, one at a time (bad input must keep its documented result).
+  by values of every JSON type, one at a time (bad input must keep its documented result);
+- pods put together at random from the fields the checks read (``RandomPods``).
 
-Each case is evaluated at both levels and at the policy versions around every change of
-behaviour. ``tests/pss/data/recorded.json`` holds what the evaluator returned when it was
-recorded; ``test_recorded.py`` asserts that it still returns exactly that. Record again, only
-on purpose (a deliberate change of a message, a new check), with::
+Mutations and random pods are evaluated both with ``evaluate(pod)`` and with
+``evaluate_pod(spec, metadata)``, which also takes the shapes ``pod_sites`` refuses. Each case
+is evaluated at both levels and at the policy versions around every change of behaviour.
+
+``tests/pss/data/recorded.json`` holds what the evaluator returned when it was recorded: the
+fixtures in full (violations and outcomes stored once, one a line, so that a change reads as
+a diff), the other groups as a 48-bit digest per case in order plus one of the case keys.
+``test_recorded.py`` asserts that the evaluator still returns exactly that. Record again,
+only on purpose (a deliberate change of a message, a new check), with::
 
     python -m tests.pss.recorded
 """
@@ -22,14 +28,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from hardener.model import HardenerError
-from hardener.pss import LEVELS, evaluate
+from hardener.pss import LEVELS, evaluate, evaluate_pod
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared"
@@ -73,6 +80,20 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Case = tuple[str, Any, tuple[str, ...]]
 """(key, object, versions)."""
+
+
+class PodSpec(NamedTuple):
+    """A case evaluated with ``evaluate_pod(spec, metadata)`` rather than ``evaluate(object)``:
+    the shapes that ``pod_sites`` refuses (a securityContext that is a string...) reach the
+    checks this way."""
+
+    spec: Any
+    metadata: Any
+
+
+def _both_ways(key: str, pod: dict[str, Any], versions: tuple[str, ...]) -> Iterator[Case]:
+    yield key, pod, versions
+    yield f"{key} (pod spec)", PodSpec(pod.get("spec"), pod.get("metadata")), versions
 
 
 def fixture_cases() -> Iterator[Case]:
@@ -252,22 +273,160 @@ def _mutated(seed: dict[str, Any], path: tuple[str | int, ...], value: Any) -> d
 
 def mutation_cases() -> Iterator[Case]:
     for seed_name, seed in seed_pods().items():
-        yield f"mutation/{seed_name}", seed, VERSIONS_MUTATION
+        yield from _both_ways(f"mutation/{seed_name}", seed, VERSIONS_MUTATION)
         for path in _paths(seed):
             if not path or path[0] not in ("spec", "metadata"):
                 continue
             where = "/".join(str(token) for token in path)
-            yield (
+            yield from _both_ways(
                 f"mutation/{seed_name}/{where} deleted",
                 _mutated(seed, path, _DELETED),
                 VERSIONS_MUTATION,
             )
             for value in _REPLACEMENTS:
-                yield (
+                yield from _both_ways(
                     f"mutation/{seed_name}/{where}={json.dumps(value)}",
                     _mutated(seed, path, value),
                     VERSIONS_MUTATION,
                 )
+
+
+class RandomPods:
+    """Pods made of the fields the checks read, with values picked at random (of the right
+    type mostly, of any type sometimes), the same ones on every run and Python version: only
+    ``random()`` is drawn from the seeded generator, whose sequence Python keeps stable."""
+
+    VALUES: tuple[Any, ...] = (
+        *(None, True, False, 0, 1, 7, 1.5, "", "x", [], {}),
+        *("ALL", "NET_BIND_SERVICE", "SYS_ADMIN", " cap_sys_admin", "CHOWN"),
+        *("RuntimeDefault", "Localhost", "Unconfined", "Default", "Unmasked"),
+        *("container_t", "spc_t", "container_engine_t", "windows", "10.0.0.1"),
+        *("runtime/default", "localhost/p", "docker/default", "unconfined"),
+        *("net.ipv4.tcp_syncookies", "net.ipv4.tcp_rmem", "kernel.msgmax", 'a"b\\c', "a/b~c"),
+    )
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+
+    def _chance(self, p: float) -> bool:
+        return self._random.random() < p
+
+    def _pick(self, options: tuple[Any, ...] | list[Any]) -> Any:
+        return copy.deepcopy(options[int(self._random.random() * len(options))])
+
+    def _count(self, most: int) -> int:
+        return int(self._random.random() * (most + 1))
+
+    def _value(self) -> Any:
+        return self._pick(self.VALUES)
+
+    def _object(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Each field (a maker of a well-typed value) set half of the time, and then of
+        another type one time in seven."""
+        made: dict[str, Any] = {}
+        for key, make in fields.items():
+            if self._chance(0.5):
+                made[key] = make() if self._chance(6 / 7) else self._value()
+        return made
+
+    def _list(self, make: Any, most: int) -> list[Any]:
+        return [make() if self._chance(0.9) else self._value() for _ in range(self._count(most))]
+
+    def _security_context(self, pod: bool) -> dict[str, Any]:
+        def typed(*types: Any) -> Any:
+            return lambda: self._object({"type": lambda: self._pick(types), "x": self._value})
+
+        fields: dict[str, Any] = {
+            "privileged": self._value,
+            "allowPrivilegeEscalation": self._value,
+            "runAsNonRoot": self._value,
+            "runAsUser": self._value,
+            "procMount": self._value,
+            "capabilities": lambda: self._object(
+                {
+                    "add": lambda: self._list(self._value, 3),
+                    "drop": lambda: self._list(lambda: self._pick(("ALL", "NET_RAW")), 2),
+                }
+            ),
+            "seccompProfile": typed("RuntimeDefault", "Localhost", "Unconfined", None, 3),
+            "appArmorProfile": typed("RuntimeDefault", "Localhost", "Unconfined", None),
+            "seLinuxOptions": lambda: self._object(
+                {
+                    "type": lambda: self._pick(("container_t", "spc_t", "", None)),
+                    "user": self._value,
+                    "role": self._value,
+                }
+            ),
+            "windowsOptions": lambda: self._object({"hostProcess": self._value}),
+        }
+        if pod:
+            fields["sysctls"] = lambda: self._list(lambda: self._object({"name": self._value}), 3)
+        return self._object(fields)
+
+    def _handler(self) -> dict[str, Any]:
+        return self._object(
+            {
+                "httpGet": lambda: self._object({"host": self._value}),
+                "tcpSocket": lambda: self._object({"host": self._value}),
+            }
+        )
+
+    def _container(self) -> dict[str, Any]:
+        return self._object(
+            {
+                "name": lambda: self._pick(("app", "init", 'we"ird', "a/b", 5)),
+                "securityContext": lambda: self._security_context(pod=False),
+                "ports": lambda: self._list(lambda: self._object({"hostPort": self._value}), 2),
+                "livenessProbe": self._handler,
+                "startupProbe": self._handler,
+                "lifecycle": lambda: self._object(
+                    {"postStart": self._handler, "preStop": self._handler}
+                ),
+            }
+        )
+
+    def _volume(self) -> dict[str, Any]:
+        volume: dict[str, Any] = {"name": self._pick(("v", 'q"', 3))}
+        for _ in range(self._count(2)):
+            source = self._pick(("configMap", "emptyDir", "hostPath", "nfs", "someNew", "name"))
+            volume[source] = self._pick(({}, None, 1))
+        return volume
+
+    def pod(self) -> dict[str, Any]:
+        spec = self._object(
+            {
+                "hostNetwork": self._value,
+                "hostPID": self._value,
+                "hostUsers": self._value,
+                "os": lambda: self._object({"name": lambda: self._pick(("windows", "linux"))}),
+                "securityContext": lambda: self._security_context(pod=True),
+                "volumes": lambda: self._list(self._volume, 3),
+                "initContainers": lambda: self._list(self._container, 2),
+                "ephemeralContainers": lambda: self._list(self._container, 1),
+            }
+        )
+        spec["containers"] = self._list(self._container, 2)
+        annotations = {
+            self._pick(
+                (
+                    "container.apparmor.security.beta.kubernetes.io/app",
+                    "seccomp.security.alpha.kubernetes.io/pod",
+                    "container.seccomp.security.alpha.kubernetes.io/app",
+                    "other",
+                )
+            ): self._value()
+            for _ in range(self._count(2))
+        }
+        return {"kind": "Pod", "metadata": {"annotations": annotations}, "spec": spec}
+
+
+RANDOM_PODS = 1500
+
+
+def random_cases() -> Iterator[Case]:
+    pods = RandomPods(seed=1)
+    for number in range(RANDOM_PODS):
+        yield from _both_ways(f"random/{number}", pods.pod(), VERSIONS_MUTATION)
 
 
 Outcome = Any
@@ -278,7 +437,10 @@ Runs = dict[str, list[tuple[str, Outcome]]]
 
 def outcome(obj: Any, level: str, version: str) -> Outcome:
     try:
-        found = evaluate(obj, level=level, version=version)
+        if isinstance(obj, PodSpec):
+            found = evaluate_pod(obj.spec, obj.metadata, level=level, version=version)
+        else:
+            found = evaluate(obj, level=level, version=version)
     except HardenerError as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     return [[v.check, v.level, v.message, v.pointer, v.container, v.fixable] for v in found]
@@ -297,9 +459,24 @@ def runs(obj: Any, versions: tuple[str, ...]) -> Runs:
     return result
 
 
-def digest(result: Runs) -> str:
-    text = json.dumps(result, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def digest(value: Any) -> str:
+    """A short hash of a JSON value (48 bits: a collision would take millions of cases)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+GROUPS = {"corpus": corpus_cases, "mutation": mutation_cases, "random": random_cases}
+"""The cases recorded as digests only, in the order their functions make them."""
+
+
+def group_record(cases: Iterator[Case]) -> dict[str, Any]:
+    """The digest of each case's runs, in order, and one of the keys (the cases made)."""
+    keys: list[str] = []
+    digests: list[str] = []
+    for key, obj, versions in cases:
+        keys.append(key)
+        digests.append(digest(runs(obj, versions)))
+    return {"keys": digest(keys), "digests": digests}
 
 
 class Table:
@@ -339,8 +516,8 @@ def decode(recording: dict[str, Any], stored: dict[str, list[list[Any]]]) -> Run
 
 
 def record() -> dict[str, Any]:
-    """The fixtures in full (a change shows in the file's diff); the corpus documents and the
-    mutations, which are many more and larger, as a digest of their runs."""
+    """The fixtures in full (a change shows in the file's diff); the corpus documents, the
+    mutations and the random pods, which are many more and larger, as digests."""
     table = Table()
     cases: dict[str, dict[str, list[list[Any]]]] = {}
     for key, obj, versions in fixture_cases():
@@ -348,16 +525,11 @@ def record() -> dict[str, Any]:
             level: [[version, table.encode(found)] for version, found in spans]
             for level, spans in runs(obj, versions).items()
         }
-    digests = {
-        key: digest(runs(obj, versions))
-        for cases_of in (corpus_cases, mutation_cases)
-        for key, obj, versions in cases_of()
-    }
     return {
         "violations": table.violations,
         "outcomes": table.outcomes,
         "cases": cases,
-        "digests": digests,
+        **{name: group_record(cases_of()) for name, cases_of in GROUPS.items()},
     }
 
 
@@ -380,10 +552,14 @@ def main() -> None:
         _lines("violations", [json.dumps(v) for v in data["violations"]], "[", "]"),
         _lines("outcomes", [json.dumps(o) for o in data["outcomes"]], "[", "]"),
         _lines("cases", _members(data["cases"]), "{", "}"),
-        _lines("digests", _members(data["digests"]), "{", "}"),
     ]
+    for name in GROUPS:
+        group = data[name]
+        digests = _lines("digests", [json.dumps(d) for d in group["digests"]], "[", "]")
+        parts.append(f' "{name}": {{"keys": {json.dumps(group["keys"])},\n{digests}}}')
     RECORDED.write_text("{\n" + ",\n".join(parts) + "\n}\n", encoding="utf-8")
-    print(f"{RECORDED}: {len(data['cases'])} cases, {len(data['digests'])} digests")
+    print(f"{RECORDED}: {len(data['cases'])} fixtures in full, then as digests:", end="")
+    print(",".join(f" {len(data[name]['digests'])} {name}" for name in GROUPS))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """The evaluator returns exactly what was recorded in ``tests/pss/data/recorded.json``: the same
 violations in the same order, with the same messages, pointers, containers and fixable flags,
-or the same error, for every fixture, corpus document and mutated pod (see ``recorded.py``).
+or the same error, for every fixture, corpus document, mutated and random pod (see
+``recorded.py``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -51,36 +51,45 @@ def test_fixtures_give_the_recorded_violations() -> None:
     assert not wrong, f"{len(wrong)} fixtures differ:\n" + "\n".join(wrong[:_SHOWN])
 
 
-def _check_digests(cases: Callable[[], Iterator[recorded.Case]], prefix: str) -> int:
-    stored = {k: v for k, v in RECORDING["digests"].items() if k.startswith(prefix)}
-    seen: set[str] = set()
+def _check_group(name: str) -> int:
+    stored = RECORDING[name]
+    keys: list[str] = []
     wrong: list[str] = []
-    for key, obj, versions in cases():
-        seen.add(key)
+    for index, (key, obj, versions) in enumerate(recorded.GROUPS[name]()):
+        keys.append(key)
         got = recorded.runs(obj, versions)
-        if stored.get(key) != recorded.digest(got):
+        if index >= len(stored["digests"]) or stored["digests"][index] != recorded.digest(got):
             wrong.append(_shown(key, _normalised(got), None))
-    assert seen == set(stored), f"the {prefix} cases are not the recorded ones"
-    assert not wrong, f"{len(wrong)} {prefix} cases differ:\n" + "\n".join(wrong[:_SHOWN])
-    return len(seen)
+    assert recorded.digest(keys) == stored["keys"], f"the {name} cases are not the recorded ones"
+    assert not wrong, f"{len(wrong)} {name} cases differ:\n" + "\n".join(wrong[:_SHOWN])
+    return len(keys)
 
 
 def test_corpus_gives_the_recorded_violations() -> None:
     if not recorded.CORPUS.is_dir():
         pytest.skip(f"{recorded.CORPUS} is not there")
-    assert _check_digests(recorded.corpus_cases, "corpus/") > 1000
+    assert _check_group("corpus") > 1000
 
 
 def test_mutated_pods_give_the_recorded_violations_or_errors() -> None:
-    assert _check_digests(recorded.mutation_cases, "mutation/") > 1000
+    assert _check_group("mutation") > 1000
+
+
+def test_random_pods_give_the_recorded_violations_or_errors() -> None:
+    assert _check_group("random") == 2 * recorded.RANDOM_PODS
 
 
 def test_a_change_is_caught() -> None:
-    """The comparison is not vacuous: one changed message changes the digest."""
-    key = "mutation/bad"
-    result = recorded.runs(recorded.seed_pods()["bad"], recorded.VERSIONS_MUTATION)
-    assert RECORDING["digests"][key] == recorded.digest(result)
+    """The comparison is not vacuous: the first recorded mutation is recomputed to the same
+    digest, and one changed character in one message changes a digest."""
+    key, obj, versions = next(recorded.mutation_cases())
+    assert key == "mutation/good"
+    assert recorded.group_record(iter([(key, obj, versions)]))["digests"] == [
+        RECORDING["mutation"]["digests"][0]
+    ]
+    result = recorded.runs(recorded.seed_pods()["bad"], versions)
+    before = recorded.digest(result)
     first = result["restricted"][0][1]
     assert isinstance(first, list) and len(first) > 10
     first[0][2] += "!"
-    assert RECORDING["digests"][key] != recorded.digest(result)
+    assert recorded.digest(result) != before
