@@ -224,11 +224,12 @@ class PatchBuilder:
         depth = 0
         if anchor is not None:
             # Once an edit went through the anchor, its copy is linked into the working tree:
-            # start there. Before that, the way down from the root must be copied first.
+            # start there. Before that, copy the way down to it first.
+            depth = anchor[0]
             node = self._copies.get(id(anchor[1]))
-            if node is not None:
-                depth = anchor[0]
-        if node is None:
+            if node is None:
+                node = self._writable(path[:depth])
+        else:
             node = self._root = self._own(self._root)
         new = self._new
         last = len(path) - 1
