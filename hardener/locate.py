@@ -30,7 +30,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from hardener.model import InvalidObjectError, JSONObject, json_type
-from hardener.pointer import join
+from hardener.pointer import join_path
 
 __all__ = [
     "CONTAINER_FIELDS",
@@ -74,7 +74,7 @@ class ContainerSite:
 
     @property
     def pointer(self) -> str:
-        return join(self.path)
+        return join_path(self.path)
 
 
 @dataclass(frozen=True, eq=False, init=False)
@@ -129,11 +129,11 @@ class PodSite:
 
     @property
     def spec_pointer(self) -> str:
-        return join(self.spec_path)
+        return join_path(self.spec_path)
 
     @property
     def meta_pointer(self) -> str:
-        return join(self.meta_path)
+        return join_path(self.meta_path)
 
     @cached_property
     def host_process(self) -> bool:
@@ -170,10 +170,12 @@ def _object(
     value = parent.get(key)
     if value is None:
         if required:
-            raise InvalidObjectError(join((*path, key)), "is required and must be an object")
+            raise InvalidObjectError(join_path((*path, key)), "is required and must be an object")
         return None
     if not isinstance(value, dict):
-        raise InvalidObjectError(join((*path, key)), f"must be an object, not {json_type(value)}")
+        raise InvalidObjectError(
+            join_path((*path, key)), f"must be an object, not {json_type(value)}"
+        )
     return value
 
 
@@ -188,7 +190,7 @@ def _check_security_context(holder: JSONObject, path: Path) -> None:
             items = caps.get(key)
             if items is not None and not isinstance(items, list):
                 raise InvalidObjectError(
-                    join((*sc_path, "capabilities", key)),
+                    join_path((*sc_path, "capabilities", key)),
                     f"must be an array, not {json_type(items)}",
                 )
     _object(sc, "seccompProfile", sc_path)
@@ -203,20 +205,20 @@ def _containers(spec: JSONObject, spec_path: Path) -> tuple[ContainerSite, ...]:
             continue
         if not isinstance(items, list):
             raise InvalidObjectError(
-                join((*spec_path, field)), f"must be an array, not {json_type(items)}"
+                join_path((*spec_path, field)), f"must be an array, not {json_type(items)}"
             )
         for index, container in enumerate(items):
             path = (*spec_path, field, index)
             if not isinstance(container, dict):
                 raise InvalidObjectError(
-                    join(path), f"a container must be an object, not {json_type(container)}"
+                    join_path(path), f"a container must be an object, not {json_type(container)}"
                 )
             name = container.get("name")
             for key in ("volumeMounts",):
                 value = container.get(key)
                 if value is not None and not isinstance(value, list):
                     raise InvalidObjectError(
-                        join((*path, key)), f"must be an array, not {json_type(value)}"
+                        join_path((*path, key)), f"must be an array, not {json_type(value)}"
                     )
             _check_security_context(container, path)
             sites.append(
@@ -251,14 +253,14 @@ def _site(
     containers = spec.get("containers")
     if not isinstance(containers, list):
         raise InvalidObjectError(
-            join((*spec_path, "containers")),
+            join_path((*spec_path, "containers")),
             "must be an array of containers, not " + json_type(containers),
         )
     for key in ("volumes",):
         value = spec.get(key)
         if value is not None and not isinstance(value, list):
             raise InvalidObjectError(
-                join((*spec_path, key)), f"must be an array, not {json_type(value)}"
+                join_path((*spec_path, key)), f"must be an array, not {json_type(value)}"
             )
     for key in ("nodeSelector", "os"):
         _object(spec, key, spec_path)
@@ -286,7 +288,7 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
     if not isinstance(obj, dict):
         if item_path:
             raise InvalidObjectError(
-                join(item_path), f"a list item must be an object, not {json_type(obj)}"
+                join_path(item_path), f"a list item must be an object, not {json_type(obj)}"
             )
         raise InvalidObjectError("", f"a Kubernetes object must be a mapping, not {json_type(obj)}")
     kind = obj.get("kind")
@@ -297,7 +299,7 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
             return
         if not isinstance(items, list):
             raise InvalidObjectError(
-                join((*item_path, "items")), f"must be an array, not {json_type(items)}"
+                join_path((*item_path, "items")), f"must be an array, not {json_type(items)}"
             )
         for index, item in enumerate(items):
             yield from _walk(item, (*item_path, "items", index))
@@ -315,13 +317,13 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
             yield _site(obj, item_path, ("template",), kind)
         elif template is not None and not isinstance(template, dict):
             raise InvalidObjectError(
-                join((*item_path, "template")), f"must be an object, not {json_type(template)}"
+                join_path((*item_path, "template")), f"must be an object, not {json_type(template)}"
             )
         return
     if not isinstance(spec, dict):
         if spec is not None and kind in _WORKLOAD_KINDS:
             raise InvalidObjectError(
-                join((*item_path, "spec")), f"must be an object, not {json_type(spec)}"
+                join_path((*item_path, "spec")), f"must be an object, not {json_type(spec)}"
             )
         return
     if kind == "CronJob":
@@ -336,7 +338,7 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
     if not isinstance(template, dict):
         if kind in _WORKLOAD_KINDS:
             raise InvalidObjectError(
-                join((*item_path, "spec", "template")),
+                join_path((*item_path, "spec", "template")),
                 f"must be an object, not {json_type(template)}",
             )
         return

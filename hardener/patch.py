@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from hardener.model import JSONValue, Operation
-from hardener.pointer import join, split
+from hardener.pointer import join_path, split
 
 __all__ = ["MISSING", "PatchBuilder", "apply_shared"]
 
@@ -165,12 +165,16 @@ class PatchBuilder:
         result: list[Operation] = []
         for pending in self._pending:
             if pending.op == "append":
-                path = join((*pending.path, "-"))
+                path = join_path((*pending.path, "-"))
                 result.append({"op": "add", "path": path, "value": pending.value})
             elif pending.op == "replace":
-                result.append({"op": "replace", "path": join(pending.path), "value": pending.value})
+                result.append(
+                    {"op": "replace", "path": join_path(pending.path), "value": pending.value}
+                )
             else:
-                result.append({"op": "add", "path": join(pending.path), "value": pending.value})
+                result.append(
+                    {"op": "add", "path": join_path(pending.path), "value": pending.value}
+                )
         return result
 
     # -- internals ---------------------------------------------------------------------------
@@ -246,7 +250,9 @@ class PatchBuilder:
             if depth == last or child is MISSING or child is None:
                 break
             if not isinstance(child, (dict, list)):
-                raise ValueError(f"cannot set {join(path)}: {join(path[: depth + 1])} is a scalar")
+                raise ValueError(
+                    f"cannot set {join_path(path)}: {join_path(path[: depth + 1])} is a scalar"
+                )
             child = self._own(child)
             node[token] = child
             node = child
@@ -265,9 +271,9 @@ class PatchBuilder:
             self._placed[key] = pending
         if isinstance(node, list):
             if not isinstance(token, int) or not 0 <= token < len(node):
-                raise ValueError(f"cannot set {join(path)}: no such array index")
+                raise ValueError(f"cannot set {join_path(path)}: no such array index")
         elif not isinstance(token, str):
-            raise ValueError(f"cannot set {join(path)}: {token!r} is not a member name")
+            raise ValueError(f"cannot set {join_path(path)}: {token!r} is not a member name")
         node[token] = nested
 
     def _merge(self, node: Any, path: Path, value: JSONValue) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from hardener.model import JSONValue, PointerError
 
-__all__ = ["escape", "join", "resolve", "split", "unescape"]
+__all__ = ["escape", "join", "join_path", "resolve", "split", "unescape"]
 
 Token = str | int
 
@@ -26,16 +26,23 @@ def unescape(token: str) -> str:
 
 def join(tokens: Iterable[Token]) -> str:
     """Build a pointer from unescaped tokens: ``join(["a", "b/c", 0]) == "/a/b~1c/0"``."""
-    if isinstance(tokens, tuple):
-        return _join_path(tokens)
+    if isinstance(tokens, tuple) and _UNCACHEABLE.isdisjoint(map(type, tokens)):
+        return join_path(tokens)
     parts = [escape(t) for t in tokens]
     return "/" + "/".join(parts) if parts else ""
 
 
+# join_path's cache finds tuples by equality, and True == 1, 1.0 == 1: a tuple holding a
+# boolean or a float (a YAML 1.1 key such as ``yes``) would be answered with the pointer of
+# another. join() joins such tuples afresh.
+_UNCACHEABLE = frozenset({bool, float})
+
+
 @functools.lru_cache(maxsize=8192)
-def _join_path(tokens: tuple[Token, ...]) -> str:
-    # The engine joins the same few hundred paths over and over (the same fields of the
-    # same containers of every pod): remember them.
+def join_path(tokens: tuple[Token, ...]) -> str:
+    """``join`` for a path whose tokens are only strings and ints (no bools, no floats), such
+    as the paths the engine builds: remembered, since the same few hundred paths (the same
+    fields of the same containers of every pod) are joined over and over."""
     parts = [escape(t) for t in tokens]
     return "/" + "/".join(parts) if parts else ""
 

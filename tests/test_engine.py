@@ -544,3 +544,11 @@ def test_config_errors_name_the_key(data: Any, message: str) -> None:
         parse_config(data, "hardener.yaml")
     assert str(caught.value).startswith("invalid config: hardener.yaml")
     assert message in str(caught.value)
+
+
+def test_join_keeps_tokens_that_compare_equal_apart() -> None:
+    # The pointer cache finds paths by equality, where True == 1 and 1.0 == 1.
+    assert join(("spec", "volumes", 1)) == "/spec/volumes/1"
+    assert join(("spec", "volumes", True)) == "/spec/volumes/True"
+    assert join(("spec", "volumes", 1.0)) == "/spec/volumes/1.0"  # type: ignore[arg-type]
+    assert join(("spec", "volumes", 1)) == "/spec/volumes/1"

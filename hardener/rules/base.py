@@ -16,7 +16,7 @@ from typing import Any
 from hardener.locate import ContainerSite, Path, PodSite
 from hardener.model import Change, Finding, JSONValue
 from hardener.patch import MISSING, PatchBuilder
-from hardener.pointer import join
+from hardener.pointer import join_path
 
 __all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "pod_or_containers"]
 
@@ -113,7 +113,7 @@ class RuleContext:
         self.changes.append(
             Change(
                 rule=self.rule.id,
-                pointer=join(path),
+                pointer=join_path(path),
                 message=message,
                 after=value,
                 before=None if before is MISSING else before,
@@ -134,7 +134,7 @@ class RuleContext:
         self.changes.append(
             Change(
                 rule=self.rule.id,
-                pointer=join((*path, index)),
+                pointer=join_path((*path, index)),
                 message=message,
                 after=item,
                 container=container.name if container else None,
@@ -155,7 +155,7 @@ class RuleContext:
             Finding(
                 rule=self.rule.id,
                 message=message,
-                pointer=join(path),
+                pointer=join_path(path),
                 check=check if check is not None else self.rule.check,
                 level=level,
                 container=container.name if container else None,
