@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -175,3 +176,24 @@ def corpus_files() -> list[tuple[str, str]]:
     if (SHARED / "corpus").is_dir():
         found += _texts(SHARED / "corpus", "**/*")
     return found
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``configure_logging`` (and so ``hardener serve``) points the hardener loggers at its own
+    handler; put them back afterwards."""
+    names = ("hardener", "aiohttp.server", "aiohttp.web", "asyncio")
+    saved = {
+        name: (
+            list(logging.getLogger(name).handlers),
+            logging.getLogger(name).propagate,
+            logging.getLogger(name).level,
+        )
+        for name in names
+    }
+    yield
+    for name, (handlers, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.setLevel(level)

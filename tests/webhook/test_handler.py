@@ -47,6 +47,22 @@ async def _post(client: Client, doc: Any) -> tuple[int, Any]:
         return resp.status, await resp.json(content_type=None)
 
 
+async def _start_slow_post(
+    client: Client,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """Open a connection and send a review's headers and the first 100 bytes of its body;
+    returns the rest of the body too."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    body = json.dumps(admission_review(copy.deepcopy(POD))).encode()
+    writer.write(
+        b"POST /mutate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:100]
+    )
+    await writer.drain()
+    return reader, writer, body[100:]
+
+
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     found = {}
     for family in text_string_to_metric_families(text):
@@ -267,19 +283,12 @@ async def test_patches_by_rule_and_requests_in_flight_add_up_across_scrapes(
     )
 
     # A request whose body is still arriving is in flight.
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    body = json.dumps(admission_review(copy.deepcopy(POD))).encode()
-    writer.write(
-        b"POST /mutate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body[:100]
-    )
-    await writer.drain()
+    reader, writer, rest = await _start_slow_post(client)
     in_flight = ("hardener_webhook_requests_in_flight", ())
     async with asyncio.timeout(10):
         while _samples(await _metrics_text(app))[in_flight] != 1:
             await asyncio.sleep(0.01)
-    writer.write(body[100:])
+    writer.write(rest)
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 200")
@@ -366,14 +375,7 @@ async def test_a_slow_big_review_is_answered_at_the_deadline(
 async def test_a_body_that_does_not_arrive_in_time_is_a_400(aiohttp_client: MakeClient) -> None:
     config = parse_config({"webhook": {"deadline-seconds": 0.2}})
     client = await aiohttp_client(create_app(config))
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    body = json.dumps(admission_review(copy.deepcopy(POD))).encode()
-    writer.write(
-        b"POST /mutate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body[:100]
-    )
-    await writer.drain()
+    reader, writer, _ = await _start_slow_post(client)
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 400")
     length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])

@@ -9,7 +9,7 @@ import copy
 import io
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -43,25 +43,6 @@ REVIEW_FIELDS = [
     "violations",
     "latency_ms",
 ]
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    names = ("hardener", "aiohttp.server", "aiohttp.web", "asyncio")
-    saved = {
-        name: (
-            list(logging.getLogger(name).handlers),
-            logging.getLogger(name).propagate,
-            logging.getLogger(name).level,
-        )
-        for name in names
-    }
-    yield
-    for name, (handlers, propagate, level) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.propagate = propagate
-        logger.setLevel(level)
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +38,6 @@ from tests.webhook.conftest import admission_review, decode_patch
 from tests.webhook.test_review import POD
 
 HEADERS = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """``hardener serve`` points the hardener loggers at stderr; put them back afterwards."""
-    names = ("hardener", "aiohttp.server", "aiohttp.web", "asyncio")
-    saved = {
-        name: (
-            list(logging.getLogger(name).handlers),
-            logging.getLogger(name).propagate,
-            logging.getLogger(name).level,
-        )
-        for name in names
-    }
-    yield
-    for name, (handlers, propagate, level) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.propagate = propagate
-        logger.setLevel(level)
 
 
 def _banner_parts(text: str) -> tuple[dict[str, Any], Path]:
