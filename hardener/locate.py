@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-from hardener.model import InvalidObjectError, JSONObject, json_type
+from hardener.model import InvalidObjectError, JSONObject, direct_init, json_type
 from hardener.pointer import join_path
 
 __all__ = [
@@ -50,7 +50,8 @@ CONTAINER_FIELDS: tuple[ContainerField, ...] = (
 )
 
 
-@dataclass(frozen=True, eq=False, init=False)
+@direct_init
+@dataclass(frozen=True, eq=False)
 class ContainerSite:
     """One container of a pod site (compared by identity: it stands for one place)."""
 
@@ -60,24 +61,13 @@ class ContainerSite:
     name: str
     container: JSONObject
 
-    def __init__(
-        self, field: ContainerField, index: int, path: Path, name: str, container: JSONObject
-    ) -> None:
-        # Filled in directly: the generated frozen __init__ costs three times as much, and
-        # every review builds these.
-        fields = self.__dict__
-        fields["field"] = field
-        fields["index"] = index
-        fields["path"] = path
-        fields["name"] = name
-        fields["container"] = container
-
     @property
     def pointer(self) -> str:
         return join_path(self.path)
 
 
-@dataclass(frozen=True, eq=False, init=False)
+@direct_init
+@dataclass(frozen=True, eq=False)
 class PodSite:
     """One pod spec inside an object.
 
@@ -97,35 +87,6 @@ class PodSite:
     metadata: JSONObject
     owner_metadata: JSONObject
     containers: tuple[ContainerSite, ...]
-
-    def __init__(
-        self,
-        item_path: Path,
-        kind: str,
-        name: str | None,
-        namespace: str | None,
-        spec_path: Path,
-        meta_path: Path,
-        owner_meta_path: Path,
-        spec: JSONObject,
-        metadata: JSONObject,
-        owner_metadata: JSONObject,
-        containers: tuple[ContainerSite, ...],
-    ) -> None:
-        # As for ContainerSite: a cheaper __init__ than the generated frozen one.
-        self.__dict__.update(
-            item_path=item_path,
-            kind=kind,
-            name=name,
-            namespace=namespace,
-            spec_path=spec_path,
-            meta_path=meta_path,
-            owner_meta_path=owner_meta_path,
-            spec=spec,
-            metadata=metadata,
-            owner_metadata=owner_metadata,
-            containers=containers,
-        )
 
     @property
     def spec_pointer(self) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hardener.locate import pod_sites
+from hardener.model import direct_init
 from hardener.pointer import join, split
 from hardener.pss._checks import IMPLEMENTATIONS, CheckFunction, Path, PodView
 from hardener.pss._registry import Version, active_checks, resolve_version
@@ -14,7 +15,8 @@ from hardener.pss._registry import Version, active_checks, resolve_version
 __all__ = ["Violation", "evaluate", "evaluate_pod"]
 
 
-@dataclass(frozen=True, init=False)
+@direct_init
+@dataclass(frozen=True)
 class Violation:
     """One reason a pod does not meet a level.
 
@@ -30,26 +32,6 @@ class Violation:
     pointer: str
     container: str | None
     fixable: bool
-
-    def __init__(
-        self,
-        check: str,
-        level: str,
-        message: str,
-        pointer: str,
-        container: str | None,
-        fixable: bool,
-    ) -> None:
-        # Filled in directly: the generated frozen __init__ pays object.__setattr__ per field,
-        # three times the cost, for every violation of every review. Still frozen to
-        # assignment.
-        fields = self.__dict__
-        fields["check"] = check
-        fields["level"] = level
-        fields["message"] = message
-        fields["pointer"] = pointer
-        fields["container"] = container
-        fields["fixable"] = fixable
 
 
 Run = tuple[str, str, CheckFunction]
