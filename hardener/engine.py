@@ -148,7 +148,7 @@ def plan(
     scope = scope or _ALL
     sites = pod_sites(obj)
     if not sites:
-        return Plan()
+        return Plan(hardened=obj)
     builder = PatchBuilder(obj)
     changes: list[Change] = []
     findings: list[Finding] = []
@@ -204,7 +204,7 @@ def plan(
     ops = builder.ops()
     if evaluate and considered:
         findings.extend(_still_violated(builder.result(), considered, config, findings))
-    return Plan(ops=ops, changes=changes, findings=findings)
+    return Plan(ops=ops, changes=changes, findings=findings, hardened=builder.result())
 
 
 def _still_violated(

@@ -161,6 +161,9 @@ class Plan:
     ops: list[Operation] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    hardened: JSONValue = field(default=None, repr=False, compare=False)
+    """The object as the ops leave it (what ``jsonpatch.apply_patch`` would give), sharing
+    every part they do not touch with the object: read-only. ``None`` when not known."""
 
     @property
     def empty(self) -> bool:

@@ -327,6 +327,8 @@ def apply_shared(document: JSONValue, ops: list[Operation]) -> JSONValue:
         if isinstance(node, list):
             if last == "-":
                 node.append(op["value"])
+            elif op["op"] == "add":
+                node.insert(int(last), op["value"])  # RFC 6902: add at an index inserts
             else:
                 node[int(last)] = op["value"]
         else:

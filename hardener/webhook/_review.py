@@ -30,7 +30,6 @@ hardener sides with the API server, the only legitimate sender:
 from __future__ import annotations
 
 import binascii
-import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,11 +45,8 @@ from hardener.model import (
     HardenerError,
     InvalidObjectError,
     JSONObject,
-    Operation,
-    PointerError,
     json_type,
 )
-from hardener.pointer import unescape
 from hardener.pss import Violation, evaluate
 
 __all__ = [
@@ -66,7 +62,6 @@ __all__ = [
     "GroupVersionKind",
     "Outcome",
     "ReviewResult",
-    "apply_in_place",
     "decode_review",
     "encode_review",
     "error_result",
@@ -332,20 +327,20 @@ def _in_scope(container: str | None, scope: Scope | None) -> bool:
 
 
 def _still_violated(
-    obj: JSONObject,
-    ops: list[Operation],
+    hardened: JSONObject,
     config: Config,
     namespace: str | None,
     scope: Scope | None,
 ) -> list[Violation]:
-    """What ``hardener.pss.evaluate`` finds in the object once the ops are applied.
+    """What ``hardener.pss.evaluate`` finds in the object as the ops leave it.
 
-    That is the object as it will be stored (or, in warn mode, as it would be). An exempt
-    object is none of hardener's business: no verdict. For an ephemeral-container update
-    only the new containers are reported: nothing else may change.
+    That is the object as it will be stored (or, in warn mode, as it would be); the engine
+    hands it over (``Plan.hardened``). An exempt object is none of hardener's business: no
+    verdict. For an ephemeral-container update only the new containers are reported:
+    nothing else may change.
     """
     if config.exempt_namespaces or config.exempt_names:
-        metadata = obj.get("metadata")
+        metadata = hardened.get("metadata")
         metadata = metadata if isinstance(metadata, dict) else {}
         own_namespace, own_name = metadata.get("namespace"), metadata.get("name")
         if config.is_exempt(
@@ -353,11 +348,8 @@ def _still_violated(
             own_name if isinstance(own_name, str) else None,
         ):
             return []
-    # The patch is already encoded and the object is this request's own copy, decoded from
-    # its body: it may become its hardened self in place, which costs far less than a copy.
-    apply_in_place(obj, ops)
     try:
-        violations = evaluate(obj, level=config.level, version=config.version)
+        violations = evaluate(hardened, level=config.level, version=config.version)
     except InvalidObjectError as exc:
         raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
     if scope is None:
@@ -400,45 +392,6 @@ def _warnings(
         kept.append(line)
         total += len(line)
     return kept
-
-
-@functools.lru_cache(maxsize=4096)
-def _op_steps(path: str) -> tuple[tuple[tuple[str, int | None], ...], str]:
-    """The way to an op's target: (key, index) of each parent, then the last token.
-
-    ``plan`` emits the same few paths for every pod (the same fields of the same containers):
-    they are split and unescaped (RFC 6901) once, not for every review.
-    """
-    tokens = path.split("/")
-    if tokens[0] or len(tokens) < 2:
-        raise PointerError(f"JSON pointer {path!r} must start with '/' and name a member")
-    if "~" in path:
-        tokens = [unescape(token) for token in tokens]
-    steps = tuple((token, int(token) if token.isdecimal() else None) for token in tokens[1:-1])
-    return steps, tokens[-1]
-
-
-def apply_in_place(document: Any, ops: Sequence[Operation]) -> None:
-    """Apply ``add``/``replace`` ops that ``plan`` emitted for ``document`` to it, in place.
-
-    The values are inserted as they are, not copied: the document shares them with the ops.
-    """
-    for op in ops:
-        steps, last = _op_steps(op["path"])
-        parent = document
-        for key, index in steps:
-            parent = (
-                parent[index] if index is not None and parent.__class__ is list else parent[key]
-            )
-        if parent.__class__ is list:
-            if last == "-":
-                parent.append(op["value"])
-            elif op["op"] == "add":
-                parent.insert(int(last), op["value"])
-            else:
-                parent[int(last)] = op["value"]
-        else:
-            parent[last] = op["value"]
 
 
 def _allowed(uid: str) -> AdmissionResponse:
@@ -548,7 +501,7 @@ def review(
     else:
         outcome = "unchanged"
 
-    violations = _still_violated(obj, ops, config, namespace, scope)
+    violations = _still_violated(decided.hardened, config, namespace, scope)
     findings = decided.findings
     notes = (
         [f for f in findings if f.check is None and _in_scope(f.container, scope)]

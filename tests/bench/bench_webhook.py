@@ -651,7 +651,7 @@ def _breakdown(review: dict[str, Any]) -> list[tuple[str, float]]:
             per_call(lambda: evaluate(patched, level="restricted", version="latest")),
         ),
         (
-            "review() without plan() and evaluate() (patch, in-place apply, warnings, result)",
+            "review() without plan() and evaluate() (patch, warnings, result)",
             without_engine(),
         ),
         ("encode_review (the response)", per_call(lambda: encode_review(response))),

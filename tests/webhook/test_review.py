@@ -16,9 +16,10 @@ from hardener.certs import DEFAULT_WEBHOOK_NAMES
 from hardener.config import default_config, parse_config
 from hardener.engine import plan
 from hardener.model import PointerError
+from hardener.patch import apply_shared
 from hardener.pss import evaluate
 from hardener.webhook import BadReviewError, decode_review, encode_review, review
-from hardener.webhook._review import MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS, apply_in_place
+from hardener.webhook._review import MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS
 from tests.webhook.conftest import admission_review, decode_patch
 
 POD: dict[str, Any] = {
@@ -199,23 +200,23 @@ def test_pod_create_is_patched_with_the_engine_ops() -> None:
     assert any("drop-all-capabilities" in w for w in response["warnings"])
 
 
-def test_ops_applied_in_place_give_what_jsonpatch_gives() -> None:
+def test_the_hardened_object_is_what_jsonpatch_gives() -> None:
     replaced = copy.deepcopy(DEPLOYMENT)
     spec = replaced["spec"]["template"]["spec"]
     spec["securityContext"] = None  # replace
     spec["volumes"] = [{"name": "data", "emptyDir": {}}]  # append with /-
     spec["containers"][0]["securityContext"] = {"capabilities": {"drop": ["NET_RAW"]}}
     for obj in (POD, DEPLOYMENT, replaced):
-        ops = plan(obj).ops
+        planned = plan(obj)
+        ops = planned.ops
         assert {op["op"] for op in ops} <= {"add", "replace"}
-        mine = copy.deepcopy(obj)
-        apply_in_place(mine, copy.deepcopy(ops))
-        assert mine == jsonpatch.apply_patch(obj, ops)
+        assert planned.hardened == jsonpatch.apply_patch(obj, ops)
+        assert apply_shared(obj, copy.deepcopy(ops)) == jsonpatch.apply_patch(obj, ops)
     assert any(op["op"] == "replace" for op in plan(replaced).ops)
     assert any(op["path"].endswith("/-") for op in plan(replaced).ops)
 
 
-def test_apply_in_place_follows_rfc_6901_and_6902() -> None:
+def test_apply_shared_follows_rfc_6901_and_6902() -> None:
     doc: dict[str, Any] = {
         "metadata": {"annotations": {"a/b": "x", "m~n": "y", "0": {"k": 1}}},
         "items": [{"name": "a"}, {"name": "b"}],
@@ -233,13 +234,13 @@ def test_apply_in_place_follows_rfc_6901_and_6902() -> None:
         {"op": "add", "path": "/new/-", "value": 1},
     ]
     expected = jsonpatch.apply_patch(doc, ops)
-    for _ in range(2):  # the second time through, the parsed paths are reused
-        mine = copy.deepcopy(doc)
-        apply_in_place(mine, copy.deepcopy(ops))
-        assert mine == expected
+    before = copy.deepcopy(doc)
+    for _ in range(2):
+        assert apply_shared(doc, copy.deepcopy(ops)) == expected
+    assert doc == before  # shared, never changed
     assert expected["metadata"]["annotations"]["~1/0"] == "both"
-    with pytest.raises(PointerError, match="must start with '/'"):
-        apply_in_place(copy.deepcopy(doc), [{"op": "add", "path": "items/0", "value": 1}])
+    with pytest.raises(PointerError, match="start with '/'"):
+        apply_shared(copy.deepcopy(doc), [{"op": "add", "path": "items/0", "value": 1}])
 
 
 def test_audit_annotation_keys_are_valid_once_prefixed_by_the_webhook_name() -> None:
