@@ -1,0 +1,88 @@
+"""What hardener knows about a container image, as plain data for the engine.
+
+The engine never looks an image up: the faces (webhook, fixer, audit) learn the facts through
+``hardener.images`` (registry, cache, offline table) and hand them to ``plan()`` as a mapping
+from the container's ``image`` string, exactly as the manifest writes it, to ``ImageFacts``.
+The same facts give the same ops in every face.
+
+``parse_image_user`` reads ``config.User`` the way the container runtimes do (containerd's
+``getUserFromImage``; CRI-O is the same): empty means no user at all, which the kubelet treats
+as root; otherwise the part before the first ``:`` is a uid when it parses as an integer, else a
+user name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "MAX_UID",
+    "FactsSource",
+    "ImageFacts",
+    "ImageUser",
+    "parse_image_user",
+]
+
+FactsSource = Literal["registry", "cache", "table", "unknown"]
+"""Where facts came from: looked up now, a cached lookup, the offline table, or nothing known."""
+
+MAX_UID = 2147483647
+"""The largest uid the kubelet accepts from an image (``image has an invalid user id`` above)."""
+
+
+@dataclass(frozen=True)
+class ImageUser:
+    """``config.User`` as the runtime reads it: a numeric uid, a name, or neither (root)."""
+
+    uid: int | None
+    name: str | None
+
+    @property
+    def is_root(self) -> bool:
+        """The image runs as root: no user at all, or uid 0."""
+        return (self.uid is None and self.name is None) or self.uid == 0
+
+
+def parse_image_user(user: str | None) -> ImageUser:
+    """Split ``config.User`` as containerd does: ``""``/``None`` is no user (root); else the part
+    before ``:`` is a uid when it parses as an integer, and a user name otherwise."""
+    if not user:
+        return ImageUser(uid=None, name=None)
+    head = user.split(":", 1)[0]
+    try:
+        return ImageUser(uid=int(head, 10), name=None)
+    except ValueError:
+        return ImageUser(uid=None, name=head)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """The facts of one image that hardening decisions depend on.
+
+    ``user`` is the raw ``config.User`` (``""`` when the image sets none); ``None`` only when
+    nothing is known (``source == "unknown"``). ``uid``/``gid`` are the numeric ids the image
+    runs as when known: parsed from ``user``, or resolved from the image's ``/etc/passwd`` and
+    ``/etc/group`` for a name. ``volumes`` are the config's ``Volumes`` paths;
+    ``writable_paths`` are further paths the image is known to write (offline table).
+    ``detail`` says where the facts came from or why they are unknown, for messages.
+    """
+
+    reference: str
+    """The normalised reference, e.g. ``docker.io/library/nginx:latest``."""
+    source: FactsSource
+    user: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    volumes: tuple[str, ...] = ()
+    writable_paths: tuple[str, ...] = ()
+    digest: str | None = None
+    detail: str = ""
+
+    @property
+    def known(self) -> bool:
+        return self.source != "unknown" and self.user is not None
+
+    @classmethod
+    def unknown(cls, reference: str, detail: str) -> ImageFacts:
+        return cls(reference=reference, source="unknown", detail=detail)
