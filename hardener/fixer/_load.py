@@ -9,6 +9,7 @@ with its own position, so edits never mistake one for the other.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -23,7 +24,16 @@ from yaml.resolver import Resolver
 
 from hardener.fixer._errors import SourceError
 
-__all__ = ["LINE_BREAK", "YNode", "line_starts", "load_documents", "load_values"]
+__all__ = [
+    "LINE_BREAK",
+    "MAX_EXPANDED_NODES",
+    "YNode",
+    "check_expansion",
+    "line_starts",
+    "load_documents",
+    "load_values",
+    "same_json",
+]
 
 # The characters libyaml counts as line breaks (YAML 1.1); "\r\n" is one break.
 LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
@@ -155,6 +165,24 @@ class _Loader(Composer, CParser, _Constructor, Resolver):
 def line_starts(text: str) -> list[int]:
     """Offsets where each line starts, counting breaks as libyaml does."""
     return [0, *(m.end() for m in LINE_BREAK.finditer(text))]
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equality of JSON-like values as Kubernetes tells them apart.
+
+    Unlike ``==``: ``true`` is not ``1`` and ``1`` is not ``1.0`` (a rewrite that changes what a
+    value *is* must not pass verification), dict order is ignored, list order kept, and ``.nan``
+    equals ``.nan`` (a document holding one must still compare equal to itself).
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
 
 
 def _json_key(key: Any) -> str:

@@ -22,7 +22,6 @@ processes and still returns results in input order.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from hardener.config import Config, default_config
 from hardener.engine import plan
 from hardener.fixer.documents import describe, object_label, skip_reason
 from hardener.fixer.fastload import FastDocument, FastLoadError, load_fast
+from hardener.fixer._load import same_json
 from hardener.fixer.files import (
     STDIN,
     FileReadError,
@@ -117,20 +117,6 @@ class _Failure(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # Shared pieces
-
-
-def same_json(a: Any, b: Any) -> bool:
-    """Equality of JSON values that, unlike ``==``, tells ``true`` from ``1`` and ``1`` from
-    ``1.0``: a rewrite that changes what a value *is* must not pass verification."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
 
 
 def _position(document: _Document, pointer: str) -> tuple[int, int]:

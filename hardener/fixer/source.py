@@ -28,8 +28,8 @@ from typing import Any
 import jsonpatch
 
 from hardener.fixer._errors import EditError, SourceError
-from hardener.fixer._load import YNode, line_starts, load_documents, load_values
-from hardener.fixer.yamledit import TextEditor, dash_offset, line_column, same_value
+from hardener.fixer._load import YNode, line_starts, load_documents, load_values, same_json
+from hardener.fixer.yamledit import TextEditor, dash_offset, line_column
 from hardener.model import Operation
 from hardener.pointer import split
 
@@ -148,15 +148,15 @@ class SourceFile:
         try:
             again = load_values(new_text)
         except SourceError as exc:
-            raise EditError(f"the edited text does not parse ({exc}); file left alone") from None
+            raise EditError(f"the edited text does not parse ({exc})") from None
         if len(again) != len(self.documents):
-            raise EditError("the edit changed the number of documents; file left alone")
+            raise EditError("the edit changed the number of documents")
         for document, value in zip(self.documents, again, strict=True):
             want = expected.get(document.index, document.value)
-            if not same_value(value, want):
+            if not same_json(value, want):
                 raise EditError(
                     f"document {document.index + 1} (line {document.line}): the edited text does "
-                    "not read back as the expected object; file left alone"
+                    "not read back as the expected object"
                 )
         return prefix + new_text
 

@@ -51,30 +51,11 @@ from hardener.fixer._emit import (
     scalar_text,
 )
 from hardener.fixer._errors import EditError
-from hardener.fixer._load import YNode, line_starts
+from hardener.fixer._load import YNode, line_starts, same_json
 from hardener.model import Operation
 from hardener.pointer import join, split
 
-__all__ = ["TextEditor", "dash_offset", "line_column", "same_value"]
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """JSON equality: ``1 != 1.0 != True``, dict order ignored, list order kept."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict):
-        return (
-            isinstance(b, dict) and a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-        )
-    if isinstance(a, list):
-        return (
-            isinstance(b, list)
-            and len(a) == len(b)
-            and all(same_value(x, y) for x, y in zip(a, b, strict=True))
-        )
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return type(a) is type(b) and a == b
-    return type(a) is type(b) and bool(a == b)
+__all__ = ["TextEditor", "dash_offset", "line_column"]
 
 
 def line_column(starts: list[int], offset: int) -> tuple[int, int]:
@@ -525,7 +506,7 @@ class TextEditor:
     # ----------------------------------------------------------------- emitting
     def _emit_set(self, plan: _DocumentPlan, item: _Set) -> None:
         child, old, new = item.child, item.old, item.new
-        if same_value(old, new):
+        if same_json(old, new):
             return
         path_hint = f"line {child.line + 1}"
         if child.aliased:
@@ -553,7 +534,7 @@ class TextEditor:
             and child.kind == "sequence"
             and isinstance(new, list)
             and len(new) >= len(old)
-            and same_value(new[: len(old)], old)
+            and same_json(new[: len(old)], old)
         ):
             plan.appends.setdefault(id(child), (child, []))[1].extend(new[len(old) :])
             return
@@ -751,7 +732,7 @@ class TextEditor:
         position = 0
         for edit in edits:
             if edit.start < position:
-                raise EditError("two changes overlap in the text; file left alone")
+                raise EditError("two changes overlap in the text")
             out.append(self.text[position : edit.start])
             out.append(edit.text)
             position = edit.end

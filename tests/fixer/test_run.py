@@ -483,3 +483,40 @@ def test_run_files_order_is_the_same_with_processes(tmp_path: Path) -> None:
 def test_run_files_refuses_stdin() -> None:
     with pytest.raises(ValueError, match="stdin"):
         run_files(fix_file, ["-"])
+
+
+NAN_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: nan
+  annotations:
+    ratio: .nan
+spec:
+  containers:
+  - name: app
+    image: nginx:1.27
+    args: [.NaN]
+"""
+
+
+def test_a_nan_value_does_not_stop_the_fix() -> None:
+    # same_value in the editor had no NaN case while run.same_json had one: the edited text was
+    # refused ("file left alone; the file was left unchanged"). One equality serves both.
+    result = fix_text(NAN_POD, "nan.yaml")
+    assert result.error is None
+    assert result.fixed is not None and "ratio: .nan" in result.fixed
+    assert "runAsNonRoot: true" in result.fixed
+
+
+def test_an_edit_error_says_once_that_the_file_was_left_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A read-back that disagrees (here forced) used to say "file left alone; the file was left
+    # unchanged".
+    from hardener.fixer import source
+
+    monkeypatch.setattr(source, "load_values", lambda text: [{"apiVersion": "v1"}])
+    result = fix_text(NAN_POD, "nan.yaml")
+    assert result.error is not None and "does not read back" in result.error
+    assert result.error.count("left unchanged") + result.error.count("left alone") == 1
