@@ -26,6 +26,7 @@ from hardener.fixer._errors import SourceError
 
 __all__ = [
     "LINE_BREAK",
+    "EXCESSIVE_ALIASING",
     "MAX_EXPANDED_NODES",
     "YNode",
     "check_expansion",
@@ -198,7 +199,45 @@ def _json_key(key: Any) -> str:
 MAX_EXPANDED_NODES = 1_000_000
 """How many values a document may expand to once its aliases are followed. Kubernetes' YAML
 decoder refuses documents that alias excessively ("billion laughs"); so does hardener, rather
-than spend exponential time and memory on one file."""
+than spend exponential time and memory on one file. Both readers (this module's and
+``fastload``) count the same way: one per value, a mapping key not counted, an aliased
+collection counted again at every use."""
+
+EXCESSIVE_ALIASING = (
+    f"the document expands to more than {MAX_EXPANDED_NODES:,} values through its aliases "
+    "(excessive aliasing); Kubernetes refuses such documents too"
+)
+
+
+def check_expansion(value: Any) -> None:
+    """Raise ``SourceError`` (at 1:1; the caller places it) when ``value`` expands past
+    ``MAX_EXPANDED_NODES`` values, counted as ``_jsonify`` counts them.
+
+    The values built by libyaml's composer share an aliased collection instead of copying it;
+    the size of each collection is computed once, so the check costs the number of distinct
+    collections, not the size of the expansion.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(item: Any) -> int:
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            return 1
+        known = sizes.get(id(item))
+        if known is None:
+            known = 1
+            for child in children:
+                known += size(child)
+                if known > MAX_EXPANDED_NODES:
+                    raise SourceError(1, 1, EXCESSIVE_ALIASING)
+            sizes[id(item)] = known
+        return known
+
+    if size(value) > MAX_EXPANDED_NODES:
+        raise SourceError(1, 1, EXCESSIVE_ALIASING)
 
 
 def _jsonify(value: Any) -> Any:
@@ -212,12 +251,7 @@ def _jsonify(value: Any) -> Any:
     def convert(item: Any) -> Any:
         budget[0] -= 1
         if budget[0] < 0:
-            raise SourceError(
-                1,
-                1,
-                f"the document expands to more than {MAX_EXPANDED_NODES:,} values through "
-                "its aliases (excessive aliasing); Kubernetes refuses such documents too",
-            )
+            raise SourceError(1, 1, EXCESSIVE_ALIASING)
         if isinstance(item, dict):
             return {_json_key(k): convert(v) for k, v in item.items()}
         if isinstance(item, list | tuple):

@@ -10,7 +10,8 @@ The values must be exactly what ``SourceFile`` reads, or the fast answer would b
 JSON strings (``1:`` becomes ``"1"``). Anything outside that common ground raises
 ``FastLoadError`` and the caller takes the slow path, whose parser gives the reported error:
 
-- a duplicate key (``FastLoadError.duplicate``; the file is ambiguous whatever reads it);
+- a duplicate key, or a document that expands past ``MAX_EXPANDED_NODES`` values through its
+  aliases (``FastLoadError.final``: the error is the file's, whatever reads it);
 - a non-scalar key, a ``!!binary``/``!!set``/``!!omap``/``!!pairs`` value, any other tag;
 - a tab at the start of a line outside a block scalar, invalid YAML.
 """
@@ -24,6 +25,8 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError
 
+from hardener.fixer._errors import SourceError
+from hardener.fixer._load import check_expansion
 from hardener.model import HardenerError
 from hardener.pointer import split
 
@@ -49,13 +52,15 @@ _LONE_DASH = re.compile(r"^(\s*)-\s*(?:#.*)?$")
 class FastLoadError(HardenerError):
     """The fast reader could not (or would not) read a text. Positions are 1-based."""
 
-    def __init__(self, line: int, column: int, message: str, *, duplicate: bool = False) -> None:
+    def __init__(self, line: int, column: int, message: str, *, final: bool = False) -> None:
         super().__init__(f"{line}:{column}: {message}")
         self.line = line
         self.column = column
         self.message = message
-        self.duplicate = duplicate
-        """True for a duplicate key: the file is ambiguous, whatever another reader makes of it."""
+        self.final = final
+        """True when the error is the file's, whatever another reader makes of it: a duplicate
+        key (the file is ambiguous) or excessive aliasing (the same budget holds for both
+        readers)."""
 
 
 def _decline(node: yaml.Node, message: str) -> FastLoadError:
@@ -105,7 +110,7 @@ class _Loader(yaml.CSafeLoader):
                     mark.column + 1,
                     f"duplicate key {name!r} (first at line {first.start_mark.line + 1}); "
                     "YAML loaders disagree on which value wins",
-                    duplicate=True,
+                    final=True,
                 )
             seen[name] = key_node
         if special:
@@ -288,6 +293,13 @@ def load_fast(text: str) -> list[FastDocument]:
             if node is None:
                 break
             value = loader.construct_document(node)
+            try:
+                check_expansion(value)
+            except SourceError as exc:
+                mark = node.start_mark
+                raise FastLoadError(
+                    mark.line + 1, mark.column + 1, exc.message, final=True
+                ) from None
             documents.append(FastDocument(len(documents), value, node, state))
     except FastLoadError:
         raise

@@ -204,7 +204,7 @@ def _read_documents(text: str, fast: bool) -> list[_Document]:
         try:
             return list(load_fast(text))
         except FastLoadError as exc:
-            if exc.duplicate:
+            if exc.final:
                 raise _Failure(exc.message, exc.line, exc.column) from exc
     try:
         return list(SourceFile.parse(text).documents)
@@ -308,7 +308,7 @@ def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileRes
             try:
                 fast = load_fast(text)
             except FastLoadError as exc:
-                if exc.duplicate:
+                if exc.final:
                     raise _Failure(exc.message, exc.line, exc.column) from exc
         planned: tuple[list[DocumentResult], dict[int, Plan]] | None = None
         if fast is not None:
