@@ -23,10 +23,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from hardener.fixer._errors import SourceError
+from hardener.model import HardenerError
 
 __all__ = [
     "LINE_BREAK",
     "EXCESSIVE_ALIASING",
+    "GuardedConstruction",
     "MAX_EXPANDED_NODES",
     "YNode",
     "check_expansion",
@@ -79,14 +81,66 @@ class YNode:
         return self.kind == "scalar" and not self.alias and self.style == "" and self.text == ""
 
 
-class _Constructor(SafeConstructor):
+_PREVIEW = 40
+
+
+class GuardedConstruction(SafeConstructor):
+    """Every failure while building a value becomes a ``ConstructorError`` at the node.
+
+    PyYAML's constructors assume their input fits the tag: ``!!bool maybe`` raises
+    ``KeyError``, ``!!int abc`` ``ValueError``. Without this, such a value escapes the reader
+    as a traceback; with it, it is the file's error at the value's line and column. Both
+    readers (this module's and ``fastload``) construct through it.
+    """
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, HardenerError, RecursionError):
+            raise
+        except Exception as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, _construction_problem(node, exc), node.start_mark
+            ) from None
+
+    def construct_document(self, node: Any) -> Any:
+        # The bodies of the collection constructors run here, after construct_object returned.
+        try:
+            return super().construct_document(node)
+        except (yaml.YAMLError, HardenerError, RecursionError):
+            raise
+        except Exception as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, _construction_problem(node, exc), node.start_mark
+            ) from None
+
+
+def _construction_problem(node: Any, exc: Exception) -> str:
+    tag = str(getattr(node, "tag", ""))
+    short = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml") else tag
+    value = getattr(node, "value", None)
+    if isinstance(value, str):
+        preview = value if len(value) <= _PREVIEW else value[:_PREVIEW] + "..."
+        what = f"the value {preview!r}"
+    else:
+        what = "this value"
+    return (
+        f"{what} is not a valid {short} ({type(exc).__name__}); fix the value or remove "
+        "the tag"
+    )
+
+
+class _Constructor(GuardedConstruction):
     """PyYAML's safe YAML 1.1 constructor, producing plain JSON-like values."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         # Keys become JSON strings while the mapping is built: in a Python dict, 1 and true
         # (or 1 and 1.0) would silently collapse into one member.
-        if isinstance(node, MappingNode):
-            self.flatten_mapping(node)
+        if not isinstance(node, MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping for the tag {node.tag}", node.start_mark
+            )
+        self.flatten_mapping(node)
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)

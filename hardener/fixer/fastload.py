@@ -26,7 +26,7 @@ import yaml
 from yaml.constructor import ConstructorError
 
 from hardener.fixer._errors import SourceError
-from hardener.fixer._load import check_expansion
+from hardener.fixer._load import GuardedConstruction, check_expansion
 from hardener.model import HardenerError
 from hardener.pointer import split
 
@@ -68,7 +68,7 @@ def _decline(node: yaml.Node, message: str) -> FastLoadError:
     return FastLoadError(mark.line + 1, mark.column + 1, message)
 
 
-class _Loader(yaml.CSafeLoader):
+class _Loader(GuardedConstruction, yaml.CSafeLoader):
     """libyaml's parser and composer with the safe constructor; keys become JSON strings."""
 
     def _key(self, node: yaml.Node) -> str:

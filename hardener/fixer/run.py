@@ -293,11 +293,31 @@ def _verify(text: str, expected: dict[int, Any]) -> None:
             )
 
 
+def _unexpected(result: FileResult, exc: Exception) -> FileResult:
+    """A failure nobody foresaw is still this file's error: the run goes on with the others."""
+    detail = str(exc)[:200]
+    return _fail(
+        result,
+        _Failure(
+            f"internal error while reading the file ({type(exc).__name__}: {detail}); the file "
+            "was left unchanged, please report this"
+        ),
+    )
+
+
 def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileResult:
     """Harden the manifests in ``text`` (no file is touched). ``result.fixed`` holds the new
-    text when something changes, ``None`` otherwise."""
+    text when something changes, ``None`` otherwise. Whatever goes wrong is the result's
+    error; nothing is raised."""
     options = options or FixOptions()
     result = FileResult(path=display_path(path), original=text)
+    try:
+        return _fix_text(text, result, options)
+    except Exception as exc:  # the readers' own errors are placed; this is the last guard
+        return _unexpected(result, exc)
+
+
+def _fix_text(text: str, result: FileResult, options: FixOptions) -> FileResult:
     reason = template_reason(text)
     if reason is not None:
         result.skipped = reason
@@ -400,6 +420,13 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
     """
     options = options or CheckOptions()
     result = FileResult(path=display_path(path), original=text)
+    try:
+        return _check_text(text, result, options)
+    except Exception as exc:  # the readers' own errors are placed; this is the last guard
+        return _unexpected(result, exc)
+
+
+def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileResult:
     reason = template_reason(text)
     if reason is not None:
         result.skipped = reason
