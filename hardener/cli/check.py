@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: error: --version: {exc}", file=sys.stderr)
         return 2
     options = CheckOptions(level=level, version=version, after_fix=args.after_fix, config=config)
-    paths, missing = collect_paths(args.paths, args.exclude)
+    collected = collect_paths(
+        args.paths, args.exclude, use_ignore_files=not args.no_ignore, follow_symlinks=True
+    )
+    paths, missing = collected.files, collected.missing
     if paths.count(STDIN) > 1:
         print(f"{prog}: error: '-' (stdin) can be given only once", file=sys.stderr)
         return 2
@@ -102,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render(results, args.format, command="check", version=__version__))
     sys.stdout.flush()
-    sys.stderr.write(check_summary(results, level=level, version=version, after_fix=args.after_fix))
+    sys.stderr.write(
+        check_summary(
+            results, level=level, version=version, after_fix=args.after_fix, collected=collected
+        )
+    )
     if any(r.error for r in results):
         return 2
     if any(d.findings for r in results for d in r.documents):

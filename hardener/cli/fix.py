@@ -17,7 +17,14 @@ from typing import Any
 
 from hardener import __version__
 from hardener.config import PROFILES, Config, default_config, load_config
-from hardener.fixer.files import STDIN, FileReadError, collect_paths, decode, display_path
+from hardener.fixer.files import (
+    STDIN,
+    FileReadError,
+    collect_paths,
+    decode,
+    display_path,
+    link_roots,
+)
 from hardener.fixer.output import Progress, error_line, fix_lines, fix_summary, use_color
 from hardener.fixer.run import FixOptions, fix_text, fix_worker, read_error_result, run_files
 from hardener.model import ConfigError
@@ -35,8 +42,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="file or directory (walked for *.yaml, *.yml, *.json; hidden directories are "
-        "skipped), or - for stdin",
+        help="file or directory (walked for *.yaml, *.yml, *.json, leaving out tool folders "
+        "such as .git and node_modules, and what .gitignore ignores), or - for stdin",
     )
     parser.add_argument(
         "--format",
@@ -52,6 +59,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="GLOB",
         help="skip paths matching this glob (a path, or any directory or file name in it); "
         "repeatable",
+    )
+    parser.add_argument(
+        "--no-ignore",
+        action="store_true",
+        help="walk what .gitignore and .git/info/exclude ignore too (tool folders such as .git "
+        "and node_modules stay out)",
     )
     parser.add_argument(
         "-j",
@@ -106,6 +119,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         choices=PROFILES,
         help="hardening profile (default: the config's, or restricted)",
     )
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="edit the target of a symbolic link named on the command line, or met in a "
+        "directory and leading outside it (by default such links are left out)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -123,7 +142,15 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    paths, missing = collect_paths(args.paths, args.exclude)
+    writes = not (args.check or args.diff)
+    collected = collect_paths(
+        args.paths,
+        args.exclude,
+        use_ignore_files=not args.no_ignore,
+        follow_symlinks=args.follow_symlinks,
+        remove_stale=writes,
+    )
+    paths, missing = collected.files, collected.missing
     if paths.count(STDIN) > 1:
         print(f"{prog}: error: '-' (stdin) can be given only once", file=sys.stderr)
         return 2
@@ -138,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     color = use_color(sys.stdout, args.color)
     options = FixOptions(
         config=config,
-        write=not (args.check or args.diff),
+        write=writes,
+        follow_symlinks=args.follow_symlinks,
+        link_roots=link_roots(args.paths),
         # Only the machine formats carry what still violates the PSS level after the fix.
         evaluate=args.format != "text",
     )
@@ -171,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             render(results, args.format, command="fix", version=__version__, diff=args.diff)
         )
     sys.stdout.flush()
-    sys.stderr.write(fix_summary(results, check=args.check or args.diff))
+    sys.stderr.write(fix_summary(results, check=args.check or args.diff, collected=collected))
     if any(r.error for r in results):
         return 2
     if args.check and any(r.changed for r in results):

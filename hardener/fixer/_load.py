@@ -26,10 +26,10 @@ from hardener.fixer._errors import SourceError
 from hardener.model import HardenerError
 
 __all__ = [
-    "LINE_BREAK",
     "EXCESSIVE_ALIASING",
-    "GuardedConstruction",
+    "LINE_BREAK",
     "MAX_EXPANDED_NODES",
+    "GuardedConstruction",
     "YNode",
     "check_expansion",
     "line_starts",
@@ -124,10 +124,7 @@ def _construction_problem(node: Any, exc: Exception) -> str:
         what = f"the value {preview!r}"
     else:
         what = "this value"
-    return (
-        f"{what} is not a valid {short} ({type(exc).__name__}); fix the value or remove "
-        "the tag"
-    )
+    return f"{what} is not a valid {short} ({type(exc).__name__}); fix the value or remove the tag"
 
 
 class _Constructor(GuardedConstruction):

@@ -9,19 +9,32 @@ permission bits, and only then replaces the original with one rename.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import os
+import re
 import stat
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from hardener.fixer.ignores import (
+    TOOL_FOLDERS,
+    IgnoreLayers,
+    ignore_layers,
+    is_ignored,
+    with_directory,
+)
 from hardener.model import HardenerError
 
 __all__ = [
     "MANIFEST_SUFFIXES",
+    "STALE_TEMP_SECONDS",
     "STDIN",
+    "TEMP_SUFFIX",
+    "Collected",
     "FileReadError",
     "FileWriteError",
     "Snapshot",
@@ -29,7 +42,10 @@ __all__ = [
     "decode",
     "display_path",
     "is_excluded",
+    "is_temp_name",
+    "link_roots",
     "read_text",
+    "within",
     "write_atomic",
 ]
 
@@ -54,11 +70,14 @@ class FileWriteError(HardenerError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a file looked like when it was read, to notice a change before replacing it."""
+    """What a file looked like when it was read, to notice a change (or another file put in
+    its place) before replacing it."""
 
     size: int
     mtime_ns: int
     mode: int
+    device: int = 0
+    inode: int = 0
 
 
 def is_excluded(path: str, patterns: Sequence[str]) -> bool:
@@ -85,61 +104,192 @@ def is_excluded(path: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".") and name not in (".", "..")
+TEMP_SUFFIX = ".hardener-tmp"
+"""The suffix of the temporary file ``write_atomic`` writes before its rename."""
+
+STALE_TEMP_SECONDS = 300
+"""A temporary file of hardener's older than this was left by a run that was killed: a live
+run keeps its temporary file for well under a second."""
+
+# The name write_atomic's mkstemp gives: ".NAME." + 8 random characters + TEMP_SUFFIX.
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+
+# Why a path is left out; the summary groups by these.
+IGNORED = "ignored by .gitignore or .git/info/exclude"
+TOOL_FOLDER = "tool folder"
+EXCLUDED = "--exclude"
+LINK_OUTSIDE = "symbolic link to a path outside the paths given"
+LINK_DIRECTORY = "symbolic link to a directory (not followed)"
+LINK_NAMED = "symbolic link (pass --follow-symlinks to edit its target)"
+TEMP_FILE = "temporary file of an interrupted hardener run"
+
+
+@dataclass
+class Collected:
+    """What a run covers: the files in order, the paths that do not exist (errors), the paths
+    left out on purpose with the reason (one of the constants above), and the stale temporary
+    files found (``removed`` says whether they were deleted)."""
+
+    files: list[str] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    removed: bool = False
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one ``write_atomic`` gives its temporary files."""
+    return _TEMP_NAME.match(name) is not None
+
+
+def within(path: str, roots: Sequence[str]) -> bool:
+    """Whether the real location of ``path`` lies inside one of ``roots`` (real paths)."""
+    real = os.path.realpath(path)
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def link_roots(paths: Iterable[str]) -> tuple[str, ...]:
+    """The real paths of the directories among ``paths``: a symbolic link met while walking
+    them may be followed only to a place inside one of them."""
+    return tuple(os.path.realpath(p) for p in paths if p != STDIN and os.path.isdir(p))
 
 
 def collect_paths(
-    paths: Iterable[str], exclude: Sequence[str] = ()
-) -> tuple[list[str], list[tuple[str, str]]]:
+    paths: Iterable[str],
+    exclude: Sequence[str] = (),
+    *,
+    use_ignore_files: bool = True,
+    follow_symlinks: bool = False,
+    remove_stale: bool = False,
+    now: float | None = None,
+) -> Collected:
     """Expand the command-line paths into the files to process, in a stable order.
 
-    A directory is walked recursively for ``*.yaml``, ``*.yml`` and ``*.json``, in sorted order,
-    skipping hidden directories and files and whatever ``exclude`` names. A file named
-    explicitly is taken whatever its suffix (unless excluded). ``-`` stands for stdin.
-    Returns the files and the ``(path, message)`` pairs of paths that do not exist.
+    A directory is walked recursively for ``*.yaml``, ``*.yml`` and ``*.json``, in sorted order.
+    The walk leaves out tool folders and what git ignores (``hardener.fixer.ignores``; the
+    ignore files only with ``use_ignore_files``), whatever ``exclude`` names, symbolic links to
+    directories, symbolic links to files outside the directories given, and hardener's own
+    temporary files. A file named explicitly is taken whatever its suffix (unless excluded);
+    a symbolic link named explicitly only with ``follow_symlinks``. ``-`` stands for stdin.
+
+    Temporary files older than ``STALE_TEMP_SECONDS`` in the directories covered are listed
+    in ``stale``, and deleted with ``remove_stale``.
     """
-    files: list[str] = []
-    missing: list[tuple[str, str]] = []
+    given = list(paths)
+    collected = Collected()
+    roots = link_roots(given)
     seen: set[str] = set()
+    directories: set[str] = set()
 
     def add(path: str) -> None:
-        key = os.path.normpath(path)
+        key = os.path.realpath(path)
         if key not in seen:
             seen.add(key)
-            files.append(path)
+            collected.files.append(path)
 
-    for raw in paths:
+    for raw in given:
         if raw == STDIN:
-            files.append(STDIN)
+            collected.files.append(STDIN)
             continue
         if is_excluded(raw, exclude):
+            collected.left_out.append((raw, EXCLUDED))
             continue
-        if os.path.isdir(raw):
-            for found in _walk(raw, exclude):
+        if os.path.islink(raw) and not follow_symlinks:
+            collected.left_out.append((raw, LINK_NAMED))
+            directories.add(os.path.dirname(raw) or ".")
+        elif os.path.isdir(raw):
+            for found in _walk(raw, exclude, roots, use_ignore_files, collected, directories):
                 add(found)
         elif os.path.lexists(raw):
-            add(raw)
+            directories.add(os.path.dirname(raw) or ".")
+            if is_temp_name(os.path.basename(raw)):
+                collected.left_out.append((raw, TEMP_FILE))
+            else:
+                add(raw)
         else:
-            missing.append((raw, "no such file or directory"))
-    return files, missing
+            collected.missing.append((raw, "no such file or directory"))
+    collected.stale = _stale_temps(sorted(directories), time.time() if now is None else now)
+    if remove_stale:
+        for path in collected.stale:
+            _remove_quietly(path)
+        collected.removed = True
+    return collected
 
 
-def _walk(root: str, exclude: Sequence[str]) -> list[str]:
+def _walk(
+    root: str,
+    exclude: Sequence[str],
+    roots: Sequence[str],
+    use_ignore_files: bool,
+    collected: Collected,
+    directories: set[str],
+) -> list[str]:
     found: list[str] = []
+    layers = {root: ignore_layers(root) if use_ignore_files else ()}
     for directory, dirnames, filenames in os.walk(root, onerror=None):
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not _is_hidden(d) and not is_excluded(os.path.join(directory, d), exclude)
-        )
+        directories.add(directory)
+        here = layers.pop(directory, ())
+        kept = []
+        for name in sorted(dirnames):
+            path = os.path.join(directory, name)
+            reason = _directory_reason(name, path, here, exclude)
+            if reason is not None:
+                collected.left_out.append((path, reason))
+                continue
+            kept.append(name)
+            if use_ignore_files:
+                # os.walk lists a directory's files only when it gets there; one stat here.
+                has_gitignore = os.path.isfile(os.path.join(path, ".gitignore"))
+                layers[path] = with_directory(here, path, has_gitignore)
+        dirnames[:] = kept
         for name in sorted(filenames):
-            if _is_hidden(name) or not name.lower().endswith(MANIFEST_SUFFIXES):
+            if not name.lower().endswith(MANIFEST_SUFFIXES):
                 continue
             path = os.path.join(directory, name)
-            if not is_excluded(path, exclude):
+            if is_excluded(path, exclude):
+                collected.left_out.append((path, EXCLUDED))
+            elif is_ignored(here, path, is_dir=False):
+                collected.left_out.append((path, IGNORED))
+            elif os.path.islink(path) and not within(path, roots):
+                collected.left_out.append((path, LINK_OUTSIDE))
+            else:
                 found.append(path)
     return found
+
+
+def _directory_reason(
+    name: str, path: str, layers: IgnoreLayers, exclude: Sequence[str]
+) -> str | None:
+    if name in TOOL_FOLDERS:
+        return TOOL_FOLDER
+    if is_excluded(path, exclude):
+        return EXCLUDED
+    if os.path.islink(path):
+        # Not followed, as os.walk does not: a link could lead anywhere, or round in a loop.
+        return LINK_DIRECTORY
+    if is_ignored(layers, path, is_dir=True):
+        return IGNORED
+    return None
+
+
+def _stale_temps(directories: Sequence[str], now: float) -> list[str]:
+    stale = []
+    for directory in directories:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            if not is_temp_name(name):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_TEMP_SECONDS:
+                stale.append(path)
+    return stale
 
 
 def read_text(path: str) -> tuple[str, Snapshot]:
@@ -166,7 +316,13 @@ def read_text(path: str) -> tuple[str, Snapshot]:
         raise FileReadError("no such file or directory") from exc
     except OSError as exc:
         raise FileReadError(f"cannot read the file: {exc.strerror or exc}") from exc
-    snapshot = Snapshot(size=info.st_size, mtime_ns=info.st_mtime_ns, mode=info.st_mode)
+    snapshot = Snapshot(
+        size=info.st_size,
+        mtime_ns=info.st_mtime_ns,
+        mode=info.st_mode,
+        device=info.st_dev,
+        inode=info.st_ino,
+    )
     return decode(data), snapshot
 
 
@@ -189,42 +345,119 @@ def write_atomic(path: str, text: str, snapshot: Snapshot | None = None) -> None
     """Replace the file at ``path`` with ``text`` (UTF-8), all or nothing.
 
     The temporary file lives in the same directory, so the final rename cannot cross file
-    systems. A symbolic link is followed: its target is replaced, the link stays. With a
-    ``snapshot``, a file that changed since it was read is left alone.
+    systems. A symbolic link is followed (the caller decides whether it may be): its target is
+    replaced, the link itself stays a link. The new file keeps the old one's mode, owner, group
+    and extended attributes (POSIX ACLs among them). Refused with ``FileWriteError``, the file
+    untouched: a file that changed since ``snapshot``, a read-only file (no write permission
+    bit, or not writable by this user), a file with more than one hard link (a rename would
+    break the links; writing in place could leave a half-written file), and a file whose owner
+    or attributes the new file cannot keep.
     """
     target = os.path.realpath(path)
     directory = os.path.dirname(target) or "."
     try:
         current = os.stat(target)
     except OSError as exc:
-        raise FileWriteError(f"cannot stat the file before writing: {exc.strerror or exc}") from exc
-    if snapshot is not None and (
-        current.st_size != snapshot.size or current.st_mtime_ns != snapshot.mtime_ns
-    ):
-        raise FileWriteError("the file changed while it was being processed; run again")
+        raise FileWriteError(
+            f"cannot stat the file before writing: {exc.strerror or exc}; {_UNCHANGED}"
+        ) from exc
+    _check_replaceable(target, current, snapshot)
     data = text.encode("utf-8")
     try:
         fd, temp = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".hardener-tmp"
+            dir=directory, prefix=f".{os.path.basename(target)}.", suffix=TEMP_SUFFIX
         )
     except OSError as exc:
         raise FileWriteError(
-            f"cannot create a temporary file in {directory}: {exc.strerror or exc}"
+            f"cannot create a temporary file in {directory}: {exc.strerror or exc}; {_UNCHANGED}"
         ) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            _keep_owner(handle.fileno(), current)
+            # After chown, which clears the set-user-ID and set-group-ID bits.
+            os.fchmod(handle.fileno(), stat.S_IMODE(current.st_mode))
+            _keep_xattrs(target, handle.fileno())
             os.fsync(handle.fileno())
-        os.chmod(temp, stat.S_IMODE(current.st_mode))
         os.replace(temp, target)
     except OSError as exc:
         _remove_quietly(temp)
-        raise FileWriteError(f"cannot write the file: {exc.strerror or exc}") from exc
+        raise FileWriteError(f"cannot write the file: {exc.strerror or exc}; {_UNCHANGED}") from exc
     except BaseException:
         _remove_quietly(temp)
         raise
     _fsync_directory(directory)
+
+
+_UNCHANGED = "the file was left unchanged"
+
+
+def _check_replaceable(target: str, current: os.stat_result, snapshot: Snapshot | None) -> None:
+    if snapshot is not None and (
+        current.st_size != snapshot.size
+        or current.st_mtime_ns != snapshot.mtime_ns
+        or (
+            snapshot.inode and (current.st_dev, current.st_ino) != (snapshot.device, snapshot.inode)
+        )
+    ):
+        raise FileWriteError(
+            f"the file changed while it was being processed; {_UNCHANGED}; run again"
+        )
+    # root may write anything: a file without any write bit is read-only by its owner's will.
+    if not stat.S_IMODE(current.st_mode) & 0o222 or not os.access(target, os.W_OK):
+        raise FileWriteError(
+            "read-only: left unchanged (make the file writable to let hardener fix it)"
+        )
+    if current.st_nlink > 1:
+        raise FileWriteError(
+            f"the file has {current.st_nlink} hard links: left unchanged (replacing it would "
+            "break the links, and writing in place is not atomic); fix one copy with "
+            "'hardener fix --diff' and patch, or break the link"
+        )
+
+
+def _keep_owner(fd: int, current: os.stat_result) -> None:
+    info = os.fstat(fd)
+    if (info.st_uid, info.st_gid) == (current.st_uid, current.st_gid):
+        return
+    try:
+        os.fchown(fd, current.st_uid, current.st_gid)
+        return
+    except PermissionError:
+        pass
+    with contextlib.suppress(PermissionError):  # the group alone, if this user is in it
+        os.fchown(fd, -1, current.st_gid)
+    if os.fstat(fd).st_uid != current.st_uid:
+        raise FileWriteError(
+            f"the file belongs to user {current.st_uid}, and a new file would belong to you: "
+            f"left unchanged (run hardener as the file's owner)"
+        )
+
+
+# The new file gets the directory's default security label, as from any editor.
+_RELABELLED = frozenset({"security.selinux"})
+
+
+def _keep_xattrs(source: str, fd: int) -> None:
+    listxattr = getattr(os, "listxattr", None)
+    if listxattr is None:  # not on this platform
+        return
+    try:
+        names = listxattr(source)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return
+        raise
+    for name in names:
+        if name in _RELABELLED:
+            continue
+        try:
+            os.setxattr(fd, name, os.getxattr(source, name))
+        except OSError as exc:
+            raise FileWriteError(
+                f"cannot keep the extended attribute {name} ({exc.strerror or exc}): left unchanged"
+            ) from exc
 
 
 def _remove_quietly(path: str) -> None:

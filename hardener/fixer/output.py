@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
+from hardener.fixer.files import Collected
 from hardener.results import FileResult
 
 __all__ = [
@@ -106,9 +107,39 @@ def _skip_groups(results: Iterable[FileResult]) -> list[str]:
     return lines
 
 
-def fix_summary(results: list[FileResult], *, check: bool) -> str:
+def _left_out_lines(collected: Collected | None) -> tuple[str, list[str]]:
+    """What the walk left out and the stale temporary files: a note for the head line and
+    the lines that say why, grouped by reason with the first few paths."""
+    if collected is None:
+        return "", []
+    groups: dict[str, list[str]] = {}
+    for path, reason in collected.left_out:
+        groups.setdefault(reason, []).append(path)
+    lines = []
+    for reason, paths in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        lines.append(f"  left out {_plural(len(paths), 'path')}: {reason}")
+        lines.extend(f"    {path}" for path in paths[:_SHOWN_PER_REASON])
+        if len(paths) > _SHOWN_PER_REASON:
+            lines.append(f"    ... and {len(paths) - _SHOWN_PER_REASON} more")
+    if collected.stale:
+        what = _plural(len(collected.stale), "stale temporary file")
+        if collected.removed:
+            lines.append(f"  removed {what} of an interrupted hardener run:")
+        else:
+            lines.append(f"  found {what} of an interrupted hardener run (plain fix removes them):")
+        lines.extend(f"    {path}" for path in collected.stale[:_SHOWN_PER_REASON])
+        if len(collected.stale) > _SHOWN_PER_REASON:
+            lines.append(f"    ... and {len(collected.stale) - _SHOWN_PER_REASON} more")
+    note = f", {_plural(len(collected.left_out), 'path')} left out" if collected.left_out else ""
+    return note, lines
+
+
+def fix_summary(
+    results: list[FileResult], *, check: bool, collected: Collected | None = None
+) -> str:
     """The closing summary of ``fix``: files scanned, changed, unchanged, skipped (with the
-    reasons), errors, and the changes by rule."""
+    reasons), errors, the paths the walk left out (with the reasons), and the changes by
+    rule."""
     changed = sum(1 for r in results if r.changed and not r.error)
     skipped = sum(1 for r in results if r.skipped and not r.error)
     errors = sum(1 for r in results if r.error)
@@ -117,7 +148,8 @@ def fix_summary(results: list[FileResult], *, check: bool) -> str:
         f"hardener fix: {_plural(len(results), 'file')} scanned, {changed} {verb}, "
         f"{_unchanged(results)} unchanged, {skipped} skipped, {_plural(errors, 'error')}"
     )
-    lines = [head, *_skip_groups(results)]
+    note, left_out = _left_out_lines(collected)
+    lines = [head + note, *_skip_groups(results), *left_out]
     by_rule: Counter[str] = Counter(
         c.rule for r in results if r.changed and not r.error for d in r.documents for c in d.changes
     )
@@ -147,8 +179,16 @@ def check_lines(result: FileResult, color: bool = False) -> list[str]:
     return lines
 
 
-def check_summary(results: list[FileResult], *, level: str, version: str, after_fix: bool) -> str:
-    """The closing summary of ``check``: what was checked, the violations by check."""
+def check_summary(
+    results: list[FileResult],
+    *,
+    level: str,
+    version: str,
+    after_fix: bool,
+    collected: Collected | None = None,
+) -> str:
+    """The closing summary of ``check``: what was checked, the violations by check, and the
+    paths the walk left out."""
     objects = sum(
         1 for r in results if not r.error for d in r.documents if not d.skipped and d.kind
     )
@@ -166,7 +206,8 @@ def check_summary(results: list[FileResult], *, level: str, version: str, after_
     if findings:
         head += f" ({fixable} fixable by hardener fix)"
     head += f", {skipped} skipped, {_plural(errors, 'error')}"
-    lines = [head, *_skip_groups(results)]
+    note, left_out = _left_out_lines(collected)
+    lines = [head + note, *_skip_groups(results), *left_out]
     by_check: Counter[str] = Counter(f.check for f in findings)
     if by_check:
         counts = ", ".join(f"{check} {count}" for check, count in sorted(by_check.items()))

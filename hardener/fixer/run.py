@@ -22,6 +22,7 @@ processes and still returns results in input order.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -31,9 +32,9 @@ import jsonpatch
 
 from hardener.config import Config, default_config
 from hardener.engine import plan
+from hardener.fixer._load import same_json
 from hardener.fixer.documents import describe, object_label, skip_reason
 from hardener.fixer.fastload import FastDocument, FastLoadError, load_fast
-from hardener.fixer._load import same_json
 from hardener.fixer.files import (
     STDIN,
     FileReadError,
@@ -41,6 +42,7 @@ from hardener.fixer.files import (
     Snapshot,
     display_path,
     read_text,
+    within,
     write_atomic,
 )
 from hardener.fixer.source import EditError, SourceError, SourceFile
@@ -74,12 +76,18 @@ class FixOptions:
     tests; the result is the same). ``evaluate=False`` leaves out the engine's findings about
     what still violates the PSS level after the fix (text output does not show them, and they
     cost a PSS evaluation per object).
+
+    A symbolic link is read and written through only with ``follow_symlinks``, or when its
+    target lies inside one of ``link_roots`` (the real paths of the directories walked): a
+    repository must not lead ``fix`` to rewrite a file outside it.
     """
 
     config: Config = field(default_factory=default_config)
     write: bool = True
     fast_path: bool = True
     evaluate: bool = True
+    follow_symlinks: bool = False
+    link_roots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -385,6 +393,18 @@ def _same_documents(fast: Sequence[_Document], slow: Sequence[_Document]) -> boo
 def fix_file(path: str, options: FixOptions | None = None) -> FileResult:
     """Read, harden and (with ``options.write``) atomically rewrite one file."""
     options = options or FixOptions()
+    if (
+        os.path.islink(path)
+        and not options.follow_symlinks
+        and not within(path, options.link_roots)
+    ):
+        return _fail(
+            FileResult(path=display_path(path)),
+            _Failure(
+                "symbolic link to a file outside the paths given: left unchanged (pass "
+                "--follow-symlinks to edit its target)"
+            ),
+        )
     try:
         text, snapshot = read_text(path)
     except FileReadError as exc:
@@ -400,7 +420,7 @@ def _write(path: str, result: FileResult, snapshot: Snapshot) -> None:
     try:
         write_atomic(path, result.fixed, snapshot)
     except FileWriteError as exc:
-        _fail(result, _Failure(f"{exc}; the file was left unchanged"))
+        _fail(result, _Failure(str(exc)))
 
 
 def read_error_result(path: str, exc: FileReadError) -> FileResult:

@@ -232,7 +232,7 @@ def decide(texts: list[str], *, fast_path: bool) -> list[bool]:
 
 
 def measure(corpus: Path, repeat: int) -> str:
-    paths, _ = collect_paths([str(corpus)])
+    paths = collect_paths([str(corpus)]).files
     raw = [Path(p).read_bytes() for p in paths]
     texts = [data.decode("utf-8") for data in raw]
     size = sum(len(data) for data in raw)

@@ -32,16 +32,39 @@ spec:
 KNOWN_TAGS = [
     f"!!{name}"
     for name in (
-        "bool", "int", "float", "null", "str", "binary", "timestamp", "set", "omap", "pairs",
-        "map", "seq", "merge", "value", "yaml", "python/name:os.system", "python/object:x",
+        "bool",
+        "int",
+        "float",
+        "null",
+        "str",
+        "binary",
+        "timestamp",
+        "set",
+        "omap",
+        "pairs",
+        "map",
+        "seq",
+        "merge",
+        "value",
+        "yaml",
+        "python/name:os.system",
+        "python/object:x",
     )
 ]
 
 
 @pytest.mark.parametrize(
     "value",
-    ["!!bool maybe", "!!int abc", "!!float x1",
-     "!!merge x", "!!value x", "!!yaml x", "!!set x", "!!omap x"],
+    [
+        "!!bool maybe",
+        "!!int abc",
+        "!!float x1",
+        "!!merge x",
+        "!!value x",
+        "!!yaml x",
+        "!!set x",
+        "!!omap x",
+    ],
 )
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "round-trip"])
 def test_a_value_its_tag_cannot_construct_is_an_error_at_its_place(

@@ -336,7 +336,10 @@ def test_symlink_target_is_rewritten_link_kept(tmp_path: Path) -> None:
     target.write_text(POD)
     link = tmp_path / "link.yaml"
     link.symlink_to(target)
-    result = fix_file(str(link))
+    refused = fix_file(str(link))
+    assert refused.error is not None and "--follow-symlinks" in refused.error
+    assert target.read_text() == POD
+    result = fix_file(str(link), FixOptions(follow_symlinks=True))
     assert result.changed
     assert link.is_symlink()
     assert target.read_text() == result.fixed
@@ -439,17 +442,21 @@ def make_tree(root: Path) -> None:
     (root / "vendor" / "v.yaml").write_text(POD)
 
 
-def test_collect_paths_walks_sorted_skips_hidden_and_excluded(tmp_path: Path) -> None:
+def test_collect_paths_walks_sorted_skips_tool_folders_and_excluded(tmp_path: Path) -> None:
     make_tree(tmp_path)
-    found, missing = collect_paths([str(tmp_path)], exclude=["vendor"])
-    rel = [os.path.relpath(p, tmp_path) for p in found]
-    assert rel == ["apps/a.yaml", "apps/b.yml", "apps/c.json"]
-    assert missing == []
-    found, missing = collect_paths(
+    collected = collect_paths([str(tmp_path)], exclude=["vendor"])
+    rel = [os.path.relpath(p, tmp_path) for p in collected.files]
+    assert rel == ["apps/.hidden.yaml", "apps/a.yaml", "apps/b.yml", "apps/c.json"]
+    assert collected.missing == []
+    assert collected.left_out == [
+        (str(tmp_path / ".git"), "tool folder"),
+        (str(tmp_path / "vendor"), "--exclude"),
+    ]
+    collected = collect_paths(
         [str(tmp_path / "apps" / "notes.txt"), str(tmp_path / "nope.yaml"), "-"]
     )
-    assert found == [str(tmp_path / "apps" / "notes.txt"), "-"]
-    assert missing == [(str(tmp_path / "nope.yaml"), "no such file or directory")]
+    assert collected.files == [str(tmp_path / "apps" / "notes.txt"), "-"]
+    assert collected.missing == [(str(tmp_path / "nope.yaml"), "no such file or directory")]
 
 
 def test_is_excluded_patterns() -> None:
