@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,17 +166,84 @@ _TEMPLATE_MARKERS = (
     (re.compile(r"\{\{.*?\}\}"), "Helm template ({{ }})"),
     (re.compile(r"\{%.*?%\}"), "Jinja template ({% %})"),
 )
+_COMMENT = re.compile(r"(?:^|\s)#")
 
 
 def skip_reason(text: str) -> str | None:
-    """Why a file must not be processed (a template, binary data), or None if it looks usable."""
+    """Why a file must not be processed (a template, binary data), or None if it looks usable.
+
+    Template markers make a file a template only when they make it something else than the
+    YAML the API server would receive: the file does not parse, or a marker stands where
+    structure is (in a key, as a whole plain scalar, outside any scalar: a line of its own, a
+    flow collection). Markers inside values (a ConfigMap holding a Jinja template, alert
+    annotations with ``{{ $labels.instance }}``, dashboards) are data, and in comments nothing.
+    The reason names the line of the first marker that decides.
+    """
     if "\x00" in text:
         return "binary file (NUL bytes)"
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith("#"):
-            continue
-        for pattern, reason in _TEMPLATE_MARKERS:
-            if pattern.search(line):
-                return reason
+    if "{{" not in text and "{%" not in text:
+        return None
+    body = text[1:] if text.startswith(BOM) else text
+    markers = sorted(
+        (match.start(), match.end(), reason)
+        for pattern, reason in _TEMPLATE_MARKERS
+        for match in pattern.finditer(body)
+    )
+    if not markers:
+        return None
+    starts = line_starts(body)
+    try:
+        roots = [root for root, _ in load_documents(body)]
+    except SourceError:
+        roots = None
+    scalars = _scalar_spans(roots or [])
+    begins = [span[0] for span in scalars]
+    for start, end, reason in markers:
+        line, _ = line_column(starts, start)
+        line_text = body[starts[line] : start]
+        at = bisect_right(begins, start) - 1
+        inside = at >= 0 and scalars[at][1] >= end
+        if not inside and _COMMENT.search(line_text):
+            # Past a "#" that no scalar holds: a comment (a "#" inside a value is in a scalar).
+            hashes = [starts[line] + m.end() - 1 for m in _COMMENT.finditer(line_text)]
+            if any(not _in_scalar(scalars, begins, h) for h in hashes):
+                continue
+        if roots is None:
+            return f"{reason}: line {line + 1}"
+        if not inside:
+            return f"{reason}: line {line + 1}"
+        _, _, is_key, plain = scalars[at]
+        marker = body[start:end]
+        line_end = starts[line + 1] if line + 1 < len(starts) else len(body)
+        # A plain scalar's line is structure to a template engine (a block scalar's is not).
+        alone = plain and body[starts[line] : line_end].strip() in (marker, f"- {marker}")
+        if is_key or alone:
+            return f"{reason}: line {line + 1}"
     return None
+
+
+def _in_scalar(
+    scalars: list[tuple[int, int, bool, str | None]], begins: list[int], at: int
+) -> bool:
+    index = bisect_right(begins, at) - 1
+    return index >= 0 and scalars[index][1] > at
+
+
+def _scalar_spans(roots: list[YNode]) -> list[tuple[int, int, bool, bool]]:
+    """``(start, end, is_key, plain)`` of every scalar written in the documents, in text order
+    (scalars never overlap)."""
+    spans: list[tuple[int, int, bool, bool]] = []
+    stack: list[tuple[YNode, bool]] = [(root, False) for root in roots]
+    while stack:
+        node, is_key = stack.pop()
+        if node.alias:
+            continue
+        if node.kind == "scalar":
+            spans.append((node.start, node.end, is_key, node.style == ""))
+            continue
+        for key, value in node.pairs:
+            stack.append((key, True))
+            stack.append((value, False))
+        stack.extend((item, False) for item in node.items)
+    spans.sort()
+    return spans

@@ -527,3 +527,49 @@ def test_an_edit_error_says_once_that_the_file_was_left_unchanged(
     result = fix_text(NAN_POD, "nan.yaml")
     assert result.error is not None and "does not read back" in result.error
     assert result.error.count("left unchanged") + result.error.count("left alone") == 1
+
+
+TEMPLATED_VALUES = (
+    """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: chat
+data:
+  template: |
+    {% for message in messages %}
+    {{ message.role }}: {{ message.content }}
+    {% endfor %}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: alerts
+spec:
+  groups:
+  - name: up
+    rules:
+    - alert: Down
+      expr: up == 0
+      annotations:
+        summary: "Instance {{ $labels.instance }} is down"
+---
+"""
+    + POD
+)
+
+
+def test_template_markers_inside_values_do_not_skip_the_file() -> None:
+    # The Deployment next to a Jinja chat template or a PrometheusRule used to be skipped
+    # with the whole file as a "Helm template".
+    result = fix_text(TEMPLATED_VALUES, "app.yaml")
+    assert result.skipped is None and result.error is None
+    assert result.fixed is not None and "runAsNonRoot: true" in result.fixed
+    assert "{{ message.role }}: {{ message.content }}" in result.fixed
+    assert check_text(TEMPLATED_VALUES, "app.yaml").skipped is None
+
+
+def test_the_template_skip_reason_names_the_line() -> None:
+    text = POD.replace("  - name: app\n", "  {{- range .Values.containers }}\n  - name: app\n")
+    result = fix_text(text, "templates/pod.yaml")
+    assert result.skipped == "Helm template ({{ }}): line 9"

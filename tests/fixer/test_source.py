@@ -190,9 +190,22 @@ def test_tabs_inside_block_scalars_and_values_are_fine() -> None:
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("image: {{ .Values.image }}\n", "Helm template ({{ }})"),
-        ('name: "{{ include \\"x\\" . }}"\n', "Helm template ({{ }})"),
-        ("{% if x %}\na: 1\n{% endif %}\n", "Jinja template ({% %})"),
+        ("image: {{ .Values.image }}\n", "Helm template ({{ }}): line 1"),
+        ('a: 1\n# x\nb:\n{{- include "x" . | nindent 2 }}\n', "Helm template ({{ }}): line 4"),
+        ("{% if x %}\na: 1\n{% endif %}\n", "Jinja template ({% %}): line 1"),
+        ("a: 1\n'{{ .Values.key }}': x\n", "Helm template ({{ }}): line 2"),
+        ("a: 1\nb: [x, {% raw %}]\n", "Jinja template ({% %}): line 2"),
+        ("a: 1\nb: x {{ y }}\nc: x\n  {{ z }}\n", "Helm template ({{ }}): line 4"),
+        ("a: 1\nb: x {{ y }}\nc: {{ z }}\n", "Helm template ({{ }}): line 2"),  # no parse
+        # Markers inside values are what the API server receives: not templates.
+        ('name: "{{ include \\"x\\" . }}"\n', None),
+        ("summary: Instance {{ $labels.instance }} is down  # {{ x }}\n", None),
+        (
+            "data:\n  chat: |\n    {% for m in messages %}\n    {{ m.content }}\n"
+            "    {% endfor %}\n",
+            None,
+        ),
+        ('{"expr": "sum(up{job=\\"{{job}}\\"})"}\n', None),
         ("a: 1\x00\n", "binary file (NUL bytes)"),
         ("# uses {{ }} only in a comment\na: 1\n", None),
         ("a: 1\n", None),
