@@ -222,9 +222,7 @@ def skip_reason(text: str) -> str | None:
     return None
 
 
-def _in_scalar(
-    scalars: list[tuple[int, int, bool, str | None]], begins: list[int], at: int
-) -> bool:
+def _in_scalar(scalars: list[tuple[int, int, bool, bool]], begins: list[int], at: int) -> bool:
     index = bisect_right(begins, at) - 1
     return index >= 0 and scalars[index][1] > at
 
