@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -94,25 +96,26 @@ class GuardedConstruction(SafeConstructor):
     """
 
     def construct_object(self, node: Any, deep: bool = False) -> Any:
-        try:
+        with _placed(node):
             return super().construct_object(node, deep=deep)
-        except (yaml.YAMLError, HardenerError, RecursionError):
-            raise
-        except Exception as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, _construction_problem(node, exc), node.start_mark
-            ) from None
 
     def construct_document(self, node: Any) -> Any:
         # The bodies of the collection constructors run here, after construct_object returned.
-        try:
+        with _placed(node):
             return super().construct_document(node)
-        except (yaml.YAMLError, HardenerError, RecursionError):
-            raise
-        except Exception as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, _construction_problem(node, exc), node.start_mark
-            ) from None
+
+
+@contextmanager
+def _placed(node: Any) -> Iterator[None]:
+    """Turn an exception the constructors did not foresee into a ConstructorError at ``node``."""
+    try:
+        yield
+    except (yaml.YAMLError, HardenerError, RecursionError):
+        raise
+    except Exception as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, _construction_problem(node, exc), node.start_mark
+        ) from None
 
 
 def _construction_problem(node: Any, exc: Exception) -> str:

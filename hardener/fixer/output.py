@@ -98,12 +98,22 @@ def _skip_groups(results: Iterable[FileResult]) -> list[str]:
         if result.skipped and not result.error:
             category = result.skipped.split(": ", 1)[0]
             groups.setdefault(category, []).append(f"{result.path}: {result.skipped}")
+    return _grouped(groups, "skipped", "file")
+
+
+def _grouped(groups: dict[str, list[str]], verb: str, noun: str) -> list[str]:
+    """One line per reason, the largest group first, each with its first few entries."""
     lines = []
-    for category, entries in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
-        lines.append(f"  skipped {_plural(len(entries), 'file')}: {category}")
-        lines.extend(f"    {entry}" for entry in entries[:_SHOWN_PER_REASON])
-        if len(entries) > _SHOWN_PER_REASON:
-            lines.append(f"    ... and {len(entries) - _SHOWN_PER_REASON} more")
+    for reason, entries in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        lines.append(f"  {verb} {_plural(len(entries), noun)}: {reason}")
+        lines.extend(_first_few(entries))
+    return lines
+
+
+def _first_few(entries: list[str]) -> list[str]:
+    lines = [f"    {entry}" for entry in entries[:_SHOWN_PER_REASON]]
+    if len(entries) > _SHOWN_PER_REASON:
+        lines.append(f"    ... and {len(entries) - _SHOWN_PER_REASON} more")
     return lines
 
 
@@ -115,21 +125,14 @@ def _left_out_lines(collected: Collected | None) -> tuple[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for path, reason in collected.left_out:
         groups.setdefault(reason, []).append(path)
-    lines = []
-    for reason, paths in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
-        lines.append(f"  left out {_plural(len(paths), 'path')}: {reason}")
-        lines.extend(f"    {path}" for path in paths[:_SHOWN_PER_REASON])
-        if len(paths) > _SHOWN_PER_REASON:
-            lines.append(f"    ... and {len(paths) - _SHOWN_PER_REASON} more")
+    lines = _grouped(groups, "left out", "path")
     if collected.stale:
         what = _plural(len(collected.stale), "stale temporary file")
         if collected.removed:
             lines.append(f"  removed {what} of an interrupted hardener run:")
         else:
             lines.append(f"  found {what} of an interrupted hardener run (plain fix removes them):")
-        lines.extend(f"    {path}" for path in collected.stale[:_SHOWN_PER_REASON])
-        if len(collected.stale) > _SHOWN_PER_REASON:
-            lines.append(f"    ... and {len(collected.stale) - _SHOWN_PER_REASON} more")
+        lines.extend(_first_few(collected.stale))
     note = f", {_plural(len(collected.left_out), 'path')} left out" if collected.left_out else ""
     return note, lines
 

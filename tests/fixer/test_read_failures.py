@@ -16,18 +16,9 @@ from hypothesis import strategies as st
 
 from hardener.cli import main
 from hardener.fixer.run import FixOptions, check_text, fix_text
+from tests.fixer.pods import BARE_POD
 
-POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-spec:
-  containers:
-  - name: app
-    image: nginx:1.27
-    tty: {value}
-"""
+POD = BARE_POD + "    tty: {value}\n"
 
 KNOWN_TAGS = [
     f"!!{name}"

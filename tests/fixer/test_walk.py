@@ -12,17 +12,7 @@ import pytest
 
 from hardener.cli import main
 from hardener.fixer.files import STALE_TEMP_SECONDS, collect_paths
-
-POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-spec:
-  containers:
-  - name: app
-    image: nginx:1.27
-"""
+from tests.fixer.pods import BARE_POD as POD
 
 
 def rel(root: Path, paths: list[str]) -> list[str]:

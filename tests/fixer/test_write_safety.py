@@ -15,17 +15,7 @@ import pytest
 
 from hardener.cli import main
 from hardener.fixer.run import FixOptions, fix_file
-
-POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-spec:
-  containers:
-  - name: app
-    image: nginx:1.27
-"""
+from tests.fixer.pods import BARE_POD as POD
 
 
 def test_a_read_only_file_is_an_error_and_left_unchanged(
