@@ -292,21 +292,27 @@ def _stale_temps(directories: Sequence[str], now: float) -> list[str]:
     return stale
 
 
-def read_text(path: str) -> tuple[str, Snapshot]:
+def read_text(path: str, *, follow_symlinks: bool = True) -> tuple[str, Snapshot]:
     """The text of a UTF-8 file and a snapshot of its metadata.
 
-    Raises ``FileReadError`` for directories, missing or unreadable files and bytes that are
-    not UTF-8 (naming the line and column of the first bad byte).
+    Raises ``FileReadError`` for directories, missing or unreadable files, what is not a
+    regular file, and bytes that are not UTF-8 (naming the line and column of the first bad
+    byte). Without ``follow_symlinks``, a symbolic link is an error, even one put in place
+    after the caller looked.
     """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISDIR(mode):
-            raise FileReadError("is a directory")
-        if not stat.S_ISREG(mode):
-            # A FIFO or a device would block or never end; stdin is read with "-".
-            raise FileReadError("not a regular file")
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
+        # What is opened is what is judged: a FIFO swapped in after a check would block.
+        fd = os.open(path, flags)
+        with open(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise FileReadError("is a directory")
+            if not stat.S_ISREG(info.st_mode):
+                # A FIFO or a device would block or never end; stdin is read with "-".
+                raise FileReadError("not a regular file")
             data = handle.read()
     except IsADirectoryError as exc:
         raise FileReadError("is a directory") from exc
@@ -315,6 +321,10 @@ def read_text(path: str) -> tuple[str, Snapshot]:
     except FileNotFoundError as exc:
         raise FileReadError("no such file or directory") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise FileReadError(
+                "symbolic link: left unchanged (pass --follow-symlinks to edit its target)"
+            ) from exc
         raise FileReadError(f"cannot read the file: {exc.strerror or exc}") from exc
     snapshot = Snapshot(
         size=info.st_size,

@@ -393,20 +393,11 @@ def _same_documents(fast: Sequence[_Document], slow: Sequence[_Document]) -> boo
 def fix_file(path: str, options: FixOptions | None = None) -> FileResult:
     """Read, harden and (with ``options.write``) atomically rewrite one file."""
     options = options or FixOptions()
-    if (
-        os.path.islink(path)
-        and not options.follow_symlinks
-        and not within(path, options.link_roots)
-    ):
-        return _fail(
-            FileResult(path=display_path(path)),
-            _Failure(
-                "symbolic link to a file outside the paths given: left unchanged (pass "
-                "--follow-symlinks to edit its target)"
-            ),
-        )
+    # A link is read (and its target written) only when allowed; a link put in place of the
+    # file after this look makes the read fail (O_NOFOLLOW).
+    follow = options.follow_symlinks or (os.path.islink(path) and within(path, options.link_roots))
     try:
-        text, snapshot = read_text(path)
+        text, snapshot = read_text(path, follow_symlinks=follow)
     except FileReadError as exc:
         return read_error_result(path, exc)
     result = fix_text(text, path, options)

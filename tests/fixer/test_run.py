@@ -378,7 +378,7 @@ def test_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
 def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "secret.yaml"
     path.write_text(POD)
-    real_open = open
+    real_open = os.open
 
     def guarded_open(file: Any, *args: Any, **kwargs: Any) -> Any:
         if str(file) == str(path):
@@ -386,7 +386,7 @@ def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return real_open(file, *args, **kwargs)
 
     # The suite may run as root, which reads any file: simulate what the kernel says.
-    monkeypatch.setattr("builtins.open", guarded_open)
+    monkeypatch.setattr(files_module.os, "open", guarded_open)
     result = fix_file(str(path))
     assert result.error is not None and "permission denied" in result.error
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from hardener.cli import main
+from hardener.fixer import files as files_module
+from hardener.fixer.files import FileReadError, read_text
 from hardener.fixer.run import FixOptions, fix_file
 from tests.fixer.pods import BARE_POD as POD
 
@@ -86,3 +88,39 @@ def test_no_temporary_file_is_left_after_a_refusal(tmp_path: Path) -> None:
     path.chmod(0o444)
     fix_file(str(path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.yaml", "pod.yaml"]
+
+
+def test_a_file_whose_owner_cannot_be_kept_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a user who may write another user's file (through its group) meets: chown fails.
+    path = tmp_path / "pod.yaml"
+    path.write_text(POD)
+    if os.geteuid() == 0:
+        os.chown(path, 1234, os.getegid())
+    else:
+        pytest.skip("needs a file owned by another user, which only root can make")
+
+    def no_chown(fd: int, uid: int, gid: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(files_module.os, "fchown", no_chown)
+    result = fix_file(str(path))
+    assert result.error is not None and "belongs to user 1234" in result.error
+    assert path.read_text() == POD and path.stat().st_uid == 1234
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pod.yaml"]
+
+
+def test_a_link_out_of_the_roots_is_neither_read_nor_written(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(POD)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    path = repo / "pod.yaml"
+    path.symlink_to(outside)
+    result = fix_file(str(path), FixOptions(link_roots=(str(repo.resolve()),)))
+    assert result.error is not None and "symbolic link" in result.error
+    assert outside.read_text() == POD and path.is_symlink()
+    # The read itself refuses the link (O_NOFOLLOW): one put in place after a look fails too.
+    with pytest.raises(FileReadError, match="symbolic link"):
+        read_text(str(path), follow_symlinks=False)
