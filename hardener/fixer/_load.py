@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "GuardedConstruction",
     "YNode",
     "check_expansion",
+    "line_column",
     "line_starts",
     "load_documents",
     "load_values",
@@ -217,6 +219,12 @@ class _Loader(Composer, CParser, _Constructor, Resolver):
         return cast(Node, node)
 
 
+def line_column(starts: list[int], offset: int) -> tuple[int, int]:
+    """0-based (line, column) of a text offset, given the line start offsets."""
+    line = bisect_right(starts, offset) - 1
+    return line, offset - starts[line]
+
+
 def line_starts(text: str) -> list[int]:
     """Offsets where each line starts, counting breaks as libyaml does."""
     return [0, *(m.end() for m in LINE_BREAK.finditer(text))]
@@ -337,6 +345,18 @@ def _error(exc: yaml.MarkedYAMLError, text: str, starts: list[int]) -> SourceErr
     if exc.context and exc.problem and "while" not in exc.context:
         problem = f"{exc.context}; {exc.problem}"
     return SourceError(line, column, problem)
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, starts: list[int]) -> SourceError:
+    """A character YAML does not allow, placed at its line and column (libyaml counts the
+    offset in UTF-8 bytes)."""
+    offset = len(text.encode("utf-8")[: exc.position].decode("utf-8", "ignore"))
+    line, column = line_column(starts, offset)
+    if isinstance(exc.character, int):
+        what = f"character U+{exc.character:04X}"
+    else:
+        what = f"byte {exc.character!r}"
+    return SourceError(line + 1, column + 1, f"invalid YAML: {what}: {exc.reason}")
 
 
 class _Builder:
@@ -460,6 +480,8 @@ def load_documents(text: str) -> list[tuple[YNode, Any]]:
             documents.append((root, value))
     except yaml.MarkedYAMLError as exc:
         raise _error(exc, text, starts) from None
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, starts) from None
     except yaml.YAMLError as exc:
         raise SourceError(1, 1, f"invalid YAML: {exc}") from None
     except RecursionError:

@@ -29,8 +29,15 @@ from typing import Any
 import jsonpatch
 
 from hardener.fixer._errors import EditError, SourceError
-from hardener.fixer._load import YNode, line_starts, load_documents, load_values, same_json
-from hardener.fixer.yamledit import TextEditor, dash_offset, line_column
+from hardener.fixer._load import (
+    YNode,
+    line_column,
+    line_starts,
+    load_documents,
+    load_values,
+    same_json,
+)
+from hardener.fixer.yamledit import TextEditor, dash_offset
 from hardener.model import Operation
 from hardener.pointer import split
 

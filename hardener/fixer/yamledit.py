@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,17 +50,11 @@ from hardener.fixer._emit import (
     scalar_text,
 )
 from hardener.fixer._errors import EditError
-from hardener.fixer._load import YNode, line_starts, same_json
+from hardener.fixer._load import YNode, line_column, line_starts, same_json
 from hardener.model import Operation
 from hardener.pointer import join, split
 
-__all__ = ["TextEditor", "dash_offset", "line_column"]
-
-
-def line_column(starts: list[int], offset: int) -> tuple[int, int]:
-    """0-based (line, column) of a text offset, given the line start offsets."""
-    line = bisect_right(starts, offset) - 1
-    return line, offset - starts[line]
+__all__ = ["TextEditor", "dash_offset"]
 
 
 def _strip_comment(segment: str) -> str:

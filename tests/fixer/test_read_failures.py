@@ -7,7 +7,11 @@ and left the remaining files unprocessed.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -119,3 +123,34 @@ def test_an_unforeseen_failure_is_the_file_error(monkeypatch: pytest.MonkeyPatch
     assert result.error is not None and "internal error" in result.error
     assert "KeyError" in result.error and result.fixed is None
     assert check_text(POD.format(value="true"), "pod.yaml").error is not None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tag=_tags, scalar=_scalars, quoted=st.booleans())
+def test_the_cli_prints_no_traceback_for_any_tag_and_scalar(
+    tag: str, scalar: str, quoted: bool
+) -> None:
+    value = f"{tag} {json.dumps(scalar) if quoted else scalar}"
+    with tempfile.TemporaryDirectory() as directory:
+        bad = Path(directory, "a.yaml")
+        bad.write_text(POD.format(value=value), encoding="utf-8")
+        good = Path(directory, "b.yaml")
+        good.write_text(POD.format(value="false"), encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(["fix", "--check", directory])
+        assert "Traceback" not in err.getvalue()
+        assert f"{good}:" in out.getvalue()  # the other file is still processed
+        # An error is file:line:col: message (the scalar may hold line breaks: any line); an
+        # error without a place would be "file: error: ...".
+        placed = re.search(rf"^{re.escape(str(bad))}:\d+:\d+: error: ", err.getvalue(), re.M)
+        assert f"{bad}: error:" not in err.getvalue()
+        assert status == (2 if placed else 1)
+
+
+@pytest.mark.parametrize("before", ["", "é€"], ids=["ascii", "multibyte"])
+def test_a_control_character_is_placed_at_its_line_and_column(before: str) -> None:
+    text = POD.format(value=f"{before}\x1f")
+    result = fix_text(text, "pod.yaml")
+    assert result.error is not None and "U+001F" in result.error
+    assert (result.error_line, result.error_column) == (9, 10 + len(before))
