@@ -182,7 +182,9 @@ def collect_paths(
     directories: set[str] = set()
 
     def add(path: str) -> None:
-        key = os.path.realpath(path)
+        # A file reached through a link and by its own name is processed once. realpath costs
+        # a stat per path component, so only links pay for it.
+        key = os.path.realpath(path) if os.path.islink(path) else os.path.abspath(path)
         if key not in seen:
             seen.add(key)
             collected.files.append(path)
