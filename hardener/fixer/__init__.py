@@ -4,7 +4,9 @@ Submodules are imported on use, never from here, so that each stays importable o
 
 - ``run``: ``fix_file``/``fix_text`` and ``check_file``/``check_text`` for one file, and
   ``run_files`` for many (in worker processes, results in input order);
-- ``files``: which files a run covers, strict UTF-8 reading, atomic replacement;
+- ``files``: which files a run covers (and which it leaves out, why), strict UTF-8 reading,
+  atomic replacement that keeps mode, owner and attributes, stale temporary files;
+- ``ignores``: tool folders and what git ignores, read without running git;
 - ``fastload``: the libyaml reader that decides "no change" quickly;
 - ``documents``: which documents are worked on (Kubernetes objects, not Kustomize patches);
 - ``source`` (with ``yamledit``): the parsed file and the surgical text edits;
