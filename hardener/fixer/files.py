@@ -424,8 +424,8 @@ def _check_replaceable(target: str, current: os.stat_result, snapshot: Snapshot 
     if current.st_nlink > 1:
         raise FileWriteError(
             f"the file has {current.st_nlink} hard links: left unchanged (replacing it would "
-            "break the links, and writing in place is not atomic); fix one copy with "
-            "'hardener fix --diff' and patch, or break the link"
+            "break the links, and writing in place is not atomic); break the link (copy the "
+            "file and move the copy over it), or apply what 'hardener fix --diff' shows by hand"
         )
 
 
