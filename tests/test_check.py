@@ -132,7 +132,8 @@ def test_unparsable_file_is_reported_and_the_rest_still_checked(
 def test_skips_helm_kustomize_and_other_yaml(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "helm.yaml").write_text("kind: Pod\nmetadata: {name: '{{ .Values.name }}'}\n")
+    # A marker where structure is (a quoted marker would be a value, not a template).
+    (tmp_path / "helm.yaml").write_text("kind: Pod\nmetadata:\n  name: {{ .Values.name }}\n")
     (tmp_path / "values.yaml").write_text("image: nginx\n")
     (tmp_path / "patch.yaml").write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  template:\n"
