@@ -17,6 +17,14 @@ does not meet the ``baseline`` or ``restricted`` level at a policy version ``v1.
   init and ephemeral containers are checked like the others.
 """
 
+from hardener.pss._capabilities import (
+    ALL,
+    NET_BIND_SERVICE,
+    drops_all,
+    loose_all,
+    restricted_may_add,
+    runtime_name,
+)
 from hardener.pss._evaluate import Violation, evaluate, evaluate_pod
 from hardener.pss._registry import (
     CHECKS,
@@ -31,16 +39,22 @@ from hardener.pss._registry import (
 )
 
 __all__ = [
+    "ALL",
     "CHECKS",
     "LATEST",
     "LEVELS",
+    "NET_BIND_SERVICE",
     "OVERRIDES",
     "Check",
     "Version",
     "Violation",
     "active_checks",
+    "drops_all",
     "evaluate",
     "evaluate_pod",
+    "loose_all",
     "parse_version",
     "resolve_version",
+    "restricted_may_add",
+    "runtime_name",
 ]

@@ -27,6 +27,13 @@ from typing import Any, NamedTuple
 
 from hardener.locate import PodSite
 from hardener.model import json_type
+from hardener.pss._capabilities import (
+    baseline_may_add,
+    drops_all,
+    loose_all,
+    restricted_may_add,
+    runtime_name,
+)
 from hardener.pss._registry import Version
 
 __all__ = ["IMPLEMENTATIONS", "ContainerView", "PodView", "Problem"]
@@ -272,33 +279,6 @@ def privileged(pod: PodView) -> Iterator[Problem]:
         )
 
 
-BASELINE_CAPABILITIES = frozenset(
-    {
-        "AUDIT_WRITE",
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "MKNOD",
-        "NET_BIND_SERVICE",
-        "SETFCAP",
-        "SETGID",
-        "SETPCAP",
-        "SETUID",
-        "SYS_CHROOT",
-    }
-)
-
-
-def _baseline_capability(cap: Any) -> bool:
-    return _one_of(cap, BASELINE_CAPABILITIES)
-
-
-def _restricted_capability(cap: Any) -> bool:
-    return bool(cap == "NET_BIND_SERVICE")
-
-
 def _capabilities_add(c: ContainerView) -> Any:
     """``securityContext.capabilities.add`` as it is (``None`` when absent)."""
     caps = c.sc.get("capabilities")
@@ -331,7 +311,7 @@ def capabilities_baseline(pod: PodView) -> Iterator[Problem]:
     for c in pod.containers:
         add = _capabilities_add(c)
         if add is not None:
-            yield from _added_capabilities(c, add, _baseline_capability)
+            yield from _added_capabilities(c, add, baseline_may_add)
 
 
 def host_path_volumes(pod: PodView) -> Iterator[Problem]:
@@ -740,10 +720,7 @@ def _escalates_anyway(c: ContainerView) -> bool:
     added = _capabilities_add(c)
     if not isinstance(added, list):
         return False
-    return any(
-        isinstance(cap, str) and cap.strip().upper().removeprefix("CAP_") == "SYS_ADMIN"
-        for cap in added
-    )
+    return any(isinstance(cap, str) and runtime_name(cap) == "SYS_ADMIN" for cap in added)
 
 
 def allow_privilege_escalation(pod: PodView) -> Iterator[Problem]:
@@ -876,11 +853,11 @@ def capabilities_restricted(pod: PodView) -> Iterator[Problem]:
     for c in pod.containers:
         caps = c.sc.get("capabilities")
         drop = caps.get("drop") if isinstance(caps, dict) else None
-        if not (isinstance(drop, list) and "ALL" in drop):
+        if not drops_all(drop):
             yield _not_dropping_all(c, caps, drop)
         add = caps.get("add") if isinstance(caps, dict) else None
         if add is not None:
-            yield from _added_capabilities(c, add, _restricted_capability)
+            yield from _added_capabilities(c, add, restricted_may_add)
 
 
 def _not_dropping_all(c: ContainerView, caps: Any, drop: Any) -> Problem:
@@ -906,6 +883,12 @@ def _not_dropping_all(c: ContainerView, caps: Any, drop: Any) -> Problem:
             _wrong_type(c.label, "securityContext.capabilities.drop", "an array", drop),
             (*caps_path, "drop"),
             c.name,
+        )
+    variant = loose_all(drop)
+    if variant is not None:
+        message += (
+            f" ({_quote(variant)} drops every capability at run time, but Pod Security "
+            'Admission only accepts "ALL" spelled exactly)'
         )
     # Adding "ALL" to an existing drop list only takes more away: a safe fill-in.
     return Problem(message, (*caps_path, "drop"), c.name, fixable=True)

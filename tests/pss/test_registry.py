@@ -46,6 +46,12 @@ def _ids(level: str, version: str) -> set[str]:
 
 def test_public_surface() -> None:
     assert set(hardener.pss.__all__) == {
+        "ALL",
+        "NET_BIND_SERVICE",
+        "drops_all",
+        "loose_all",
+        "restricted_may_add",
+        "runtime_name",
         "CHECKS",
         "LATEST",
         "LEVELS",
