@@ -32,11 +32,10 @@ from hardener.pss._registry import (
     LEVELS,
     OVERRIDES,
     Check,
-    Version,
     active_checks,
-    parse_version,
     resolve_version,
 )
+from hardener.pss._version import Version, canonical_version, format_version, parse_version
 
 __all__ = [
     "ALL",
@@ -49,9 +48,11 @@ __all__ = [
     "Version",
     "Violation",
     "active_checks",
+    "canonical_version",
     "drops_all",
     "evaluate",
     "evaluate_pod",
+    "format_version",
     "loose_all",
     "parse_version",
     "resolve_version",

@@ -53,6 +53,9 @@ def _plan(level: str, version: str | Version | None) -> tuple[Version, tuple[Run
 
     Raises ``ValueError`` for an unknown level or a malformed version.
     """
+    if not isinstance(version, str) and version is not None:
+        # Checked before the cache, where (True, 25) would find the plan of (1, 25).
+        resolve_version(version)
     try:
         return _cached_plan(level, version)
     except TypeError:

@@ -10,10 +10,13 @@ restricted level, because the restricted check already covers (and tightens) it.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
+
+from hardener.model import json_type
+from hardener.pss._version import Version, parse_version
 
 __all__ = [
     "CHECKS",
@@ -23,11 +26,8 @@ __all__ = [
     "Check",
     "Version",
     "active_checks",
-    "parse_version",
     "resolve_version",
 ]
-
-Version = tuple[int, int]
 
 LEVELS = ("baseline", "restricted")
 
@@ -91,33 +91,33 @@ LATEST: Version = max(c.since for c in CHECKS)
 """The newest policy version with a change of its own; ``latest`` and any newer version
 behave like it (PSA clamps versions the same way)."""
 
-_VERSION = re.compile(r"v?(\d+)\.(\d+)")
 
-
-def parse_version(text: str) -> Version | None:
-    """``"v1.25"`` -> ``(1, 25)``; ``"latest"`` -> ``None`` (the newest policy).
-
-    Raises ``ValueError`` for anything else; PSA only knows major version 1.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"policy version must be a string like 'v1.25' or 'latest', not {text!r}")
-    stripped = text.strip()
-    if stripped == "latest":
-        return None
-    match = _VERSION.fullmatch(stripped)
-    if match is None or match.group(1) != "1":
+def resolve_version(version: Any) -> Version:
+    """The concrete version a policy version evaluates as: a string in the typed grammar of
+    ``parse_version``, a parsed ``(1, minor)`` or ``None`` (latest). ``ValueError`` for
+    anything else."""
+    if isinstance(version, str):
+        parsed = parse_version(version)
+    elif version is None or _is_version(version):
+        parsed = version
+    else:
         raise ValueError(
-            f"invalid policy version {text!r}: use 'latest' or 'v1.<minor>', e.g. 'v1.25'"
+            f"invalid policy version: use 'latest', 'v1.<minor>' or (1, minor), not "
+            f"{json_type(version) if not isinstance(version, tuple) else 'a tuple'}"
         )
-    return (1, int(match.group(2)))
-
-
-def resolve_version(version: str | Version | None) -> Version:
-    """The concrete version a policy version string (or parsed version) evaluates as."""
-    parsed = parse_version(version) if isinstance(version, str) else version
     if parsed is None or parsed > LATEST:
         return LATEST
     return parsed
+
+
+def _is_version(value: Any) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in value)
+        and value[0] == 1
+        and value[1] >= 0
+    )
 
 
 def _check_level(level: str) -> None:
@@ -129,7 +129,7 @@ def _in_force(check: Check, version: Version) -> bool:
     return check.since <= version and (check.until is None or version < check.until)
 
 
-def active_checks(level: str, version: str | Version | None = "latest") -> tuple[Check, ...]:
+def active_checks(level: str, version: Any = "latest") -> tuple[Check, ...]:
     """The checks that ``level`` runs at ``version``, in registry order, overrides applied."""
     _check_level(level)
     return _active(level, resolve_version(version))

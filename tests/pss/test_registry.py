@@ -60,6 +60,8 @@ def test_public_surface() -> None:
         "Version",
         "Violation",
         "active_checks",
+        "canonical_version",
+        "format_version",
         "evaluate",
         "evaluate_pod",
         "parse_version",
