@@ -14,7 +14,12 @@ does not meet the ``baseline`` or ``restricted`` level at a policy version ``v1.
 - from v1.35 a pod with ``hostUsers: false`` is exempt from ``runAsNonRoot`` and
   ``runAsUser``, and baseline's ``procMount`` (``procMount_restricted`` still applies);
 - ``runAsNonRoot`` and ``seccompProfile_restricted`` are met at pod level or per container;
-  init and ephemeral containers are checked like the others.
+  init and ephemeral containers are checked like the others;
+- capability names are compared exactly, as PSA compares them: ``drop: [all]`` does not
+  meet restricted (``_capabilities``, which hardener's rules read too).
+
+Each check is one decorated function in ``checks/baseline.py`` or ``checks/restricted.py``;
+``CHECKS`` is their registry. ``_version`` owns the one grammar of a policy version.
 """
 
 from hardener.pss._capabilities import (
