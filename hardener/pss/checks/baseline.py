@@ -37,6 +37,8 @@ from hardener.pss.checks._common import (
 from hardener.pss.checks._register import CheckList
 
 check = CheckList("baseline")
+"""The baseline checks, in the order they are declared below."""
+
 _HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 
 

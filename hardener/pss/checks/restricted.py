@@ -29,6 +29,8 @@ from hardener.pss.checks._common import (
 from hardener.pss.checks._register import CheckList
 
 check = CheckList("restricted")
+"""The restricted checks, in the order they are declared below."""
+
 ALLOWED_VOLUME_SOURCES = frozenset(
     {
         "configMap",
