@@ -5,7 +5,7 @@
     profile: restricted          # restricted (default) | baseline
     mode: mutate                 # mutate | warn (the webhook only warns, never patches)
     level: restricted            # Pod Security Standards level reported as still violated
-    version: latest              # PSS policy version: latest | v1.NN
+    version: latest              # PSS policy version: latest | v1.NN (or 1.NN)
     ids:                         # defaults for the rules that set IDs
       user: 65532
       group: 65532
@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from hardener.model import ConfigError
+from hardener.pss import canonical_version
 from hardener.rules import RULES, RULES_BY_ID, Rule
 
 __all__ = [
@@ -210,11 +211,10 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     profile = _choice(data, "profile", PROFILES, "restricted", source)
     mode = _choice(data, "mode", MODES, "mutate", source)
     level = _choice(data, "level", LEVELS, "restricted", source)
-    version = data.get("version", "latest")
-    if not isinstance(version, str) or not (version == "latest" or _is_version(version)):
-        raise _fail(
-            source, "version", f"{version!r} is not allowed; allowed: latest, v1.0 ... v1.NN"
-        )
+    try:
+        version = canonical_version(data.get("version", "latest"))
+    except ValueError as exc:
+        raise _fail(source, "version", str(exc)) from None
 
     rules = _default_rules(profile)
     ids = data.get("ids") or {}
@@ -315,10 +315,3 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raw=dict(data),
     )
     return config
-
-
-def _is_version(text: str) -> bool:
-    if not text.startswith("v1."):
-        return False
-    minor = text[3:]
-    return minor.isdigit() and int(minor) <= 99

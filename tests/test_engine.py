@@ -534,7 +534,7 @@ def test_run_as_user_rule_and_ids() -> None:
         ({"writable-paths": ["tmp"]}, "writable-paths: paths must be absolute"),
         ({"ids": {"user": 0}}, "ids.user: must not be 0"),
         ({"mode": "dry"}, "mode: 'dry' is not allowed"),
-        ({"version": "2.0"}, "version: '2.0' is not allowed"),
+        ({"version": "2.0"}, "version: invalid policy version '2.0': use 'latest'"),
         ({"surprise": 1}, "surprise: unknown key"),
         ([], "the top level must be a mapping"),
     ],

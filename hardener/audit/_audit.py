@@ -15,7 +15,6 @@ version are used.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,7 @@ from hardener.config import Config
 from hardener.engine import plan
 from hardener.model import InvalidObjectError
 from hardener.patch import apply_shared
-from hardener.pss import Violation, evaluate
+from hardener.pss import Violation, evaluate, format_version, parse_version
 
 __all__ = [
     "ENFORCE_LABEL",
@@ -49,8 +48,6 @@ __all__ = [
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 ENFORCE_VERSION_LABEL = "pod-security.kubernetes.io/enforce-version"
 _PSA_LEVELS = ("privileged", "baseline", "restricted")
-# The versions Pod Security Admission accepts in a label (k8s.io/pod-security-admission/api).
-_PSA_VERSION = re.compile(r"v1\.(0|[1-9][0-9]*)")
 
 
 @dataclass(frozen=True)
@@ -149,15 +146,12 @@ def namespace_policy(labels: Any, config: Config) -> Policy:
                 f"{', '.join(_PSA_LEVELS)}): Pod Security Admission enforces restricted"
             )
     if version_label is not None:
-        if isinstance(version_label, str) and (
-            version_label == "latest" or _PSA_VERSION.fullmatch(version_label)
-        ):
-            version = version_label
-        else:
+        try:
+            version = format_version(parse_version(version_label, strict=True))
+        except ValueError as exc:
             version = "latest"
             notes.append(
-                f"invalid {ENFORCE_VERSION_LABEL} label {version_label!r} (use 'latest' or "
-                "'v1.<minor>'): Pod Security Admission enforces latest"
+                f"{ENFORCE_VERSION_LABEL} label: {exc}; Pod Security Admission enforces latest"
             )
     return Policy(level, version, source, "; ".join(notes) or None)
 

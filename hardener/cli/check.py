@@ -17,7 +17,7 @@ from hardener.fixer.files import STDIN, FileReadError, collect_paths, decode
 from hardener.fixer.output import Progress, check_lines, check_summary, error_line, use_color
 from hardener.fixer.run import CheckOptions, check_text, check_worker, read_error_result, run_files
 from hardener.model import ConfigError
-from hardener.pss import LEVELS, parse_version
+from hardener.pss import LEVELS, canonical_version
 from hardener.report import render
 from hardener.results import FileResult
 
@@ -45,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--version",
         dest="policy_version",
         metavar="vX.Y|latest",
-        help="policy version, e.g. v1.25 (default: the config's version, or latest)",
+        help=(
+            "policy version: latest or v1.<minor>, e.g. v1.25 (default: the config's version, "
+            "or latest)"
+        ),
     )
     parser.add_argument(
         "--after-fix",
@@ -68,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     level = args.level or config.level
-    version = args.policy_version or config.version
     try:
-        parse_version(version)
+        version = canonical_version(
+            config.version if args.policy_version is None else args.policy_version
+        )
     except ValueError as exc:
         print(f"{prog}: error: --version: {exc}", file=sys.stderr)
         return 2

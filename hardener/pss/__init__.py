@@ -14,9 +14,22 @@ does not meet the ``baseline`` or ``restricted`` level at a policy version ``v1.
 - from v1.35 a pod with ``hostUsers: false`` is exempt from ``runAsNonRoot`` and
   ``runAsUser``, and baseline's ``procMount`` (``procMount_restricted`` still applies);
 - ``runAsNonRoot`` and ``seccompProfile_restricted`` are met at pod level or per container;
-  init and ephemeral containers are checked like the others.
+  init and ephemeral containers are checked like the others;
+- capability names are compared exactly, as PSA compares them: ``drop: [all]`` does not
+  meet restricted (``_capabilities``, which hardener's rules read too).
+
+Each check is one decorated function in ``checks/baseline.py`` or ``checks/restricted.py``;
+``CHECKS`` is their registry. ``_version`` owns the one grammar of a policy version.
 """
 
+from hardener.pss._capabilities import (
+    ALL,
+    NET_BIND_SERVICE,
+    drops_all,
+    loose_all,
+    restricted_may_add,
+    runtime_name,
+)
 from hardener.pss._evaluate import Violation, evaluate, evaluate_pod
 from hardener.pss._registry import (
     CHECKS,
@@ -24,23 +37,30 @@ from hardener.pss._registry import (
     LEVELS,
     OVERRIDES,
     Check,
-    Version,
     active_checks,
-    parse_version,
     resolve_version,
 )
+from hardener.pss._version import Version, canonical_version, format_version, parse_version
 
 __all__ = [
+    "ALL",
     "CHECKS",
     "LATEST",
     "LEVELS",
+    "NET_BIND_SERVICE",
     "OVERRIDES",
     "Check",
     "Version",
     "Violation",
     "active_checks",
+    "canonical_version",
+    "drops_all",
     "evaluate",
     "evaluate_pod",
+    "format_version",
+    "loose_all",
     "parse_version",
     "resolve_version",
+    "restricted_may_add",
+    "runtime_name",
 ]

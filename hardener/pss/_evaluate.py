@@ -9,8 +9,10 @@ from typing import Any
 from hardener.locate import pod_sites
 from hardener.model import direct_init
 from hardener.pointer import join, split
-from hardener.pss._checks import IMPLEMENTATIONS, CheckFunction, Path, PodView
-from hardener.pss._registry import Version, active_checks, resolve_version
+from hardener.pss._registry import active_checks, resolve_version
+from hardener.pss._version import Version
+from hardener.pss._view import Path, PodView
+from hardener.pss.checks import CheckFunction
 
 __all__ = ["Violation", "evaluate", "evaluate_pod"]
 
@@ -45,7 +47,7 @@ def _cached_plan(level: str, version: str | Version | None) -> tuple[Version, tu
 
 def _plan_of(level: str, version: str | Version | None) -> tuple[Version, tuple[Run, ...]]:
     checks = active_checks(level, version)
-    return resolve_version(version), tuple((c.id, c.level, IMPLEMENTATIONS[c.id]) for c in checks)
+    return resolve_version(version), tuple((c.id, c.level, c.run) for c in checks)
 
 
 def _plan(level: str, version: str | Version | None) -> tuple[Version, tuple[Run, ...]]:
@@ -53,6 +55,9 @@ def _plan(level: str, version: str | Version | None) -> tuple[Version, tuple[Run
 
     Raises ``ValueError`` for an unknown level or a malformed version.
     """
+    if not isinstance(version, str) and version is not None:
+        # Checked before the cache, where (True, 25) would find the plan of (1, 25).
+        resolve_version(version)
     try:
         return _cached_plan(level, version)
     except TypeError:

@@ -1,9 +1,12 @@
 """drop-all-capabilities: start every container with no Linux capabilities.
 
-Merges ``ALL`` into each container's ``securityContext.capabilities.drop`` (an existing entry
-in any letter case counts: nothing is duplicated) and keeps the ``add`` list, so a container
-that needs ``NET_BIND_SERVICE`` keeps it. Under the restricted profile, any added capability
-other than ``NET_BIND_SERVICE`` is reported; with ``enforce`` those are removed from ``add``.
+Merges ``ALL`` into each container's ``securityContext.capabilities.drop`` and keeps the
+``add`` list, so a container that needs ``NET_BIND_SERVICE`` keeps it. Pod Security Admission
+accepts only ``ALL`` spelled exactly: a list holding ``all`` or ``CAP_ALL`` (which the runtime
+reads as ``ALL``) gets ``ALL`` appended, and the user's item stays. Under the restricted
+profile, any added capability other than ``NET_BIND_SERVICE`` is reported; with ``enforce``
+those are removed from ``add``. ``net_bind_service`` or ``CAP_NET_BIND_SERVICE`` in ``add`` is
+reported and kept: PSA refuses that spelling, and only the user can say which one they meant.
 
 FAIL::
 
@@ -28,51 +31,50 @@ FIXED::
 
 from __future__ import annotations
 
+from hardener.pss import NET_BIND_SERVICE, drops_all, loose_all, restricted_may_add, runtime_name
 from hardener.rules.base import MISSING, Rule, RuleContext
-from hardener.rules.capabilities import added, normalise
-
-ALLOWED_IN_RESTRICTED = frozenset({"NET_BIND_SERVICE"})
+from hardener.rules.capabilities import added
 
 
 def apply(ctx: RuleContext) -> None:
     for container in ctx.containers:
         caps_path = (*container.path, "securityContext", "capabilities")
         current = ctx.container_sc(container, "capabilities", "drop")
-        drop = current if isinstance(current, list) else []
-        if "ALL" not in drop:
-            variant = next((d for d in drop if normalise(d) == "ALL"), None)
+        if not drops_all(current):
+            message = f'dropped ALL capabilities on container "{container.name}"'
+            variant = loose_all(current)
             if variant is not None:
-                ctx.finding(
-                    f'container "{container.name}" drops {variant!r}; the Pod Security '
-                    'Standards only accept "ALL" in upper case',
-                    caps_path,
-                    container=container,
-                    level="restricted",
+                message += (
+                    f' (it drops "{variant}", which Pod Security Admission does not accept: '
+                    'it matches "ALL" exactly)'
                 )
-            elif current is MISSING:
-                ctx.set(
-                    (*caps_path, "drop"),
-                    ["ALL"],
-                    f'dropped ALL capabilities on container "{container.name}"',
-                    container=container,
-                )
+            if current is MISSING:
+                ctx.set((*caps_path, "drop"), ["ALL"], message, container=container)
             else:
-                ctx.append(
-                    (*caps_path, "drop"),
-                    "ALL",
-                    f'dropped ALL capabilities on container "{container.name}"',
-                    container=container,
-                )
+                ctx.append((*caps_path, "drop"), "ALL", message, container=container)
         if ctx.profile != "restricted":
             continue
         adds = added(ctx, container)
         if not adds:
             continue
-        extra = [c for c in adds if normalise(c) not in ALLOWED_IN_RESTRICTED]
+        # A name the runtime reads as NET_BIND_SERVICE but PSA does not accept: kept, since
+        # the user wants that capability, and reported, since only they can respell it.
+        misspelt = [
+            c for c in adds if not restricted_may_add(c) and runtime_name(c) == NET_BIND_SERVICE
+        ]
+        for spelling in misspelt:
+            ctx.finding(
+                f'container "{container.name}" adds {spelling!r}; Pod Security Admission '
+                f'accepts only "{NET_BIND_SERVICE}" spelled exactly',
+                (*caps_path, "add"),
+                container=container,
+                level="restricted",
+            )
+        extra = [c for c in adds if runtime_name(c) != NET_BIND_SERVICE]
         if not extra:
             continue
         if ctx.enforce:
-            keep = [c for c in adds if normalise(c) in ALLOWED_IN_RESTRICTED]
+            keep = [c for c in adds if runtime_name(c) == NET_BIND_SERVICE]
             ctx.set(
                 (*caps_path, "add"),
                 keep,

@@ -25,8 +25,9 @@ FIXED::
 
 from __future__ import annotations
 
+from hardener.pss import runtime_name
 from hardener.rules.base import MISSING, Rule, RuleContext, as_bool
-from hardener.rules.capabilities import added, normalise
+from hardener.rules.capabilities import added
 
 
 def apply(ctx: RuleContext) -> None:
@@ -34,7 +35,7 @@ def apply(ctx: RuleContext) -> None:
         path = (*container.path, "securityContext", "allowPrivilegeEscalation")
         current = ctx.container_sc(container, "allowPrivilegeEscalation")
         privileged = as_bool(ctx.container_sc(container, "privileged")) is True
-        sys_admin = any(normalise(c) == "SYS_ADMIN" for c in added(ctx, container))
+        sys_admin = any(runtime_name(c) == "SYS_ADMIN" for c in added(ctx, container))
         if current is not MISSING and current is not True:
             continue
         if privileged or sys_admin:

@@ -60,7 +60,7 @@ def evaluator_of(rev: str, into: Path) -> Evaluate:
     folder = into / package
     folder.mkdir()
     listing = subprocess.run(
-        ["git", "ls-tree", "--name-only", f"{rev}:hardener/pss"],
+        ["git", "ls-tree", "-r", "--name-only", f"{rev}:hardener/pss"],
         cwd=REPO,
         check=True,
         capture_output=True,
@@ -75,7 +75,9 @@ def evaluator_of(rev: str, into: Path) -> Evaluate:
                 capture_output=True,
                 text=True,
             ).stdout
-            (folder / name).write_text(source.replace("hardener.pss", package), encoding="utf-8")
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(source.replace("hardener.pss", package), encoding="utf-8")
     sys.path.insert(0, str(into))
     function: Evaluate = importlib.import_module(package).evaluate
     return function

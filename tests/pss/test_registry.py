@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 import hardener.pss
@@ -15,7 +17,9 @@ from hardener.pss import (
     parse_version,
     resolve_version,
 )
-from hardener.pss._checks import IMPLEMENTATIONS
+from hardener.pss._view import PodView, Problem
+from hardener.pss.checks import baseline, restricted
+from hardener.pss.checks._register import CheckList
 
 PSA_CHECK_IDS = {
     "hostNamespaces",
@@ -46,6 +50,12 @@ def _ids(level: str, version: str) -> set[str]:
 
 def test_public_surface() -> None:
     assert set(hardener.pss.__all__) == {
+        "ALL",
+        "NET_BIND_SERVICE",
+        "drops_all",
+        "loose_all",
+        "restricted_may_add",
+        "runtime_name",
         "CHECKS",
         "LATEST",
         "LEVELS",
@@ -54,6 +64,8 @@ def test_public_surface() -> None:
         "Version",
         "Violation",
         "active_checks",
+        "canonical_version",
+        "format_version",
         "evaluate",
         "evaluate_pod",
         "parse_version",
@@ -66,9 +78,41 @@ def test_registry_is_the_psa_check_set() -> None:
     ids = [c.id for c in CHECKS]
     assert len(ids) == len(set(ids))
     assert set(ids) == PSA_CHECK_IDS
-    assert set(IMPLEMENTATIONS) == set(ids)
     assert all(c.level in LEVELS and c.title for c in CHECKS)
-    assert all(isinstance(c, Check) and c.until is None for c in CHECKS)
+    assert all(isinstance(c, Check) for c in CHECKS)
+
+
+def test_each_check_is_one_decorated_function_in_the_module_of_its_level() -> None:
+    modules = {"baseline": baseline, "restricted": restricted}
+    for c in CHECKS:
+        module = modules[c.level]
+        assert c.run.__module__ == module.__name__, c.id
+        assert getattr(module, c.run.__name__) is c.run, c.id
+    # The registry order is PSA's: baseline's checks, then restricted's, as declared.
+    assert [c.id for c in CHECKS][:3] == ["hostNamespaces", "privileged", "capabilities_baseline"]
+    assert [c.id for c in CHECKS][-2:] == ["capabilities_restricted", "procMount_restricted"]
+    assert not hasattr(CHECKS[0], "until")
+
+
+def test_overrides_come_from_the_checks_that_replace() -> None:
+    assert dict(OVERRIDES) == {
+        "restrictedVolumes": ("hostPathVolumes",),
+        "seccompProfile_restricted": ("seccompProfile_baseline",),
+        "capabilities_restricted": ("capabilities_baseline",),
+        "procMount_restricted": ("procMount",),
+    }
+
+
+def test_a_check_registered_twice_is_an_error() -> None:
+    checks = CheckList("baseline")
+
+    @checks("x", since=(1, 0), title="X")
+    def first(pod: PodView) -> Iterator[Problem]:
+        return iter(())
+
+    assert [c.run for c in checks.checks] == [first]
+    with pytest.raises(ValueError, match="'x' is registered twice"):
+        checks("x", since=(1, 0), title="X")(first)
 
 
 def test_fixable_checks_are_the_ones_hardener_fills_in() -> None:

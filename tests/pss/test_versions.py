@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hardener.pss import evaluate_pod
+from hardener.audit import namespace_policy
+from hardener.audit._audit import ENFORCE_VERSION_LABEL
+from hardener.cli import main
+from hardener.config import ConfigError, default_config, parse_config
+from hardener.pss import (
+    Version,
+    canonical_version,
+    evaluate,
+    evaluate_pod,
+    parse_version,
+    resolve_version,
+)
 
 from .pods import restricted_pod
 
@@ -178,3 +190,84 @@ def test_windows_pods_still_need_run_as_non_root_and_baseline() -> None:
         "hostNamespaces",
         "windowsHostProcess",
     }
+
+
+# --- the one grammar of a policy version ----------------------------------------------------
+
+# What Pod Security Admission accepts in pod-security.kubernetes.io/enforce-version (a
+# kube-apiserver v1.36 refuses a namespace labelled with any of the rejected ones).
+PSA_ACCEPTS = {"latest": None, "v1.0": (1, 0), "v1.7": (1, 7), "v1.25": (1, 25), "v1.99": (1, 99)}
+PSA_REFUSES = ["v1.07", "v1.00", "1.25", "V1.25", "Latest", "v2.0", "v1", "v1.x", " v1.25", ""]
+# What a person may type for the config or --version besides PSA's own forms: the "v" left
+# out, blanks around. Each means one PSA version and is shown in PSA's form.
+TYPED = {"1.25": "v1.25", " v1.25 ": "v1.25", "1.0": "v1.0", " latest": "latest"}
+REFUSED_EVERYWHERE = ["v1.07", "1.07", "v1.00", "v2.0", "V1.25", "Latest", "v1", "newest", ""]
+
+
+@pytest.mark.parametrize(("text", "expected"), PSA_ACCEPTS.items())
+def test_label_grammar_accepts_what_psa_accepts(text: str, expected: Version | None) -> None:
+    assert parse_version(text, strict=True) == expected
+    assert parse_version(text) == expected
+    assert canonical_version(text) == text
+
+
+@pytest.mark.parametrize("text", PSA_REFUSES)
+def test_label_grammar_refuses_what_psa_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="policy version"):
+        parse_version(text, strict=True)
+
+
+@pytest.mark.parametrize(("text", "canonical"), TYPED.items())
+def test_a_typed_version_means_one_psa_version(text: str, canonical: str) -> None:
+    assert canonical_version(text) == canonical
+
+
+@pytest.mark.parametrize("text", REFUSED_EVERYWHERE)
+def test_config_cli_and_audit_refuse_the_same_versions(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match="invalid config: <config>: version: "):
+        parse_config({"version": text})
+    pod = tmp_path / "pod.yaml"
+    pod.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n")
+    assert main(["check", "--version", text, str(pod)]) == 2
+    assert "--version" in capsys.readouterr().err
+    policy = namespace_policy({ENFORCE_VERSION_LABEL: text}, default_config())
+    assert policy.version == "latest" and policy.note is not None
+
+
+@pytest.mark.parametrize("text", [*PSA_ACCEPTS, *TYPED])
+def test_config_cli_and_audit_accept_the_same_versions(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canonical = canonical_version(text)
+    assert parse_config({"version": text}).version == canonical
+    pod = tmp_path / "pod.yaml"
+    pod.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n")
+    assert main(["check", "--version", text, str(pod)]) == 0
+    assert f"(restricted, {canonical})" in capsys.readouterr().err
+    # A label is read with PSA's own grammar: only PSA's forms are valid there.
+    policy = namespace_policy({ENFORCE_VERSION_LABEL: text}, default_config())
+    assert (policy.version, policy.note is None) == (
+        (canonical, True) if text in PSA_ACCEPTS else ("latest", False)
+    )
+
+
+def test_a_number_in_the_config_is_refused_with_a_hint() -> None:
+    with pytest.raises(ConfigError, match=r"version: .*quote it"):
+        parse_config({"version": 1.30})
+
+
+@pytest.mark.parametrize("version", [[1, 25], (1,), (2, 0), (1, "25"), (True, 25), 1.25, {}])
+def test_a_malformed_version_is_a_value_error(version: Any) -> None:
+    with pytest.raises(ValueError, match="policy version"):
+        resolve_version(version)
+    with pytest.raises(ValueError, match="policy version"):
+        evaluate_pod(restricted_pod(), {}, version=version)
+    with pytest.raises(ValueError, match="policy version"):
+        evaluate({"kind": "Pod", "spec": restricted_pod()}, version=version)
+
+
+def test_a_parsed_version_is_accepted() -> None:
+    assert resolve_version((1, 25)) == (1, 25)
+    assert resolve_version(None) == resolve_version("latest")
