@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from hardener.locate import PodSite
-from hardener.model import json_type
+from hardener.model import json_type, preview
 from hardener.pss._registry import Version
 
 __all__ = ["IMPLEMENTATIONS", "ContainerView", "PodView", "Problem"]
@@ -199,7 +199,15 @@ def _container_label(name: str) -> str:
 
 
 def _quote(value: Any) -> str:
-    """Go's ``%q`` for the strings seen in pod specs: a double-quoted string."""
+    """Go's ``%q`` for the strings seen in pod specs: a double-quoted string.
+
+    An array or an object (the wrong type) that holds another one is named by type and size:
+    ``str`` of one nested a thousand deep recurses past Python's limit."""
+    if isinstance(value, list | dict) and any(
+        isinstance(item, list | dict)
+        for item in (value.values() if isinstance(value, dict) else value)
+    ):
+        return preview(value)
     text = value if isinstance(value, str) else str(value)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

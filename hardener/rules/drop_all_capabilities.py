@@ -29,7 +29,7 @@ FIXED::
 from __future__ import annotations
 
 from hardener.rules.base import MISSING, Rule, RuleContext
-from hardener.rules.capabilities import added, normalise
+from hardener.rules.capabilities import added, normalise, shown
 
 ALLOWED_IN_RESTRICTED = frozenset({"NET_BIND_SERVICE"})
 
@@ -76,14 +76,14 @@ def apply(ctx: RuleContext) -> None:
             ctx.set(
                 (*caps_path, "add"),
                 keep,
-                f"removed capabilities {', '.join(map(str, extra))} from container "
+                f"removed capabilities {', '.join(map(shown, extra))} from container "
                 f'"{container.name}"',
                 container=container,
                 replace=True,
             )
             continue
         ctx.finding(
-            f'container "{container.name}" adds capabilities {", ".join(map(str, extra))}; '
+            f'container "{container.name}" adds capabilities {", ".join(map(shown, extra))}; '
             "the restricted level allows only NET_BIND_SERVICE",
             (*caps_path, "add"),
             container=container,

@@ -107,7 +107,6 @@ def _bad_cases(pod: dict[str, Any]) -> list[tuple[str, bytes, dict[str, str], st
         return json.dumps(doc).encode()
 
     good = json.dumps(valid).encode()
-    wrong_shape = {**copy.deepcopy(pod), "spec": {"containers": "web"}}
     return [
         ("non-JSON", b"<AdmissionReview/>", HEADERS, "not valid JSON"),
         ("NaN", good.replace(b'"dryRun": false', b'"dryRun": NaN'), HEADERS, "NaN is not valid"),
@@ -125,27 +124,113 @@ def _bad_cases(pod: dict[str, Any]) -> list[tuple[str, bytes, dict[str, str], st
         ("missing request", changed(request=None), HEADERS, "request: is required"),
         ("missing uid", request_changed(uid=None), HEADERS, "request.uid: is required"),
         (
-            "object of the wrong shape",
-            request_changed(object=wrong_shape),
+            "apiVersion nested 1000 deep",
+            good.replace(b'"admission.k8s.io/v1"', DEEP, 1),
             HEADERS,
-            "request.object/spec/containers: must be an array",
+            "apiVersion: must be 'admission.k8s.io/v1', got an array of 1 item",
         ),
         (
-            "object is a string",
-            request_changed(object="pod"),
+            "kind nested 1000 deep",
+            good.replace(b'"AdmissionReview"', DEEP_OBJECT, 1),
             HEADERS,
-            "request.object: must be the Pod object",
+            "kind: must be 'AdmissionReview', got an object of 1 key",
+        ),
+        (
+            "uid nested 1000 deep",
+            good.replace(json.dumps(valid["request"]["uid"]).encode(), DEEP, 1),
+            HEADERS,
+            "request.uid: must be a non-empty string, not an array of 1 item",
+        ),
+        ("uid too long", request_changed(uid="u" * 300), HEADERS, "request.uid: is 300 char"),
+        (
+            "corrupt gzip",
+            b"\x1f\x8b\x08\x00" + good[:64],
+            {**HEADERS, "Content-Encoding": "gzip"},
+            "the body could not be read",
         ),
         ("wrong content type", good, {"Content-Type": "text/plain"}, "Content-Type"),
         ("no content type", good, {}, "Content-Type"),
-        ("over the limit", good + b" " * 4096, HEADERS, "over the limit"),
+        ("over the limit", good + b" " * 8192, HEADERS, "over the limit"),
     ]
+
+
+DEEP = b"[" * 1000 + b'"x"' + b"]" * 1000
+"""A value nested 1000 deep: under orjson's limit of 1024, over what ``repr`` survives."""
+DEEP_OBJECT = b'{"":' * 1000 + b'"x"' + b"}" * 1000
+
+
+def _unhardenable_cases(pod: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+    """Well-formed reviews whose object hardener cannot harden: (name, body, needle)."""
+
+    def with_object(obj: Any, *, deep: bytes | None = None) -> bytes:
+        body = json.dumps(admission_review(obj, kind="Pod")).encode()
+        return body if deep is None else body.replace(b'"DEEP"', deep)
+
+    def pod_with(**spec: Any) -> dict[str, Any]:
+        return {**copy.deepcopy(pod), "spec": spec}
+
+    container = {"name": "web", "image": "registry.example.com/web:1"}
+    return [
+        (
+            "only ephemeral containers",
+            with_object(pod_with(ephemeralContainers=[{**container, "name": "debug"}])),
+            "request.object/spec/containers: must be an array of containers, not null",
+        ),
+        (
+            "pod spec without containers",
+            with_object(pod_with(volumes=[])),
+            "request.object/spec/containers: must be an array of containers",
+        ),
+        (
+            "containers is a string",
+            with_object(pod_with(containers="web")),
+            "request.object/spec/containers: must be an array",
+        ),
+        (
+            "securityContext is an array",
+            with_object(pod_with(containers=[{**container, "securityContext": []}])),
+            "request.object/spec/containers/0/securityContext: must be an object",
+        ),
+        ("object is a string", with_object("pod"), "request.object: must be the Pod object"),
+        (
+            "object.kind nested 1000 deep",
+            with_object({**copy.deepcopy(pod), "kind": "DEEP"}, deep=DEEP),
+            'request.object.kind: is an array of 1 item but request.kind.kind is "Pod"',
+        ),
+    ]
+
+
+async def test_an_object_that_cannot_be_hardened_is_admitted_unchanged_with_a_warning(
+    aiohttp_client: MakeClient,
+) -> None:
+    """A valid envelope whose object hardener cannot harden: allowed, no patch, a warning
+    that says what was left alone and why, ``outcome: not-hardened`` (never a 400, which the
+    API server turns into an opaque error that hides its own validation message)."""
+    app = create_app()
+    client = await aiohttp_client(app)
+    cases = _unhardenable_cases(POD)
+    for name, body, needle in cases:
+        async with client.post("/mutate", data=body, headers=HEADERS) as resp:
+            assert resp.status == 200, name
+            response = (await resp.json())["response"]
+        assert response["allowed"] is True, name
+        assert "patch" not in response and "patchType" not in response, name
+        assert response["auditAnnotations"] == {"outcome": "not-hardened"}, name
+        (warning,) = response["warnings"]
+        assert warning.startswith("hardener: Pod not hardened, admitted unchanged: "), name
+        assert needle in warning, (name, warning)
+    counted = _samples(await _metrics_text(app))
+    assert counted[("hardener_webhook_requests_total", (("outcome", "not-hardened"),))] == len(
+        cases
+    )
+    assert counted[("hardener_webhook_requests_total", (("outcome", "bad_request"),))] == 0
+    assert counted[("hardener_webhook_requests_total", (("outcome", "error"),))] == 0
 
 
 async def test_bad_input_gets_a_400_that_says_why_and_the_server_stays_healthy(
     aiohttp_client: MakeClient,
 ) -> None:
-    config = parse_config({"webhook": {"max-body-bytes": 4096}})
+    config = parse_config({"webhook": {"max-body-bytes": 8192}})
     app = create_app(config)
     client = await aiohttp_client(app)
     cases = _bad_cases(POD)
@@ -159,7 +244,7 @@ async def test_bad_input_gets_a_400_that_says_why_and_the_server_stays_healthy(
 
     # A body over the limit sent without Content-Length (chunked) is refused the same way.
     async def chunks() -> Any:
-        for _ in range(8):
+        for _ in range(16):
             yield b" " * 1024
 
     async with client.post("/mutate", data=chunks(), headers=HEADERS) as resp:
