@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+import hardener.webhook._app as app_module
 import hardener.webhook._review as review_module
 from hardener.certs import make_bundle, write_bundle
 from hardener.config import parse_config
@@ -25,6 +27,7 @@ from hardener.engine import plan
 from hardener.webhook import (
     METRICS_KEY,
     OFFLOAD_BYTES,
+    OFFLOAD_CONTAINERS,
     CertReloader,
     JsonFormatter,
     create_app,
@@ -470,3 +473,99 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_400(aiohttp_client: Make
     await writer.wait_closed()
     status, answer = await _post(client, admission_review(copy.deepcopy(POD)))
     assert status == 200 and decode_patch(answer["response"])
+
+
+def _pod_of(containers: int, *, annotation_bytes: int = 0) -> dict[str, Any]:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"] = [{"name": f"c{i}", "image": "i"} for i in range(containers)]
+    if annotation_bytes:
+        pod["metadata"]["annotations"] = {"example.com/blob": "x" * annotation_bytes}
+    return pod
+
+
+async def _latencies(clients: list[Client], until: asyncio.Future[Any]) -> list[float]:
+    """GET /healthz on each client, one after the other, until ``until`` is done."""
+    seen: list[float] = []
+    while not until.done():
+        for probe in clients:
+            started = time.monotonic()
+            async with probe.get("/healthz") as resp:
+                assert resp.status == 200
+            seen.append(time.monotonic() - started)
+        await asyncio.sleep(0.01)
+    return seen
+
+
+async def test_a_review_of_many_small_containers_never_stalls_the_event_loop(
+    aiohttp_client: MakeClient,
+) -> None:
+    """3,000 tiny containers (under 100 KB, once hardened on the event loop for a second and
+    more): the probes on both ports answer within 100 ms throughout, and the review gets its
+    answer at the deadline."""
+    config = parse_config({"webhook": {"deadline-seconds": 0.5, "max-containers": 5000}})
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    metrics_client = await aiohttp_client(create_metrics_app(app))
+    body = json.dumps(admission_review(_pod_of(3000))).encode()
+    assert len(body) < 100_000
+    started = time.monotonic()
+    posted = asyncio.ensure_future(_post(client, body))
+    latencies = await _latencies([client, metrics_client], posted)
+    status, answer = await posted
+    took = time.monotonic() - started
+    assert status == 200
+    assert answer["response"]["auditAnnotations"] == {"outcome": "deadline"}
+    assert took < 0.5 + 0.3, took
+    assert len(latencies) >= 4
+    assert max(latencies) < 0.1, sorted(latencies)[-3:]
+
+
+async def test_reviews_of_more_than_a_few_containers_are_hardened_off_the_event_loop(
+    aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offloading is decided by the work, not only by the bytes: a small body with more
+    than ``OFFLOAD_CONTAINERS`` containers goes to a worker thread too."""
+    threads: list[str] = []
+    real_finish = app_module.finish_review
+
+    def finish(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "finish_review", finish)
+    client = await aiohttp_client(create_app())
+    for containers in (2, OFFLOAD_CONTAINERS + 1):
+        body = json.dumps(admission_review(_pod_of(containers))).encode()
+        assert len(body) <= OFFLOAD_BYTES
+        status, answer = await _post(client, body)
+        assert status == 200 and decode_patch(answer["response"])
+    assert threads[0] == threading.current_thread().name
+    assert threads[1].startswith("hardener-review")
+
+
+async def test_reviews_over_the_limits_are_answered_at_once_and_never_delay_the_next(
+    aiohttp_client: MakeClient,
+) -> None:
+    """Two reviews of 20,000 containers each (once hardened for many seconds in both worker
+    threads, past the deadline, while the next review waited for a thread): with the default
+    limits they are admitted unchanged at once, and a legitimate 270 KB review sent right
+    after is hardened."""
+    config = parse_config({"webhook": {"deadline-seconds": 1.0}})
+    client = await aiohttp_client(create_app(config))
+    hostile = json.dumps(admission_review(_pod_of(20_000))).encode()
+    legitimate_pod = _pod_of(2, annotation_bytes=270_000)
+    legitimate = json.dumps(admission_review(copy.deepcopy(legitimate_pod))).encode()
+    flood = [asyncio.ensure_future(_post(client, hostile)) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    status, answer = await _post(client, legitimate)
+    assert status == 200
+    assert answer["response"].get("auditAnnotations", {}).get("outcome") == "patched"
+    assert jsonpatch.apply_patch(
+        legitimate_pod, decode_patch(answer["response"])
+    ) == jsonpatch.apply_patch(legitimate_pod, plan(legitimate_pod).ops)
+    for done in await asyncio.gather(*flood):
+        status, answer = done
+        assert status == 200
+        response = answer["response"]
+        assert response["auditAnnotations"] == {"outcome": "not-hardened"}
+        assert "20000 containers, over the limit of 250" in response["warnings"][0]
