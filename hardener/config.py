@@ -21,6 +21,9 @@
     webhook:
       deadline-seconds: 3.0      # answer allowed-without-patch past this
       max-body-bytes: 3145728
+      max-containers: 250        # per object; more: admitted unchanged, with a warning
+      max-volumes: 1000          # per object; more: admitted unchanged, with a warning
+      max-values: 200000         # JSON values per object; more: the same
 
 Every error is a ``ConfigError`` that starts ``invalid config:`` and names the file, the key
 and the allowed values.
@@ -84,6 +87,11 @@ class RuleSettings:
 class WebhookSettings:
     deadline_seconds: float = 3.0
     max_body_bytes: int = 3 * 1024 * 1024
+    # The engine's work grows with containers times volumes: both are bounded before it starts.
+    max_containers: int = 250
+    max_volumes: int = 1000
+    # The rest of the work (the PSS evaluation above all) grows with the values in the object.
+    max_values: int = 200_000
 
 
 @dataclass(frozen=True)
@@ -282,11 +290,16 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     hook = data.get("webhook") or {}
     if not isinstance(hook, Mapping):
         raise _fail(source, "webhook", "must be a mapping")
+    hook_keys = (
+        "deadline-seconds",
+        "max-body-bytes",
+        "max-containers",
+        "max-volumes",
+        "max-values",
+    )
     for key in hook:
-        if key not in ("deadline-seconds", "max-body-bytes"):
-            raise _fail(
-                source, f"webhook.{key}", "unknown key; allowed: deadline-seconds, max-body-bytes"
-            )
+        if key not in hook_keys:
+            raise _fail(source, f"webhook.{key}", f"unknown key; allowed: {', '.join(hook_keys)}")
     deadline = hook.get("deadline-seconds", 3.0)
     if (
         isinstance(deadline, bool)
@@ -296,11 +309,19 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raise _fail(
             source, "webhook.deadline-seconds", f"must be a number in (0, 30], not {deadline!r}"
         )
-    max_body = hook.get("max-body-bytes", 3 * 1024 * 1024)
-    if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body <= 0:
-        raise _fail(
-            source, "webhook.max-body-bytes", f"must be a positive integer, not {max_body!r}"
+    limits = WebhookSettings()
+    counts = {
+        key: hook.get(key, default)
+        for key, default in (
+            ("max-body-bytes", limits.max_body_bytes),
+            ("max-containers", limits.max_containers),
+            ("max-volumes", limits.max_volumes),
+            ("max-values", limits.max_values),
         )
+    }
+    for key, count in counts.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            raise _fail(source, f"webhook.{key}", f"must be a positive integer, not {count!r}")
 
     config = Config(
         profile=profile,
@@ -310,7 +331,13 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         rules=rules,
         exempt_namespaces=_strings(exempt.get("namespaces"), source, "exempt.namespaces"),
         exempt_names=_strings(exempt.get("names"), source, "exempt.names"),
-        webhook=WebhookSettings(deadline_seconds=float(deadline), max_body_bytes=max_body),
+        webhook=WebhookSettings(
+            deadline_seconds=float(deadline),
+            max_body_bytes=counts["max-body-bytes"],
+            max_containers=counts["max-containers"],
+            max_volumes=counts["max-volumes"],
+            max_values=counts["max-values"],
+        ),
         source=None if source.startswith("<") else source,
         raw=dict(data),
     )

@@ -63,13 +63,13 @@ def is_windows(site: PodSite) -> bool:
     """A pod meant for Windows nodes, where Linux-only security fields are rejected."""
     spec = site.spec
     os_field = spec.get("os")
-    if isinstance(os_field, dict) and str(os_field.get("name", "")).lower() == "windows":
+    # A name of the wrong type names no operating system (and is never stringified).
+    name = os_field.get("name") if isinstance(os_field, dict) else None
+    if isinstance(name, str) and name.lower() == "windows":
         return True
     selector = spec.get("nodeSelector")
-    if (
-        isinstance(selector, dict)
-        and str(selector.get("kubernetes.io/os", "")).lower() == "windows"
-    ):
+    name = selector.get("kubernetes.io/os") if isinstance(selector, dict) else None
+    if isinstance(name, str) and name.lower() == "windows":
         return True
     return site.host_process
 

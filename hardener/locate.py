@@ -109,12 +109,23 @@ class PodSite:
         return False
 
     def annotations(self) -> dict[str, str]:
-        """Annotations of the owner, overridden by those of the pod template."""
+        """Annotations of the owner, overridden by those of the pod template.
+
+        A value that is not text is read as YAML wrote it when it is a scalar (``true``,
+        ``1``: what the user meant as text) and left out when it is an array or an object:
+        the wrong type, which the API server rejects, and not something to stringify.
+        """
         merged: dict[str, str] = {}
         for meta in (self.owner_metadata, self.metadata):
             notes = meta.get("annotations")
             if isinstance(notes, dict):
-                merged.update({str(k): str(v) for k, v in notes.items() if v is not None})
+                merged.update(
+                    {
+                        k: v if isinstance(v, str) else str(v)
+                        for k, v in notes.items()
+                        if isinstance(v, str | bool | int | float)
+                    }
+                )
         return merged
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "PointerError",
     "direct_init",
     "json_type",
+    "preview",
 ]
 
 JSONValue = Any
@@ -184,4 +185,39 @@ def json_type(value: object) -> str:
         return "an object"
     if value is None:
         return "null"
+    return type(value).__name__
+
+
+PREVIEW_CHARS = 64
+"""How much of a value an error message quotes (``preview``)."""
+
+
+def preview(value: object, limit: int = PREVIEW_CHARS) -> str:
+    """A short, flat rendering of ``value`` for an error message, never ``repr``.
+
+    Error messages quote values that came from outside (a request, a file). ``repr`` of a
+    value nested a thousand deep recurses past Python's limit, and a 3 MB string quoted whole
+    makes a 3 MB message. So: a string is quoted and clipped to ``limit`` characters (control
+    characters shown as escapes), a number, boolean or null is written as JSON writes it, and
+    an array or object is named by its type and size, never walked.
+    """
+    if isinstance(value, str):
+        clipped = value if len(value) <= limit else value[:limit] + "..."
+        text = (
+            clipped.encode("unicode_escape").decode("ascii")
+            if not clipped.isprintable()
+            else clipped
+        )
+        return '"' + text.replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        text = str(value)
+        return text if len(text) <= limit else text[:limit] + "..."
+    if isinstance(value, list):
+        return f"an array of {len(value)} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} key{'' if len(value) == 1 else 's'}"
     return type(value).__name__

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hardener.model import json_type
+
 __all__ = [
     "ALL",
     "BASELINE_CAPABILITIES",
@@ -51,8 +53,13 @@ BASELINE_CAPABILITIES = frozenset(
 
 
 def runtime_name(capability: object) -> str:
-    """The name a container runtime reads: ``cap_sys_admin`` and ``SYS_ADMIN`` are one."""
-    text = str(capability).strip().upper()
+    """The name a container runtime reads: ``cap_sys_admin`` and ``SYS_ADMIN`` are one.
+
+    A value that is not a string names no capability: it is shown by its type, never
+    stringified (``str`` of a value nested a thousand deep recurses past Python's limit)."""
+    if not isinstance(capability, str):
+        return json_type(capability)
+    text = capability.strip().upper()
     return text[4:] if text.startswith("CAP_") else text
 
 

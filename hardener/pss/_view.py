@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from hardener.locate import PodSite
+from hardener.model import preview
 from hardener.pss._version import Version
 
 __all__ = ["ContainerView", "Holder", "Path", "PodView", "Problem", "quote"]
@@ -183,6 +184,14 @@ def _container_label(name: str) -> str:
 
 
 def quote(value: Any) -> str:
-    """Go's ``%q`` for the strings seen in pod specs: a double-quoted string."""
+    """Go's ``%q`` for the strings seen in pod specs: a double-quoted string.
+
+    An array or an object (the wrong type) that holds another one is named by type and size:
+    ``str`` of one nested a thousand deep recurses past Python's limit."""
+    if isinstance(value, list | dict) and any(
+        isinstance(item, list | dict)
+        for item in (value.values() if isinstance(value, dict) else value)
+    ):
+        return preview(value)
     text = value if isinstance(value, str) else str(value)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

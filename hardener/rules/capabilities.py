@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 from hardener.locate import ContainerSite
+from hardener.model import preview
 from hardener.rules.base import RuleContext
+
+
+def shown(capability: object) -> str:
+    """A capability as a message names it: the string itself, or a short preview of a value
+    of the wrong type."""
+    return capability if isinstance(capability, str) else preview(capability)
 
 
 def added(ctx: RuleContext, container: ContainerSite) -> list[object]:

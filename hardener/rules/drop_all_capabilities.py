@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from hardener.pss import NET_BIND_SERVICE, drops_all, loose_all, restricted_may_add, runtime_name
 from hardener.rules.base import MISSING, Rule, RuleContext
-from hardener.rules.capabilities import added
+from hardener.rules.capabilities import added, shown
 
 
 def apply(ctx: RuleContext) -> None:
@@ -78,14 +78,14 @@ def apply(ctx: RuleContext) -> None:
             ctx.set(
                 (*caps_path, "add"),
                 keep,
-                f"removed capabilities {', '.join(map(str, extra))} from container "
+                f"removed capabilities {', '.join(map(shown, extra))} from container "
                 f'"{container.name}"',
                 container=container,
                 replace=True,
             )
             continue
         ctx.finding(
-            f'container "{container.name}" adds capabilities {", ".join(map(str, extra))}; '
+            f'container "{container.name}" adds capabilities {", ".join(map(shown, extra))}; '
             "the restricted level allows only NET_BIND_SERVICE",
             (*caps_path, "add"),
             container=container,

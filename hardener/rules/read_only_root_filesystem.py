@@ -78,14 +78,15 @@ def _mount_names(ctx: RuleContext, container: ContainerSite) -> set[str]:
     mounts = ctx.get((*container.path, "volumeMounts"))
     if not isinstance(mounts, list):
         return set()
-    return {str(m.get("name")) for m in mounts if isinstance(m, dict)}
+    return {m["name"] for m in mounts if isinstance(m, dict) and isinstance(m.get("name"), str)}
 
 
 def _volumes(ctx: RuleContext) -> dict[str, object]:
     volumes = ctx.get((*ctx.site.spec_path, "volumes"))
     if not isinstance(volumes, list):
         return {}
-    return {str(v.get("name")): v for v in volumes if isinstance(v, dict)}
+    # A name that is not a string names no volume a mount could refer to.
+    return {v["name"]: v for v in volumes if isinstance(v, dict) and isinstance(v.get("name"), str)}
 
 
 def _companion(ctx: RuleContext, path: str) -> str:

@@ -15,7 +15,9 @@ answers with the engine's operations as a base64 JSONPatch, the same operations 
 
 Errors (both derive from ``hardener.model.HardenerError``)::
 
-    BadReviewError   a request that is not a usable AdmissionReview (answered with HTTP 400)
+    BadReviewError   a malformed envelope: not a usable AdmissionReview (answered with HTTP
+                     400); an object that cannot be hardened is answered "allowed, not
+                     hardened" with a warning instead
     CertLoadError    certificate or key files that cannot be read or do not match
 """
 
@@ -23,6 +25,8 @@ from hardener.webhook._app import (
     CONFIG_KEY,
     METRICS_KEY,
     OFFLOAD_BYTES,
+    OFFLOAD_CONTAINERS,
+    OFFLOAD_VOLUMES,
     STATE_KEY,
     ServerState,
     create_app,
@@ -38,8 +42,11 @@ from hardener.webhook._review import (
     AdmissionReview,
     BadReviewError,
     ReviewResult,
+    ReviewWork,
     decode_review,
     encode_review,
+    finish_review,
+    prepare_review,
     review,
 )
 from hardener.webhook._server import (
@@ -57,6 +64,8 @@ __all__ = [
     "CONFIG_KEY",
     "METRICS_KEY",
     "OFFLOAD_BYTES",
+    "OFFLOAD_CONTAINERS",
+    "OFFLOAD_VOLUMES",
     "OUTCOMES",
     "STATE_KEY",
     "WORKLOAD_KINDS",
@@ -70,6 +79,7 @@ __all__ = [
     "JsonLineHandler",
     "Metrics",
     "ReviewResult",
+    "ReviewWork",
     "SelfSigned",
     "ServeOptions",
     "ServerState",
@@ -79,7 +89,9 @@ __all__ = [
     "decode_review",
     "encode_review",
     "event_loop_factory",
+    "finish_review",
     "make_self_signed",
+    "prepare_review",
     "review",
     "run_server",
     "serve",

@@ -6,9 +6,14 @@ writes the answer; the rest is bookkeeping (deadline, metrics, one log line). It
 failure while hardening admits the object unchanged with a warning.
 
 Most reviews are hardened on the event loop: a pod takes well under a millisecond, and a hop
-to a thread would cost more than it saves. Bodies above ``OFFLOAD_BYTES`` are hardened in a
-worker thread instead, so that a huge object neither stalls the other requests nor outlives
-the deadline (the handler stops waiting for it when the deadline passes).
+to a thread would cost more than it saves. Whether a review is small is decided by the work it
+brings, not only by its bytes: a body above ``OFFLOAD_BYTES``, or an object with more than
+``OFFLOAD_CONTAINERS`` containers or ``OFFLOAD_VOLUMES`` volumes, is hardened in a worker
+thread (a 250 KB pod of 8,600 tiny containers takes seconds), so that the event loop, with
+the probes and the other reviews, stays free. The work itself is bounded before it starts
+(``webhook.max-containers``, ``max-volumes``, ``max-values``: over them the object is admitted
+unchanged with a warning), so a worker never runs for long after the handler stopped waiting
+for it at the deadline, and the next review does not queue behind it.
 """
 
 from __future__ import annotations
@@ -16,25 +21,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hardener.config import Config, default_config
+from hardener.model import preview
 from hardener.webhook._logs import LOGGER_NAME, log_review
 from hardener.webhook._metrics import BAD_REQUEST, Metrics
 from hardener.webhook._review import (
-    AdmissionRequest,
     BadReviewError,
     ReviewResult,
+    ReviewWork,
     decode_review,
     encode_review,
     error_result,
+    finish_review,
     past_deadline_result,
-    review,
+    prepare_review,
 )
 from hardener.webhook._tls import CertReloader
 
@@ -42,16 +53,31 @@ __all__ = [
     "CONFIG_KEY",
     "METRICS_KEY",
     "OFFLOAD_BYTES",
+    "OFFLOAD_CONTAINERS",
+    "OFFLOAD_VOLUMES",
+    "REVIEW_THREADS",
     "STATE_KEY",
     "ServerState",
     "create_app",
     "create_metrics_app",
 ]
 
-OFFLOAD_BYTES = 256 * 1024
-"""Bodies larger than this are hardened in a worker thread, off the event loop."""
+OFFLOAD_BYTES = 8 * 1024
+"""Bodies larger than this are decoded and hardened in a worker thread, off the event loop."""
+
+OFFLOAD_CONTAINERS = 16
+"""Objects with more containers than this are hardened in a worker thread."""
+
+OFFLOAD_VOLUMES = 64
+"""Objects with more volumes than this are hardened in a worker thread."""
+
+REVIEW_THREADS = 4
+SWITCH_INTERVAL = 0.0005
+"""Seconds between GIL hand-overs once reviews run in worker threads (see ``_in_thread``)."""
+"""Worker threads for the reviews hardened off the event loop."""
 
 _log = logging.getLogger(LOGGER_NAME)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -116,24 +142,34 @@ def _bad_request(metrics: Metrics, started: float, error: BadReviewError) -> web
     return _json(400, {"error": str(error), "field": error.field or None})
 
 
-def _process(body: bytes, config: Config, deadline: float) -> ReviewResult:
-    request = decode_review(body)
-    if time.monotonic() > deadline:
-        return past_deadline_result(request, config.webhook.deadline_seconds)
+def _prepare(body: bytes, config: Config) -> ReviewResult | ReviewWork:
+    """Decode the body and size the work (``BadReviewError`` for a malformed envelope)."""
+    return prepare_review(decode_review(body), config, body_bytes=len(body))
+
+
+def _finish(work: ReviewWork, config: Config, deadline: float) -> ReviewResult:
     try:
-        return review(request, config, deadline=deadline)
-    except BadReviewError:
-        raise
+        return finish_review(work, config, deadline=deadline)
     except Exception:
-        _log.exception("review failed", extra={"fields": {"uid": request["uid"]}})
-        return error_result(request)
+        _log.exception("review failed", extra={"fields": {"uid": work.request["uid"]}})
+        return error_result(work.request)
 
 
-def _peek_request(body: bytes) -> AdmissionRequest | None:
-    try:
-        return decode_review(body)
-    except BadReviewError:
-        return None
+def _small(work: ReviewWork) -> bool:
+    return work.containers <= OFFLOAD_CONTAINERS and work.volumes <= OFFLOAD_VOLUMES
+
+
+def _payload_error(error: Exception, limit: int) -> BadReviewError:
+    """What went wrong while reading the body, for the 400: a body over the limit, a corrupt
+    compressed body, a connection cut short. The reason is aiohttp's, clipped."""
+    if isinstance(error, web.HTTPRequestEntityTooLarge):
+        return BadReviewError("", f"the body is over the limit of {limit} bytes")
+    cause = error.__cause__ or error
+    reason = cause.message if isinstance(cause, HttpProcessingError) else str(cause)
+    reason = " ".join(reason.split()) or type(cause).__name__
+    return BadReviewError(
+        "", f"the body could not be read: {preview(reason)} ({type(error).__name__})"
+    )
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -142,8 +178,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         raise BadReviewError("", f"the body is {length} bytes, over the limit of {limit} bytes")
     try:
         return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise BadReviewError("", f"the body is over the limit of {limit} bytes") from None
+    except (web.HTTPRequestEntityTooLarge, web.RequestPayloadError, HttpProcessingError) as exc:
+        # RequestPayloadError: a corrupt gzip or deflate body, a chunked body cut short;
+        # its cause says which.
+        raise _payload_error(exc, limit) from None
 
 
 _JSON = "application/json"
@@ -166,7 +204,7 @@ async def _mutate(request: web.Request) -> web.Response:
                 BadReviewError(
                     "Content-Type",
                     "must be application/json, got "
-                    f"{request.headers.get('Content-Type', 'none')!r}",
+                    + preview(request.headers.get("Content-Type", "none")),
                 ),
             )
         try:
@@ -188,22 +226,20 @@ async def _mutate(request: web.Request) -> web.Response:
                 ),
             )
         except BadReviewError as exc:
-            return _bad_request(metrics, started, exc)
+            # The rest of the body cannot be read (too large, corrupt): close the connection
+            # after the answer rather than read on (aiohttp would, and fail again).
+            refused = _bad_request(metrics, started, exc)
+            refused.force_close()
+            return refused
         try:
-            if len(body) <= OFFLOAD_BYTES:
-                result = _process(body, config, deadline)
-            else:
-                result = await _process_in_thread(state, body, config, deadline)
+            result = await _review_body(state, body, config, deadline)
         except BadReviewError as exc:
             return _bad_request(metrics, started, exc)
         except Exception:
-            # A bug outside the engine (the engine's own failures are caught in _process):
-            # still answer, and still admit.
+            # A bug outside the engine (the engine's own failures are caught in _finish):
+            # still answer.
             _log.exception("review failed")
-            peeked = _peek_request(body)
-            if peeked is None:
-                return _bad_request(metrics, started, BadReviewError("", "internal error"))
-            result = error_result(peeked)
+            return _bad_request(metrics, started, BadReviewError("", "internal error"))
         answer = encode_review(result.response)
         latency = time.monotonic() - started
         outcome = result.outcome
@@ -231,28 +267,56 @@ async def _mutate(request: web.Request) -> web.Response:
         state.leave()
 
 
-async def _process_in_thread(
+async def _review_body(
     state: ServerState, body: bytes, config: Config, deadline: float
 ) -> ReviewResult:
+    """Decode, size and harden on the event loop when the work is small; else in a thread."""
+    if len(body) <= OFFLOAD_BYTES:
+        prepared = _prepare(body, config)
+    else:
+        try:
+            prepared = await _in_thread(state, deadline, _prepare, body, config)
+        except TimeoutError:
+            raise BadReviewError(
+                "", "the review could not be decoded within the deadline"
+            ) from None
+    if isinstance(prepared, ReviewResult):
+        return prepared
+    if len(body) <= OFFLOAD_BYTES and _small(prepared):
+        return _finish(prepared, config, deadline)
+    try:
+        return await _in_thread(state, deadline, _finish, prepared, config, deadline)
+    except TimeoutError:
+        return past_deadline_result(prepared.request, config.webhook.deadline_seconds)
+
+
+async def _in_thread(
+    state: ServerState, deadline: float, work: Callable[..., _T], *args: Any
+) -> _T:
+    """``work(*args)`` in a worker thread; ``TimeoutError`` at ``deadline``.
+
+    Past the deadline the thread carries on and its answer is dropped. The limits keep that
+    short, and with ``REVIEW_THREADS`` workers the next review does not wait for it.
+    """
     loop = asyncio.get_running_loop()
     if state.executor is None:
-        state.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hardener-review")
-    future = loop.run_in_executor(state.executor, _process, body, config, deadline)
+        # A worker holding the GIL hands it back every switch interval (5 ms by default); the
+        # loop needs it several times per probe or review, so a shorter interval keeps
+        # /healthz and small reviews answering within milliseconds while a large one runs.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+        state.executor = ThreadPoolExecutor(
+            max_workers=REVIEW_THREADS, thread_name_prefix="hardener-review"
+        )
+    future = loop.run_in_executor(state.executor, work, *args)
     try:
         async with asyncio.timeout_at(deadline):
             return await asyncio.shield(future)
     except TimeoutError:
-        # The thread carries on and its answer is dropped; the caller gets one now.
         future.add_done_callback(_discard)
-        peeked = _peek_request(body)
-        if peeked is None:
-            raise BadReviewError(
-                "", "the review could not be decoded within the deadline"
-            ) from None
-        return past_deadline_result(peeked, config.webhook.deadline_seconds)
+        raise
 
 
-def _discard(future: asyncio.Future[ReviewResult]) -> None:
+def _discard(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved, so asyncio does not log it as never retrieved
 

@@ -14,6 +14,13 @@ handler writes such lines in batches: at most ``flush_interval`` (0.1 s) after t
 of a batch, before any other record (so the order of the lines holds), and whenever it is
 flushed or closed (``logging.shutdown`` at exit does both). Set up any other way (an
 application's own handlers, a test capturing records), the review line is an ordinary record.
+
+Log lines carry values that came from outside (a uid, an object's name, an error message), so
+every text field is clipped to ``MAX_FIELD_CHARS``: a request carrying a 3 MB string makes a
+line of a few hundred bytes, not a 3 MB one. aiohttp reports a request it cannot parse (a bad
+request line or header, a corrupt compressed body) with a traceback whose message quotes the
+raw bytes; ``configure_logging`` turns those records into one WARNING line that names the
+error class and the peer, without the bytes (``FramingErrorFilter``).
 """
 
 from __future__ import annotations
@@ -26,9 +33,13 @@ from collections import deque
 from typing import IO, Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 __all__ = [
     "LOGGER_NAME",
+    "MAX_FIELD_CHARS",
+    "FramingErrorFilter",
     "JsonFormatter",
     "JsonLineHandler",
     "configure_logging",
@@ -37,6 +48,11 @@ __all__ = [
 ]
 
 LOGGER_NAME = "hardener.webhook"
+
+MAX_FIELD_CHARS = 512
+"""The longest text a log field keeps; longer ones are cut and end with ``...``."""
+
+_MAX_EXCEPTION_CHARS = 16 * 1024
 
 _webhook_log = logging.getLogger(LOGGER_NAME)
 _hardener_log = logging.getLogger("hardener")
@@ -55,20 +71,66 @@ def _timestamp(created: float) -> str:
     return f"{cached[1]}.{int((created - second) * 1000):03d}Z"
 
 
+def _clipped(value: Any, limit: int = MAX_FIELD_CHARS) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 3] + "..."
+    return value
+
+
+def _clip_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with every text cut to ``MAX_FIELD_CHARS`` (texts in lists too)."""
+    clipped = {}
+    for key, value in fields.items():
+        if isinstance(value, list | tuple):
+            value = [_clipped(item) for item in value[:64]]
+        elif not isinstance(value, str | int | float | bool) and value is not None:
+            value = str(value)  # paths and the like: what ``default=str`` would write
+        clipped[_clipped(key, 64)] = _clipped(value)
+    return clipped
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": _clipped(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update(fields)
+            line.update(_clip_fields(fields))
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = _clipped(
+                self.formatException(record.exc_info), _MAX_EXCEPTION_CHARS
+            )
         return orjson.dumps(line, default=str).decode()
+
+
+class FramingErrorFilter(logging.Filter):
+    """aiohttp's record of a request it could not parse, as one WARNING line without payload.
+
+    aiohttp logs a malformed request line or header, or a corrupt compressed body, at ERROR
+    with the exception, and the exception's message quotes the bytes received (up to the
+    header limit of 8 KiB). That is the client's fault, not the server's, and the bytes are
+    the client's: the record keeps the error class and the peer and drops the rest.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError | RequestPayloadError):
+            return True
+        cause = exc.__cause__ if isinstance(exc, RequestPayloadError) else None
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        record.msg = "bad HTTP request"
+        record.args = ()
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        record.fields = {
+            "error": type(cause if cause is not None else exc).__name__,
+            "peer": peer if isinstance(peer, str) else None,
+        }
+        return True
 
 
 class JsonLineHandler(logging.StreamHandler[IO[str]]):
@@ -147,6 +209,10 @@ def configure_logging(stream: IO[str] | None = None, level: int = logging.INFO) 
         other = logging.getLogger(name)
         other.handlers[:] = [handler]
         other.propagate = False
+    server = logging.getLogger("aiohttp.server")
+    for old in [f for f in server.filters if isinstance(f, FramingErrorFilter)]:
+        server.removeFilter(old)
+    server.addFilter(FramingErrorFilter())
     return handler
 
 
@@ -184,6 +250,6 @@ def log_review(fields: dict[str, Any]) -> None:
         "level": "info",
         "logger": LOGGER_NAME,
         "event": "review",
-        **fields,
+        **_clip_fields(fields),
     }
     handler.write_line(orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE).decode())

@@ -6,10 +6,19 @@ with HTTP 400); ``review`` decides the answer with the engine; ``encode_review``
 
 Two channels, as the API server expects them:
 
-- a malformed call (not JSON, not an ``admission.k8s.io/v1`` AdmissionReview, a missing
-  ``uid``, an object of the wrong shape) is the caller's bug: ``BadReviewError`` -> HTTP 400;
+- a malformed envelope (not JSON, not an ``admission.k8s.io/v1`` AdmissionReview, a missing
+  ``request`` or ``uid``) is the caller's bug: ``BadReviewError`` -> HTTP 400;
 - every well-formed review is *allowed*: hardener mutates, it never refuses. Problems it
-  cannot fix travel as ``warnings``.
+  cannot fix travel as ``warnings``. That includes an object hardener cannot harden (a field
+  of the wrong type, a pod spec without ``containers``, more containers or volumes than
+  ``webhook.max-containers``/``max-volumes``): it is admitted unchanged with a warning that
+  says why (outcome ``not-hardened``), so that the API server's own validation speaks to
+  the user instead of an opaque "rejected our request" for a 400.
+
+``review`` is ``prepare_review`` (cheap: the envelope's target, the object's shape and its
+size, decided before any work) followed by ``finish_review`` (the engine and the PSS
+evaluator); the server runs the second on its event loop or in a worker thread depending on
+the size the first found.
 
 The patch is built from ``plan().ops``, never by diffing a hardened copy: the engine already
 knows the operations, and diffing costs far more than the whole request.
@@ -39,6 +48,7 @@ import orjson
 
 from hardener.config import Config
 from hardener.engine import Scope, plan
+from hardener.locate import pod_sites
 from hardener.model import (
     Change,
     Finding,
@@ -46,11 +56,13 @@ from hardener.model import (
     InvalidObjectError,
     JSONObject,
     json_type,
+    preview,
 )
 from hardener.pss import Violation, evaluate
 
 __all__ = [
     "API_VERSION",
+    "MAX_UID_CHARS",
     "MAX_WARNINGS_TOTAL_CHARS",
     "MAX_WARNING_CHARS",
     "OUTCOMES",
@@ -62,10 +74,14 @@ __all__ = [
     "GroupVersionKind",
     "Outcome",
     "ReviewResult",
+    "ReviewWork",
     "decode_review",
     "encode_review",
     "error_result",
+    "finish_review",
+    "not_hardened_result",
     "past_deadline_result",
+    "prepare_review",
     "review",
 ]
 
@@ -76,14 +92,27 @@ API_VERSION = "admission.k8s.io/v1"
 MAX_WARNING_CHARS = 256
 MAX_WARNINGS_TOTAL_CHARS = 3072
 
-Outcome = Literal["patched", "unchanged", "warned", "skipped", "deadline", "error"]
-OUTCOMES: tuple[Outcome, ...] = ("patched", "unchanged", "warned", "skipped", "deadline", "error")
+MAX_UID_CHARS = 256
+"""The longest ``request.uid`` accepted; the API server sends a UUID (36 characters)."""
+
+Outcome = Literal["patched", "unchanged", "warned", "skipped", "not-hardened", "deadline", "error"]
+OUTCOMES: tuple[Outcome, ...] = (
+    "patched",
+    "unchanged",
+    "warned",
+    "skipped",
+    "not-hardened",
+    "deadline",
+    "error",
+)
 """What happened to a well-formed review (the ``outcome`` label of the request metric):
 
 ``patched`` a patch was sent; ``unchanged`` a handled object needed nothing; ``warned`` warn
 mode found something to change and only said so; ``skipped`` a kind, operation or subresource
-hardener does not touch; ``deadline`` the answer was not ready in time and the object was
-admitted unchanged; ``error`` an unexpected failure, also admitted unchanged.
+hardener does not touch; ``not-hardened`` an object hardener cannot harden (the wrong shape,
+or over the size limits), admitted unchanged with a warning that says why; ``deadline`` the
+answer was not ready in time and the object was admitted unchanged; ``error`` an unexpected
+failure, also admitted unchanged.
 """
 
 WORKLOAD_KINDS: frozenset[tuple[str, str]] = frozenset(
@@ -158,6 +187,20 @@ class ReviewResult:
     """Rules applied (``patched``) or that would apply (``warned``)."""
     ops: int = 0
     violations: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ReviewWork:
+    """A review that hardener will act on, and how big the work is (``prepare_review``)."""
+
+    request: AdmissionRequest
+    obj: JSONObject
+    """The object, with ``kind`` filled in from the request when it had none."""
+    scope: Scope | None
+    namespace: str | None
+    containers: int
+    """Containers of every kind in every pod spec of the object."""
+    volumes: int
     """PSS checks still violated."""
 
 
@@ -214,7 +257,7 @@ def decode_review(body: bytes) -> AdmissionRequest:
         hint = " (set admissionReviewVersions: [v1] in the webhook configuration)"
         raise BadReviewError(
             "apiVersion",
-            f"must be {API_VERSION!r}, got {api_version!r}"
+            f"must be {API_VERSION!r}, got {preview(api_version)}"
             + (
                 hint
                 if isinstance(api_version, str) and api_version.startswith("admission.")
@@ -222,7 +265,9 @@ def decode_review(body: bytes) -> AdmissionRequest:
             ),
         )
     if document.get("kind") != "AdmissionReview":
-        raise BadReviewError("kind", f"must be 'AdmissionReview', got {document.get('kind')!r}")
+        raise BadReviewError(
+            "kind", f"must be 'AdmissionReview', got {preview(document.get('kind'))}"
+        )
     request = document.get("request")
     if request is None:
         raise BadReviewError("request", "is required: the AdmissionReview carries no request")
@@ -232,7 +277,13 @@ def decode_review(body: bytes) -> AdmissionRequest:
     if uid is None:
         raise BadReviewError("request.uid", "is required: the response must echo it")
     if not isinstance(uid, str) or not uid:
-        raise BadReviewError("request.uid", f"must be a non-empty string, not {uid!r}")
+        raise BadReviewError("request.uid", f"must be a non-empty string, not {preview(uid)}")
+    if len(uid) > MAX_UID_CHARS:
+        # The answer must echo the uid: a long one would be echoed whole.
+        raise BadReviewError(
+            "request.uid",
+            f"is {len(uid)} characters long, over {MAX_UID_CHARS} (the API server sends a UUID)",
+        )
     gvk = request.get("kind")
     if not isinstance(gvk, dict):
         raise BadReviewError(
@@ -348,10 +399,7 @@ def _still_violated(
             own_name if isinstance(own_name, str) else None,
         ):
             return []
-    try:
-        violations = evaluate(hardened, level=config.level, version=config.version)
-    except InvalidObjectError as exc:
-        raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
+    violations = evaluate(hardened, level=config.level, version=config.version)
     if scope is None:
         return violations
     return [v for v in violations if _in_scope(v.container, scope)]
@@ -409,6 +457,22 @@ def past_deadline_result(request: AdmissionRequest, deadline_seconds: float) -> 
     return _result(request, response, "deadline")
 
 
+def not_hardened_result(request: AdmissionRequest, field: str, reason: str) -> ReviewResult:
+    """Admit unchanged an object hardener cannot harden, and say what was left alone and why.
+
+    ``field`` is where the trouble is (``request.object/spec/containers``), ``reason`` what
+    it is; both may hold parts of the object, so the warning is clipped like every other.
+    """
+    response = _allowed(request["uid"])
+    kind = request["kind"]["kind"]
+    where = f"{field}: " if field else ""
+    response["warnings"] = [
+        _clip(f"hardener: {kind} not hardened, admitted unchanged: {where}{reason}")
+    ]
+    response["auditAnnotations"] = {"outcome": "not-hardened"}
+    return _result(request, response, "not-hardened")
+
+
 def error_result(request: AdmissionRequest) -> ReviewResult:
     """Admit unchanged after an unexpected failure: hardener must never block the cluster."""
     response = _allowed(request["uid"])
@@ -443,29 +507,77 @@ def _result(
 def review(
     request: AdmissionRequest, config: Config, *, deadline: float | None = None
 ) -> ReviewResult:
-    """Decide the AdmissionResponse for a validated request.
+    """Decide the AdmissionResponse for a validated request: ``prepare_review``, then
+    ``finish_review`` when there is work to do.
 
     ``deadline`` is a ``time.monotonic()`` instant: past it, between the engine's steps, the
-    answer becomes allowed-without-patch plus a warning. Raises ``BadReviewError`` when the
-    object hardener must act on has the wrong shape.
+    answer becomes allowed-without-patch plus a warning.
+    """
+    prepared = prepare_review(request, config)
+    if isinstance(prepared, ReviewResult):
+        return prepared
+    return finish_review(prepared, config, deadline=deadline)
+
+
+def _size(obj: JSONObject) -> tuple[int, int]:
+    """Containers and volumes in every pod spec of ``obj``; ``InvalidObjectError`` when a
+    field on the way to them has the wrong type."""
+    containers = volumes = 0
+    for site in pod_sites(obj):
+        containers += len(site.containers)
+        listed = site.spec.get("volumes")
+        volumes += len(listed) if isinstance(listed, list) else 0
+    return containers, volumes
+
+
+def _more_values_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds more than ``limit`` JSON values (itself included).
+
+    A walk with a stack of its own (no recursion, whatever the depth) that stops as soon as
+    the count passes ``limit``, so it costs at most ``limit`` steps.
+    """
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        if count > limit:
+            return True
+    return False
+
+
+def prepare_review(
+    request: AdmissionRequest, config: Config, *, body_bytes: int | None = None
+) -> ReviewResult | ReviewWork:
+    """The answer when it needs no engine (a kind hardener does not touch, an object it
+    cannot harden), else the work to do. Cheap: no rule runs here, so the limits on
+    containers, volumes and values are decided before the work starts.
+
+    ``body_bytes`` is the size of the body the request came in: a body of ``n`` bytes holds
+    at most ``n // 2 + 1`` JSON values, so a small one is not counted.
     """
     target = _target(request["kind"], request["operation"], request.get("subResource") or "")
     if target is None:
         return _result(request, _allowed(request["uid"]), "skipped")
     obj = request.get("object")
-    if not isinstance(obj, dict):
-        raise BadReviewError(
-            "request.object",
-            f"must be the {request['kind']['kind']} object, not {json_type(obj)}",
-        )
     kind = request["kind"]["kind"]
+    if not isinstance(obj, dict):
+        return not_hardened_result(
+            request, "request.object", f"must be the {kind} object, not {json_type(obj)}"
+        )
     obj_kind = obj.get("kind")
     if obj_kind is None:
         # locate() finds the pod spec by kind; the request says what the object is.
         obj = {**obj, "kind": kind}
     elif obj_kind != kind:
-        raise BadReviewError(
-            "request.object.kind", f"is {obj_kind!r} but request.kind.kind is {kind!r}"
+        return not_hardened_result(
+            request,
+            "request.object.kind",
+            f"is {preview(obj_kind)} but request.kind.kind is {preview(kind)}",
         )
     scope: Scope | None = None
     if target == "ephemeral":
@@ -475,12 +587,46 @@ def review(
         if not new:
             return _result(request, _allowed(request["uid"]), "skipped", obj)
         scope = Scope(ephemeral_containers=new)
-    namespace = request.get("namespace") or None
+    try:
+        containers, volumes = _size(obj)
+    except InvalidObjectError as exc:
+        return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
+    limits = config.webhook
+    countable = body_bytes is None or body_bytes // 2 + 1 > limits.max_values
+    if countable and _more_values_than(obj, limits.max_values):
+        return not_hardened_result(
+            request,
+            "",
+            f"it holds over {limits.max_values} JSON values (webhook.max-values in the "
+            "config); hardening it would hold the webhook too long",
+        )
+    for count, limit, what, key in (
+        (containers, limits.max_containers, "containers", "max-containers"),
+        (volumes, limits.max_volumes, "volumes", "max-volumes"),
+    ):
+        if count > limit:
+            return not_hardened_result(
+                request,
+                "",
+                f"it has {count} {what}, over the limit of {limit} (webhook.{key} in the "
+                "config); hardening it would hold the webhook too long",
+            )
+    return ReviewWork(request, obj, scope, request.get("namespace") or None, containers, volumes)
+
+
+def finish_review(
+    work: ReviewWork, config: Config, *, deadline: float | None = None
+) -> ReviewResult:
+    """Harden ``work.obj`` with the engine and answer (see ``review``)."""
+    request, obj, scope, namespace = work.request, work.obj, work.scope, work.namespace
+    kind = request["kind"]["kind"]
+    if deadline is not None and time.monotonic() > deadline:
+        return past_deadline_result(request, config.webhook.deadline_seconds)
     try:
         # The PSS verdict below is the evaluator's own, on the patched object.
         decided = plan(obj, config, namespace=namespace, scope=scope, evaluate=False)
     except InvalidObjectError as exc:
-        raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
+        return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
     if deadline is not None and time.monotonic() > deadline:
         return past_deadline_result(request, config.webhook.deadline_seconds)
 
@@ -501,7 +647,10 @@ def review(
     else:
         outcome = "unchanged"
 
-    violations = _still_violated(decided.hardened, config, namespace, scope)
+    try:
+        violations = _still_violated(decided.hardened, config, namespace, scope)
+    except InvalidObjectError as exc:
+        return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
     findings = decided.findings
     notes = (
         [f for f in findings if f.check is None and _in_scope(f.container, scope)]

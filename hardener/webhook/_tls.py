@@ -7,8 +7,11 @@ on the next TLS handshake:
 - the listening socket keeps one *front* ``SSLContext`` for its whole life; its
   ``sni_callback`` runs at every ClientHello (with or without SNI, so also for clients that
   connect by IP address), before the server picks its certificate;
-- the callback looks at the files' identity (device, inode, size, mtime), at most once every
-  ``check_interval`` seconds, and when it changed builds a new ``SSLContext`` from them;
+- the callback looks at the files, at most once every ``check_interval`` seconds: their
+  identity (device, inode, size, mtime, ctime) and a SHA-256 of their content. A renewed
+  certificate copied over the old one in place (``cp -p``) keeps the inode, the size (the
+  same key and CA give a certificate of the same size) and the mtime, so only the content
+  (and the ctime) tell it apart. When anything changed it builds a new ``SSLContext``;
 - it then points the handshake at the newest context (``SSLObject.context = ...``), so the new
   certificate is served from the next connection on.
 
@@ -20,6 +23,7 @@ change again; it is reported through ``on_reload``, never raised into a handshak
 
 from __future__ import annotations
 
+import hashlib
 import os
 import ssl
 import threading
@@ -31,7 +35,12 @@ from hardener.model import HardenerError
 
 __all__ = ["CertLoadError", "CertReloader", "server_context"]
 
-_Stamp = tuple[tuple[int, int, int, int], tuple[int, int, int, int]]
+_FileStamp = tuple[int, int, int, int, int, bytes]
+_Stamp = tuple[_FileStamp, _FileStamp]
+
+_MAX_STAMPED_BYTES = 1024 * 1024
+"""Certificate and key files are a few KiB; a file larger than this is hashed in part only
+(its size and times still count)."""
 
 
 class CertLoadError(HardenerError):
@@ -56,9 +65,11 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
-def _stamp(path: Path) -> tuple[int, int, int, int]:
-    info = os.stat(path)
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+def _stamp(path: Path) -> _FileStamp:
+    with open(path, "rb") as file:
+        info = os.fstat(file.fileno())
+        digest = hashlib.sha256(file.read(_MAX_STAMPED_BYTES)).digest()
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, digest)
 
 
 class CertReloader:

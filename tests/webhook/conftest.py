@@ -188,12 +188,14 @@ def restore_logging() -> Iterator[None]:
             list(logging.getLogger(name).handlers),
             logging.getLogger(name).propagate,
             logging.getLogger(name).level,
+            list(logging.getLogger(name).filters),
         )
         for name in names
     }
     yield
-    for name, (handlers, propagate, level) in saved.items():
+    for name, (handlers, propagate, level, filters) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers[:] = handlers
         logger.propagate = propagate
         logger.setLevel(level)
+        logger.filters[:] = filters

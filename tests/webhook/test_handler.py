@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+import hardener.webhook._app as app_module
 import hardener.webhook._review as review_module
 from hardener.certs import make_bundle, write_bundle
 from hardener.config import parse_config
@@ -25,6 +27,7 @@ from hardener.engine import plan
 from hardener.webhook import (
     METRICS_KEY,
     OFFLOAD_BYTES,
+    OFFLOAD_CONTAINERS,
     CertReloader,
     JsonFormatter,
     create_app,
@@ -107,7 +110,6 @@ def _bad_cases(pod: dict[str, Any]) -> list[tuple[str, bytes, dict[str, str], st
         return json.dumps(doc).encode()
 
     good = json.dumps(valid).encode()
-    wrong_shape = {**copy.deepcopy(pod), "spec": {"containers": "web"}}
     return [
         ("non-JSON", b"<AdmissionReview/>", HEADERS, "not valid JSON"),
         ("NaN", good.replace(b'"dryRun": false', b'"dryRun": NaN'), HEADERS, "NaN is not valid"),
@@ -125,27 +127,113 @@ def _bad_cases(pod: dict[str, Any]) -> list[tuple[str, bytes, dict[str, str], st
         ("missing request", changed(request=None), HEADERS, "request: is required"),
         ("missing uid", request_changed(uid=None), HEADERS, "request.uid: is required"),
         (
-            "object of the wrong shape",
-            request_changed(object=wrong_shape),
+            "apiVersion nested 1000 deep",
+            good.replace(b'"admission.k8s.io/v1"', DEEP, 1),
             HEADERS,
-            "request.object/spec/containers: must be an array",
+            "apiVersion: must be 'admission.k8s.io/v1', got an array of 1 item",
         ),
         (
-            "object is a string",
-            request_changed(object="pod"),
+            "kind nested 1000 deep",
+            good.replace(b'"AdmissionReview"', DEEP_OBJECT, 1),
             HEADERS,
-            "request.object: must be the Pod object",
+            "kind: must be 'AdmissionReview', got an object of 1 key",
+        ),
+        (
+            "uid nested 1000 deep",
+            good.replace(json.dumps(valid["request"]["uid"]).encode(), DEEP, 1),
+            HEADERS,
+            "request.uid: must be a non-empty string, not an array of 1 item",
+        ),
+        ("uid too long", request_changed(uid="u" * 300), HEADERS, "request.uid: is 300 char"),
+        (
+            "corrupt gzip",
+            b"\x1f\x8b\x08\x00" + good[:64],
+            {**HEADERS, "Content-Encoding": "gzip"},
+            "the body could not be read",
         ),
         ("wrong content type", good, {"Content-Type": "text/plain"}, "Content-Type"),
         ("no content type", good, {}, "Content-Type"),
-        ("over the limit", good + b" " * 4096, HEADERS, "over the limit"),
+        ("over the limit", good + b" " * 8192, HEADERS, "over the limit"),
     ]
+
+
+DEEP = b"[" * 1000 + b'"x"' + b"]" * 1000
+"""A value nested 1000 deep: under orjson's limit of 1024, over what ``repr`` survives."""
+DEEP_OBJECT = b'{"":' * 1000 + b'"x"' + b"}" * 1000
+
+
+def _unhardenable_cases(pod: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+    """Well-formed reviews whose object hardener cannot harden: (name, body, needle)."""
+
+    def with_object(obj: Any, *, deep: bytes | None = None) -> bytes:
+        body = json.dumps(admission_review(obj, kind="Pod")).encode()
+        return body if deep is None else body.replace(b'"DEEP"', deep)
+
+    def pod_with(**spec: Any) -> dict[str, Any]:
+        return {**copy.deepcopy(pod), "spec": spec}
+
+    container = {"name": "web", "image": "registry.example.com/web:1"}
+    return [
+        (
+            "only ephemeral containers",
+            with_object(pod_with(ephemeralContainers=[{**container, "name": "debug"}])),
+            "request.object/spec/containers: must be an array of containers, not null",
+        ),
+        (
+            "pod spec without containers",
+            with_object(pod_with(volumes=[])),
+            "request.object/spec/containers: must be an array of containers",
+        ),
+        (
+            "containers is a string",
+            with_object(pod_with(containers="web")),
+            "request.object/spec/containers: must be an array",
+        ),
+        (
+            "securityContext is an array",
+            with_object(pod_with(containers=[{**container, "securityContext": []}])),
+            "request.object/spec/containers/0/securityContext: must be an object",
+        ),
+        ("object is a string", with_object("pod"), "request.object: must be the Pod object"),
+        (
+            "object.kind nested 1000 deep",
+            with_object({**copy.deepcopy(pod), "kind": "DEEP"}, deep=DEEP),
+            'request.object.kind: is an array of 1 item but request.kind.kind is "Pod"',
+        ),
+    ]
+
+
+async def test_an_object_that_cannot_be_hardened_is_admitted_unchanged_with_a_warning(
+    aiohttp_client: MakeClient,
+) -> None:
+    """A valid envelope whose object hardener cannot harden: allowed, no patch, a warning
+    that says what was left alone and why, ``outcome: not-hardened`` (never a 400, which the
+    API server turns into an opaque error that hides its own validation message)."""
+    app = create_app()
+    client = await aiohttp_client(app)
+    cases = _unhardenable_cases(POD)
+    for name, body, needle in cases:
+        async with client.post("/mutate", data=body, headers=HEADERS) as resp:
+            assert resp.status == 200, name
+            response = (await resp.json())["response"]
+        assert response["allowed"] is True, name
+        assert "patch" not in response and "patchType" not in response, name
+        assert response["auditAnnotations"] == {"outcome": "not-hardened"}, name
+        (warning,) = response["warnings"]
+        assert warning.startswith("hardener: Pod not hardened, admitted unchanged: "), name
+        assert needle in warning, (name, warning)
+    counted = _samples(await _metrics_text(app))
+    assert counted[("hardener_webhook_requests_total", (("outcome", "not-hardened"),))] == len(
+        cases
+    )
+    assert counted[("hardener_webhook_requests_total", (("outcome", "bad_request"),))] == 0
+    assert counted[("hardener_webhook_requests_total", (("outcome", "error"),))] == 0
 
 
 async def test_bad_input_gets_a_400_that_says_why_and_the_server_stays_healthy(
     aiohttp_client: MakeClient,
 ) -> None:
-    config = parse_config({"webhook": {"max-body-bytes": 4096}})
+    config = parse_config({"webhook": {"max-body-bytes": 8192}})
     app = create_app(config)
     client = await aiohttp_client(app)
     cases = _bad_cases(POD)
@@ -159,7 +247,7 @@ async def test_bad_input_gets_a_400_that_says_why_and_the_server_stays_healthy(
 
     # A body over the limit sent without Content-Length (chunked) is refused the same way.
     async def chunks() -> Any:
-        for _ in range(8):
+        for _ in range(16):
             yield b" " * 1024
 
     async with client.post("/mutate", data=chunks(), headers=HEADERS) as resp:
@@ -385,3 +473,99 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_400(aiohttp_client: Make
     await writer.wait_closed()
     status, answer = await _post(client, admission_review(copy.deepcopy(POD)))
     assert status == 200 and decode_patch(answer["response"])
+
+
+def _pod_of(containers: int, *, annotation_bytes: int = 0) -> dict[str, Any]:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"] = [{"name": f"c{i}", "image": "i"} for i in range(containers)]
+    if annotation_bytes:
+        pod["metadata"]["annotations"] = {"example.com/blob": "x" * annotation_bytes}
+    return pod
+
+
+async def _latencies(clients: list[Client], until: asyncio.Future[Any]) -> list[float]:
+    """GET /healthz on each client, one after the other, until ``until`` is done."""
+    seen: list[float] = []
+    while not until.done():
+        for probe in clients:
+            started = time.monotonic()
+            async with probe.get("/healthz") as resp:
+                assert resp.status == 200
+            seen.append(time.monotonic() - started)
+        await asyncio.sleep(0.01)
+    return seen
+
+
+async def test_a_review_of_many_small_containers_never_stalls_the_event_loop(
+    aiohttp_client: MakeClient,
+) -> None:
+    """7,800 tiny containers (a body under the old 256 KB offload threshold, once hardened on
+    the event loop for seconds): the probes on both ports answer within 100 ms throughout, and
+    the review gets its answer at the deadline."""
+    config = parse_config({"webhook": {"deadline-seconds": 0.3, "max-containers": 10000}})
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    metrics_client = await aiohttp_client(create_metrics_app(app))
+    body = json.dumps(admission_review(_pod_of(7800))).encode()
+    assert len(body) < 256 * 1024
+    started = time.monotonic()
+    posted = asyncio.ensure_future(_post(client, body))
+    latencies = await _latencies([client, metrics_client], posted)
+    status, answer = await posted
+    took = time.monotonic() - started
+    assert status == 200
+    assert answer["response"]["auditAnnotations"] == {"outcome": "deadline"}
+    assert took < 0.3 + 0.3, took
+    assert len(latencies) >= 4
+    assert max(latencies) < 0.1, sorted(latencies)[-3:]
+
+
+async def test_reviews_of_more_than_a_few_containers_are_hardened_off_the_event_loop(
+    aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offloading is decided by the work, not only by the bytes: a small body with more
+    than ``OFFLOAD_CONTAINERS`` containers goes to a worker thread too."""
+    threads: list[str] = []
+    real_finish = app_module.finish_review
+
+    def finish(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "finish_review", finish)
+    client = await aiohttp_client(create_app())
+    for containers in (2, OFFLOAD_CONTAINERS + 1):
+        body = json.dumps(admission_review(_pod_of(containers))).encode()
+        assert len(body) <= OFFLOAD_BYTES
+        status, answer = await _post(client, body)
+        assert status == 200 and decode_patch(answer["response"])
+    assert threads[0] == threading.current_thread().name
+    assert threads[1].startswith("hardener-review")
+
+
+async def test_reviews_over_the_limits_are_answered_at_once_and_never_delay_the_next(
+    aiohttp_client: MakeClient,
+) -> None:
+    """Two reviews of 20,000 containers each (once hardened for many seconds in both worker
+    threads, past the deadline, while the next review waited for a thread): with the default
+    limits they are admitted unchanged at once, and a legitimate 270 KB review sent right
+    after is hardened."""
+    config = parse_config({"webhook": {"deadline-seconds": 1.0}})
+    client = await aiohttp_client(create_app(config))
+    hostile = json.dumps(admission_review(_pod_of(20_000))).encode()
+    legitimate_pod = _pod_of(2, annotation_bytes=270_000)
+    legitimate = json.dumps(admission_review(copy.deepcopy(legitimate_pod))).encode()
+    flood = [asyncio.ensure_future(_post(client, hostile)) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    status, answer = await _post(client, legitimate)
+    assert status == 200
+    assert answer["response"].get("auditAnnotations", {}).get("outcome") == "patched"
+    assert jsonpatch.apply_patch(
+        legitimate_pod, decode_patch(answer["response"])
+    ) == jsonpatch.apply_patch(legitimate_pod, plan(legitimate_pod).ops)
+    for done in await asyncio.gather(*flood):
+        status, answer = done
+        assert status == 200
+        response = answer["response"]
+        assert response["auditAnnotations"] == {"outcome": "not-hardened"}
+        assert "20000 containers, over the limit of 250" in response["warnings"][0]

@@ -170,3 +170,83 @@ def test_review_lines_go_through_logging_when_others_listen(
     log_review({"uid": "quiet"})
     handler.flush()
     assert [line["uid"] for line in _lines(stream)] == ["u"]
+
+
+def _body(doc: Any) -> bytes:
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("restore_logging")
+async def test_echoed_values_and_log_fields_are_clipped(aiohttp_client: MakeClient) -> None:
+    """A request carrying a 2 MB string gets an answer and a log line of a few hundred bytes,
+    not 2 MB ones: nothing the caller sent is echoed whole."""
+    stream = io.StringIO()
+    handler = configure_logging(stream)
+    client = await aiohttp_client(create_app())
+    huge = "A" * (2 * 1024 * 1024)
+    bad = admission_review(copy.deepcopy(POD))
+    bad["apiVersion"] = huge
+    async with client.post("/mutate", data=io.BytesIO(_body(bad)), headers=HEADERS) as resp:
+        assert resp.status == 400
+        assert len(await resp.read()) < 1024
+    long_uid = admission_review(copy.deepcopy(POD), uid=huge)
+    async with client.post("/mutate", data=io.BytesIO(_body(long_uid)), headers=HEADERS) as resp:
+        assert resp.status == 400
+        assert len(await resp.read()) < 1024
+    pod = copy.deepcopy(POD)
+    pod["metadata"]["generateName"] = huge
+    named = admission_review(pod, namespace="shop")
+    named["request"]["kind"]["kind"] = "Pod"
+    async with client.post("/mutate", data=io.BytesIO(_body(named)), headers=HEADERS) as resp:
+        assert resp.status == 200
+        response = (await resp.json())["response"]
+        assert len(json.dumps(response)) < 16 * 1024
+    handler.flush()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    assert all(len(line) < 4096 for line in lines), [len(line) for line in lines]
+    assert json.loads(lines[-1])["name"].endswith("...")
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("restore_logging")
+async def test_framing_errors_are_one_warning_line_without_the_bytes(
+    aiohttp_client: MakeClient,
+) -> None:
+    """aiohttp logs a request it cannot parse at ERROR with a traceback quoting the bytes
+    received; the client's garbage is a WARNING of one line, without them."""
+    stream = io.StringIO()
+    handler = configure_logging(stream)
+    client = await aiohttp_client(create_app())
+    body = json.dumps(admission_review(copy.deepcopy(POD))).encode()
+    requests = [
+        b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 1" + b"B" * 3000 + b"\r\n\r\n",
+        b"POST /mutate HTTP/1.1\r\nHost: x\r\nX-Bad\x01: " + b"C" * 3000 + b"\r\n\r\n",
+        b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Encoding: gzip\r\nContent-Length: " + str(len(body) + 4).encode() + b"\r\n\r\n"
+        b"\x1f\x8b\x08\x00" + body,
+    ]
+    for raw in requests:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(raw)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.read(65536), 10)
+        assert head.startswith(b"HTTP/1.") and b" 400 " in head.split(b"\r\n")[0]
+        writer.close()
+        await writer.wait_closed()
+    await asyncio.sleep(0.1)
+    handler.flush()
+    lines = _lines(stream)
+    assert lines
+    for line in lines:
+        assert line["level"] == "warning", line
+        assert "exception" not in line, line
+        text = json.dumps(line)
+        assert "BBBB" not in text and "CCCC" not in text, line
+        assert len(text) < 1024
+    framing = [line for line in lines if line["logger"] == "aiohttp.server"]
+    assert framing and all(line["event"] == "bad HTTP request" for line in framing)
+    assert any(
+        "could not be read" in line.get("error", "") and "gzip" in line["error"] for line in lines
+    ), lines

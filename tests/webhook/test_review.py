@@ -15,7 +15,7 @@ import pytest
 from hardener.certs import DEFAULT_WEBHOOK_NAMES
 from hardener.config import default_config, parse_config
 from hardener.engine import plan
-from hardener.model import PointerError
+from hardener.model import ConfigError, PointerError
 from hardener.patch import apply_shared
 from hardener.pss import evaluate
 from hardener.webhook import BadReviewError, decode_review, encode_review, review
@@ -323,10 +323,21 @@ def test_object_without_kind_is_hardened_as_the_request_kind() -> None:
     assert decode_patch(dict(result.response)) == plan(POD).ops
 
 
-def test_object_kind_that_contradicts_the_request_is_rejected() -> None:
-    with pytest.raises(BadReviewError) as caught:
-        _decide(admission_review(copy.deepcopy(DEPLOYMENT), kind="Pod"))
-    assert caught.value.field == "request.object.kind"
+def _not_hardened(result: Any) -> str:
+    """The one warning of an object admitted unchanged because it cannot be hardened."""
+    assert result.outcome == "not-hardened"
+    response = result.response
+    assert response["allowed"] is True
+    assert "patch" not in response
+    assert response["auditAnnotations"] == {"outcome": "not-hardened"}
+    (warning,) = response["warnings"]
+    assert len(warning) <= MAX_WARNING_CHARS
+    return str(warning)
+
+
+def test_object_kind_that_contradicts_the_request_is_not_hardened() -> None:
+    warning = _not_hardened(_decide(admission_review(copy.deepcopy(DEPLOYMENT), kind="Pod")))
+    assert 'request.object.kind: is "Deployment" but request.kind.kind is "Pod"' in warning
 
 
 @pytest.mark.parametrize(
@@ -352,13 +363,116 @@ def test_object_kind_that_contradicts_the_request_is_rejected() -> None:
         "securityContext-array",
     ],
 )
-def test_object_of_the_wrong_shape_is_a_bad_review(mangle: Any, field: str) -> None:
+def test_object_of_the_wrong_shape_is_admitted_unchanged_with_a_warning(
+    mangle: Any, field: str
+) -> None:
     doc = admission_review(copy.deepcopy(POD))
     doc["request"]["object"] = mangle(copy.deepcopy(POD))
-    with pytest.raises(BadReviewError) as caught:
-        _decide(doc)
-    assert caught.value.field == field
-    assert "must be" in caught.value.message
+    warning = _not_hardened(_decide(doc))
+    assert f"hardener: Pod not hardened, admitted unchanged: {field}: " in warning
+    assert "must be" in warning
+
+
+_DEEP = b"[" * 1000 + b'"x"' + b"]" * 1000
+_DEEP_OBJECT = b'{"a":' * 1000 + b'"x"' + b"}" * 1000
+
+_RICH_POD: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {
+        "name": "p",
+        "namespace": "shop",
+        "annotations": {
+            "hardener.dev/skip-rules": "fs-group",
+            "skip.hardener.dev/web": "run-as-user",
+            "hardener.dev/writable-paths": "/cache",
+        },
+    },
+    "spec": {
+        "os": {"name": "linux"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "securityContext": {
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "seLinuxOptions": {"type": "container_t"},
+            "appArmorProfile": {"type": "RuntimeDefault"},
+        },
+        "volumes": [{"name": "data", "emptyDir": {}}],
+        "containers": [
+            {
+                "name": "web",
+                "image": "registry.example.com/web:1",
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                "securityContext": {
+                    "procMount": "Default",
+                    "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                    "appArmorProfile": {"type": "RuntimeDefault"},
+                },
+            }
+        ],
+    },
+}
+
+
+def _leaves(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _leaves(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in _leaves(item, (*path, index))]
+    return [path]
+
+
+@pytest.mark.parametrize("deep", [_DEEP, _DEEP_OBJECT], ids=["array", "object"])
+def test_a_value_nested_1000_deep_anywhere_in_the_object_is_never_stringified(
+    deep: bytes,
+) -> None:
+    """The engine, its rules and the PSS evaluator read a value of the wrong type as the wrong
+    type: ``str()``/``repr()`` of it would recurse past Python's limit (and the pod would be
+    admitted unhardened with ``outcome: error``)."""
+    for path in [*_leaves(_RICH_POD), ("kind",)]:
+        doc = admission_review(copy.deepcopy(_RICH_POD))
+        node = doc["request"]["object"]
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = "DEEP-VALUE"
+        body = json.dumps(doc).encode().replace(b'"DEEP-VALUE"', deep)
+        result = review(decode_review(body), default_config())
+        assert result.outcome in ("patched", "unchanged", "not-hardened"), path
+        answer = encode_review(result.response)
+        assert len(answer) < 8192, path
+
+
+def test_limits_on_the_work_are_decided_before_it_starts() -> None:
+    """Over ``webhook.max-containers``, ``max-volumes`` or ``max-values``: admitted unchanged
+    with a warning that names the limit, and the engine never runs."""
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"] = [{"name": f"c{i}", "image": "busybox"} for i in range(11)]
+    config = parse_config({"webhook": {"max-containers": 10}})
+    warning = _not_hardened(_decide(admission_review(pod), config))
+    assert "it has 11 containers, over the limit of 10 (webhook.max-containers" in warning
+    assert _decide(admission_review(pod), parse_config({"webhook": {"max-containers": 11}}))
+
+    pod = copy.deepcopy(POD)
+    pod["spec"]["volumes"] = [{"name": f"v{i}", "emptyDir": {}} for i in range(6)]
+    config = parse_config({"webhook": {"max-volumes": 5}})
+    warning = _not_hardened(_decide(admission_review(pod), config))
+    assert "it has 6 volumes, over the limit of 5 (webhook.max-volumes" in warning
+
+    pod = copy.deepcopy(POD)
+    pod["metadata"]["labels"] = {f"l{i}": "x" for i in range(100)}
+    config = parse_config({"webhook": {"max-values": 100}})
+    warning = _not_hardened(_decide(admission_review(pod), config))
+    assert "over 100 JSON values (webhook.max-values" in warning
+    assert _decide(admission_review(POD), config).outcome == "patched"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("max-containers", 0), ("max-volumes", "many"), ("max-values", True)],
+)
+def test_the_limits_are_positive_integers(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"webhook.{key}: must be a positive integer"):
+        parse_config({"webhook": {key: value}})
 
 
 # -- ephemeral containers -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,41 @@ async def test_a_bad_rotation_keeps_the_old_certificate(server: Server) -> None:
     new = make_bundle(["localhost"], ["127.0.0.1"])
     _rotate(server.directory, new)
     assert await server.served_cert(new.ca_cert) == _der(new.cert)
+
+
+def _same_size_renewal(old: CertBundle) -> CertBundle:
+    """A new certificate and key whose files are exactly as long as ``old``'s (as a renewal
+    with the same key type and CA gives): only their content differs."""
+    for _ in range(200):
+        new = make_bundle(["localhost"], ["127.0.0.1"])
+        if len(new.cert) == len(old.cert) and len(new.key) == len(old.key):
+            return new
+    raise AssertionError("no same-size certificate in 200 tries")
+
+
+async def test_a_certificate_copied_in_place_with_its_mtime_kept_is_reloaded(
+    server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``cp -p`` over the old files: same inode, same size, same mtime; only the content
+    (and the ctime) changed. The reload must notice."""
+    old = server.bundle
+    new = _same_size_renewal(old)
+    staging = tmp_path_factory.mktemp("renewed")
+    for name, content in (("tls.crt", new.cert), ("tls.key", new.key)):
+        target = server.directory / name
+        before = os.stat(target)
+        source = staging / name
+        source.write_bytes(content)
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+        subprocess.run(["cp", "-p", str(source), str(target)], check=True)
+        after = os.stat(target)
+        assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+            before.st_ino,
+            before.st_size,
+            before.st_mtime_ns,
+        )
+    assert await server.served_cert(new.ca_cert) == _der(new.cert)
+    assert server.reload_results[-1] == (True, None)
 
 
 async def test_kubelet_style_symlink_swap_is_followed(tmp_path: Path) -> None:
