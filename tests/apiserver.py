@@ -157,16 +157,17 @@ class APIServer:
                 if line.strip():
                     yield json.loads(line)
 
-    def kubectl(self, kubectl: Path, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(
+    def kubectl(
+        self, kubectl: Path, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``kubectl`` with this server's kubeconfig; the caller checks the outcome."""
+        return subprocess.run(
             [str(kubectl), "--kubeconfig", str(self.kubeconfig), *args],
             input=stdin,
             capture_output=True,
             text=True,
             check=False,
         )
-        assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stderr}"
-        return result.stdout
 
 
 def start(state: Path) -> APIServer:
