@@ -28,19 +28,29 @@ import yaml
 
 K8S = Path(__file__).resolve().parents[2] / "shared" / "k8s"
 
-# Pods and workloads at RequestResponse level: the audit event then carries the patch each
-# webhook sent as well as the mutation annotations. Everything else is left out.
+# Writes of pods and workloads at RequestResponse level: the event then carries the patch
+# each webhook sent as well as the mutation annotations. Reads of them, of namespaces and of
+# webhook configurations at Metadata level (who asked for what, with which query). Nothing else.
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
 - level: RequestResponse
+  verbs: [create, update, patch]
   resources:
   - group: ""
     resources: [pods]
   - group: apps
   - group: batch
+- level: Metadata
+  resources:
+  - group: ""
+    resources: [pods, namespaces]
+  - group: apps
+  - group: batch
+  - group: admissionregistration.k8s.io
+    resources: [mutatingwebhookconfigurations]
 - level: None
 """
 
