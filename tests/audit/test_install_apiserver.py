@@ -136,7 +136,7 @@ def test_install_conflicts_with_another_field_manager(
     )
     code, out, err = _run(capsys, *args)
     assert (code, out) == (2, "")
-    assert "409 Conflict: Apply failed with 2 conflicts: conflicts with \"cainjector\"" in err, err
+    assert '409 Conflict: Apply failed with 2 conflicts: conflicts with "cainjector"' in err, err
     assert "pass --force-conflicts to take them over" in err
     stored = apiserver.must("GET", f"{MWC}/hardener")
     assert {w["failurePolicy"] for w in stored["webhooks"]} == {"Fail"}
