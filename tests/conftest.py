@@ -4,11 +4,16 @@ Kubernetes does."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.apiserver import K8S, APIServer
+from tests.apiserver import start as start_apiserver
+from tests.apiserver import stop as stop_apiserver
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -37,3 +42,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServer]:
+    """The session's real kube-apiserver (tests using it carry ``@pytest.mark.apiserver``)."""
+    if not K8S.is_dir():
+        pytest.skip(f"{K8S} is not present beside the repository: no kube-apiserver to test with")
+    server = start_apiserver(tmp_path_factory.mktemp("kube-apiserver"))
+    try:
+        yield server
+    finally:
+        stop_apiserver(server)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import shutil
 import subprocess
 import sys
@@ -118,102 +117,6 @@ def _install(
     return code, out, err
 
 
-def test_install_creates_then_updates_with_server_side_apply(
-    kube: FakeKubeAPI,
-    config_file: Path,
-    ca_file: Path,
-    ca_pem: bytes,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    args = ("--service", "hardener", "--namespace", "hardener-system", "--ca-bundle", str(ca_file))
-    code, out, err = _install(capsys, config_file, *args)
-    assert (code, err) == (0, "")
-    assert out == (
-        "mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener created "
-        "(server-side apply, field manager hardener)\n"
-    )
-    (request,) = kube.requests
-    assert request.method == "PATCH"
-    assert request.path == (
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/hardener"
-    )
-    assert request.headers["content-type"] == "application/apply-patch+yaml"
-    assert request.param("fieldManager") == "hardener"
-    assert request.param("force") == "false"
-    assert request.param("dryRun") is None
-    sent = yaml.safe_load(request.body)
-    assert sent == webhook_configuration(ca_pem, service="hardener", namespace="hardener-system")
-    stored = kube.webhook_configurations["hardener"]
-    assert stored["metadata"]["generation"] == 1
-
-    code, out, _ = _install(capsys, config_file, *args, "--failure-policy", "Fail")
-    assert code == 0
-    assert "hardener configured" in out
-    stored = kube.webhook_configurations["hardener"]
-    assert stored["metadata"]["generation"] == 2
-    assert {w["failurePolicy"] for w in stored["webhooks"]} == {"Fail"}
-
-
-def test_install_dry_run_prints_the_object_and_stores_nothing(
-    kube: FakeKubeAPI, config_file: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, err = _install(
-        capsys,
-        config_file,
-        "--url",
-        "https://hooks.example.com/mutate",
-        "--ca-bundle",
-        str(ca_file),
-        "--dry-run",
-    )
-    assert code == 0
-    assert kube.requests[0].param("dryRun") == "All"
-    assert kube.webhook_configurations == {}
-    printed = yaml.safe_load(out)
-    assert printed["kind"] == "MutatingWebhookConfiguration"
-    assert printed["metadata"]["uid"]  # what the server answered, not what was sent
-    assert printed["metadata"]["managedFields"][0]["manager"] == "hardener"
-    assert printed["webhooks"][0]["clientConfig"]["url"] == "https://hooks.example.com/mutate"
-    assert "would be created (server dry run)" in err
-
-
-def test_install_conflict_and_force(
-    kube: FakeKubeAPI, config_file: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    kube.conflict_manager = "cainjector"
-    args = ("--service", "hardener", "--ca-bundle", str(ca_file))
-    code, out, err = _install(capsys, config_file, *args)
-    assert code == 2
-    assert out == ""
-    assert '409 Conflict: Apply failed with 1 conflict: conflict with "cainjector"' in err
-    assert "pass --force-conflicts to take them over" in err
-    assert kube.webhook_configurations == {}
-
-    code, out, _ = _install(capsys, config_file, *args, "--force-conflicts")
-    assert code == 0
-    assert kube.requests[-1].param("force") == "true"
-    assert "hardener" in kube.webhook_configurations
-
-
-def test_install_forbidden(
-    kube: FakeKubeAPI, config_file: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    kube.forbid = {"mutatingwebhookconfigurations"}
-    code, _, err = _install(
-        capsys, config_file, "--service", "hardener", "--ca-bundle", str(ca_file)
-    )
-    assert code == 2
-    assert (
-        "applying mutatingwebhookconfiguration 'hardener': 403 Forbidden: "
-        "mutatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "
-        '"system:serviceaccount:audit:reader" cannot patch resource'
-    ) in err
-    assert "needs permission to manage mutatingwebhookconfigurations" in err
-    code, _, err = _uninstall(capsys, config_file)
-    assert code == 2
-    assert "deleting mutatingwebhookconfiguration 'hardener': 403 Forbidden" in err
-
-
 def test_install_unknown_context(
     kube: FakeKubeAPI, config_file: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -266,35 +169,6 @@ def _uninstall(
     code = main(["uninstall", "--kubeconfig", str(config_file), *args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def test_uninstall(
-    kube: FakeKubeAPI,
-    config_file: Path,
-    ca_pem: bytes,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    kube.webhook_configurations["hardener"] = json.loads(
-        json.dumps(webhook_configuration(ca_pem, service="hardener"))
-    )
-    kube.webhook_configurations["hardener"]["metadata"]["generation"] = 1
-
-    code, out, _ = _uninstall(capsys, config_file, "--dry-run")
-    assert code == 0
-    assert out.endswith("hardener would be deleted (server dry run)\n")
-    assert kube.requests[-1].method == "DELETE"
-    assert kube.requests[-1].param("dryRun") == "All"
-    assert "hardener" in kube.webhook_configurations
-
-    code, out, _ = _uninstall(capsys, config_file)
-    assert code == 0
-    assert out == "mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener deleted\n"
-    assert kube.requests[-1].path.endswith("/mutatingwebhookconfigurations/hardener")
-    assert kube.webhook_configurations == {}
-
-    code, out, _ = _uninstall(capsys, config_file)
-    assert code == 0
-    assert out.endswith("hardener not found: nothing to remove\n")
 
 
 def test_uninstall_with_rejected_credentials(

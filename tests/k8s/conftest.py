@@ -1,0 +1,125 @@
+"""``hardener serve`` over TLS in front of the session's kube-apiserver.
+
+Two webhook processes run from one ``hardener certs`` bundle (its certificate carries the IP
+address 127.0.0.1, which the API server checks when it calls ``https://127.0.0.1:PORT``): one
+in the default mutate mode and one in warn mode. Each is registered with a
+MutatingWebhookConfiguration built by ``hardener.admission`` (``url`` client config,
+``failurePolicy: Fail``) whose namespace selector also asks for ``e2e.hardener.dev/mode``, so a
+namespace chooses its webhook by that label.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hardener.admission import webhook_configuration
+from hardener.cli import main
+from tests.apiserver import APIServer
+from tests.conftest import free_port
+
+MODE_LABEL = "e2e.hardener.dev/mode"
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One running ``hardener serve`` and the name of its webhook configuration."""
+
+    url: str
+    configuration: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _serve(tls: Path, work: Path, mode: str) -> Webhook:
+    port, metrics_port = free_port(), free_port()
+    config = work / f"{mode}.yaml"
+    config.write_text(f"mode: {mode}\n", encoding="utf-8")
+    log = work / f"serve-{mode}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from hardener.cli import main; sys.exit(main())",
+                "serve",
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--metrics-port",
+                str(metrics_port),
+                "--tls-cert",
+                str(tls / "tls.crt"),
+                "--tls-key",
+                str(tls / "tls.key"),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, log.read_text(encoding="utf-8")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=1):
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "hardener serve did not become ready"
+            time.sleep(0.1)
+    return Webhook(f"https://127.0.0.1:{port}/mutate", f"hardener-e2e-{mode}", process, log)
+
+
+def register(apiserver: APIServer, name: str, url: str, ca: bytes, label: str) -> dict[str, Any]:
+    """Create the configuration ``name``: hardener's webhooks, for namespaces with ``label``."""
+    client = {"url": url, "caBundle": base64.b64encode(ca).decode()}
+    configuration = webhook_configuration(client, failure_policy="Fail", timeout_seconds=10)
+    configuration["metadata"]["name"] = name
+    for webhook in configuration["webhooks"]:
+        webhook["namespaceSelector"]["matchExpressions"].append(
+            {"key": MODE_LABEL, "operator": "In", "values": [label]}
+        )
+    created: dict[str, Any] = apiserver.must("POST", MWC, configuration)
+    return created
+
+
+@pytest.fixture(scope="package")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tls")
+    assert main(["certs", "--ip", "127.0.0.1", "--out", str(out), "--force"]) == 0
+    return out
+
+
+@pytest.fixture(scope="package")
+def webhooks(
+    apiserver: APIServer, tls: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Webhook]]:
+    """Both webhooks, running and registered; unregistered and stopped afterwards."""
+    work = tmp_path_factory.mktemp("serve")
+    ca = (tls / "ca.crt").read_bytes()
+    running: dict[str, Webhook] = {}
+    try:
+        for mode in ("mutate", "warn"):
+            running[mode] = hook = _serve(tls, work, mode)
+            register(apiserver, hook.configuration, hook.url, ca, mode)
+        yield running
+    finally:
+        for hook in running.values():
+            apiserver.request("DELETE", f"{MWC}/{hook.configuration}")
+            hook.process.terminate()
+            hook.process.wait(timeout=30)
