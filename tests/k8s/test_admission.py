@@ -250,11 +250,6 @@ def test_a_created_pod_is_stored_hardened_and_the_audit_log_shows_the_mutation(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the webhook change that answers allowed + warning (not HTTP 400) for a "
-    "well-formed review whose object cannot be hardened",
-)
 @pytest.mark.parametrize(
     "obj",
     [
