@@ -17,7 +17,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Challenge", "Credentials", "auth_file_path", "load_credentials", "parse_challenge"]
+__all__ = [
+    "Challenge",
+    "Credentials",
+    "auth_file_path",
+    "basic_header",
+    "load_credentials",
+    "parse_challenge",
+]
 
 _HUB_KEYS = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
 
@@ -64,6 +71,11 @@ class Credentials:
 def _host_key(text: str) -> str:
     host = text.split("://", 1)[-1].split("/", 1)[0].lower()
     return "docker.io" if host in _HUB_KEYS else host
+
+
+def basic_header(creds: tuple[str, str]) -> str:
+    """RFC 7617 ``Basic`` credentials (UTF-8, as registries and token servers expect)."""
+    return "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode("ascii")
 
 
 def auth_file_path() -> Path | None:

@@ -37,7 +37,7 @@ from yarl import URL
 
 from hardener.config import ImageSettings
 from hardener.image_facts import parse_image_user
-from hardener.images._auth import Challenge, Credentials, parse_challenge
+from hardener.images._auth import Challenge, Credentials, basic_header, parse_challenge
 from hardener.images._cache import CachedFacts, ImageCache
 from hardener.images._layers import (
     LayerDecoder,
@@ -227,7 +227,7 @@ class RegistryClient:
                     f"registry {origin} asks for a user and password for {ref.name}; add them "
                     "to the auth file ($REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json)"
                 )
-            return aiohttp.BasicAuth(*creds).encode()
+            return basic_header(creds)
         if challenge.scheme != "bearer" or "realm" not in challenge.params:
             raise LookupFailed(
                 f"registry {origin} asks for {challenge.scheme!r} authentication, which "
@@ -245,7 +245,7 @@ class RegistryClient:
         self.requests += 1
         async with self._session.get(
             realm.update_query(query),
-            auth=None if creds is None else aiohttp.BasicAuth(*creds),
+            headers={} if creds is None else {"Authorization": basic_header(creds)},
             allow_redirects=False,
         ) as response:
             body = await response.content.read(_MAX_DOCUMENT)

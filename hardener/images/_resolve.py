@@ -103,6 +103,7 @@ class ImageResolver:
         self._session: aiohttp.ClientSession | None = None
         self._client: RegistryClient | None = None
         self._flights: dict[str, asyncio.Future[ImageFacts]] = {}
+        self._closed_requests = 0
 
     async def __aenter__(self) -> ImageResolver:
         return self
@@ -116,12 +117,14 @@ class ImageResolver:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._client is not None:
+            self._closed_requests += self._client.requests
             self._client = None
 
     @property
     def requests(self) -> int:
         """HTTP requests sent so far (probes, tokens, manifests, blobs)."""
-        return 0 if self._client is None else self._client.requests
+        return self._closed_requests + (0 if self._client is None else self._client.requests)
 
     def _registry(self) -> RegistryClient:
         if self._client is None:

@@ -119,7 +119,11 @@ class TokenSigner:
             parts = item.split(":")
             if len(parts) >= 3 and parts[0] == "repository":
                 access.append(
-                    {"type": "repository", "name": ":".join(parts[1:-1]), "actions": parts[-1].split(",")}
+                    {
+                        "type": "repository",
+                        "name": ":".join(parts[1:-1]),
+                        "actions": parts[-1].split(","),
+                    }
                 )
         now = int(time.time())
         header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(self.cert_der).decode()]}
@@ -175,7 +179,9 @@ def token_app(signer: TokenSigner, requests: list[dict[str, Any]]) -> web.Applic
     """The token server: anonymous pulls are allowed; a user must give USER's password."""
 
     async def token(request: web.Request) -> web.Response:
-        requests.append({"query": dict(request.query), "auth": request.headers.get("Authorization")})
+        requests.append(
+            {"query": dict(request.query), "auth": request.headers.get("Authorization")}
+        )
         auth = request.headers.get("Authorization")
         if auth is not None:
             expected = "Basic " + base64.b64encode(":".join(USER).encode()).decode()
@@ -219,9 +225,7 @@ class Registry:
     def push_blob(self, repo: str, data: bytes) -> str:
         scope = f"repository:{repo}:pull,push"
         digest = sha256(data)
-        _, headers = self._request(
-            "POST", f"{self.base}/v2/{repo}/blobs/uploads/", b"", {}, scope
-        )
+        _, headers = self._request("POST", f"{self.base}/v2/{repo}/blobs/uploads/", b"", {}, scope)
         location = headers["Location"]
         if location.startswith("/"):
             location = self.base + location
@@ -387,7 +391,10 @@ def _fill_anonymous(reg: Registry) -> dict[str, str]:
     arm_digest, arm_size = reg.push_image("app/multi", None, image_config("2000"), [base])
     amd_digest, amd_size = reg.push_image("app/multi", None, image_config("3000"), [base])
     att_digest, att_size = reg.push_image(
-        "app/multi", None, b'{"predicateType": "x"}', [layer({"p.json": b"{}"})],
+        "app/multi",
+        None,
+        b'{"predicateType": "x"}',
+        [layer({"p.json": b"{}"})],
         config_type="application/vnd.oci.image.config.v1+json",
     )
     nested = json.dumps(
