@@ -167,7 +167,9 @@ def _split(key: str) -> tuple[str, str | None]:
     return name, tag
 
 
-def match_table(ref: Reference, overrides: Mapping[str, ImageTableEntry] | None = None) -> TableMatch | None:
+def match_table(
+    ref: Reference, overrides: Mapping[str, ImageTableEntry] | None = None
+) -> TableMatch | None:
     """The most specific row for ``ref`` (config rows first), with its key."""
     best: tuple[tuple[int, int, int, int], str, ImageTableEntry] | None = None
     for rank, table in ((1, overrides or {}), (0, BUILT_IN_TABLE)):
