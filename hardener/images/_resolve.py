@@ -206,6 +206,9 @@ class ImageResolver:
     async def _lookup(self, ref: Reference) -> ImageFacts:
         if self.offline:
             return self._fallback(ref, "lookups are off (offline)")
+        cached = self._cached(ref)
+        if cached is not None:  # no slot, no timeout: nothing to wait for
+            return cached
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._concurrency)
         async with self._semaphore:
@@ -222,6 +225,23 @@ class ImageResolver:
                     f"the lookup took longer than images.timeout-seconds "
                     f"({self.settings.timeout_seconds:g}s)",
                 )
+
+    def _cached(self, ref: Reference) -> ImageFacts | None:
+        """The facts when a fresh tag (or the reference's own digest) and its facts are
+        cached."""
+        digest = ref.digest
+        if digest is None:
+            cached_tag = self.cache.tag(f"{ref.name}:{ref.tag}")
+            if cached_tag is None:
+                return None
+            digest = cached_tag[0]
+        cached = self.cache.facts(digest, self.settings.platform)
+        if cached is None:
+            return None
+        if ref.digest is None:
+            self.metrics.cache_hits["tag"] += 1
+        self.metrics.cache_hits["facts"] += 1
+        return self._facts(ref, digest, cached, "cache", "from the cache")
 
     async def _online(self, ref: Reference) -> ImageFacts:
         client = self._registry()

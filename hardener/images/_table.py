@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 from collections.abc import Mapping
 
 from hardener.config import ImageTableEntry
@@ -156,6 +157,7 @@ BUILT_IN_TABLE: Mapping[str, ImageTableEntry] = {
 TableMatch = tuple[str, ImageTableEntry]
 
 
+@functools.lru_cache(maxsize=4096)
 def _split(key: str) -> tuple[str, str | None]:
     """``name[:tag]`` with the name normalised unless it holds a glob."""
     slash = key.rfind("/")
