@@ -135,6 +135,7 @@ class RegistryClient:
         self._hosts: dict[str, _HostState] = {}
         self._host_locks: dict[str, asyncio.Lock] = {}
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._challenges: dict[str, Challenge] = {}
         self._ssl: dict[str, ssl.SSLContext] = {}
         self.requests = 0
 
@@ -274,7 +275,9 @@ class RegistryClient:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         state = await self._probe(ref)
         home = _origin(url)
-        challenges = {home: state.challenge}
+        challenges = self._challenges  # per origin, learned from probes and 401s
+        if state.challenge is not None:
+            challenges.setdefault(home, state.challenge)
         tried_auth: set[str] = set()
         hops = retries = 0
         while True:

@@ -33,6 +33,9 @@ class Proxy:
     """``config`` or ``manifest``: flip the body of that kind of answer."""
     content_type: str | None = None
     status_500: bool = False
+    redirect_to: str | None = None
+    """Send manifest and blob requests to this other registry origin (as registry.k8s.io
+    does)."""
     seen: list[dict[str, Any]] = field(default_factory=list)
     storage_auth: list[str | None] = field(default_factory=list)
     port: int = 0
@@ -62,6 +65,8 @@ def proxy_app(proxy: Proxy, storage_token: Callable[[str], str | None]) -> web.A
         proxy.seen.append(
             {"method": request.method, "path": path, "auth": request.headers.get("Authorization")}
         )
+        if proxy.redirect_to and path != "/v2/":
+            raise web.HTTPTemporaryRedirect(proxy.redirect_to + path)
         if proxy.status_500 and "/manifests/" in path:
             return web.Response(status=500, text="boom")
         if "/manifests/" in path and proxy.manifest_429:
@@ -203,3 +208,20 @@ async def test_a_server_error_falls_back_to_the_table(
         ("/tmp",),
     )
     assert "answered HTTP 500" in facts.detail and "offline table" in facts.detail
+
+
+async def test_requests_redirected_to_another_registry_follow_its_challenge(
+    registries: Registries, aiohttp_server: MakeServer
+) -> None:
+    # The front answers anonymously and sends everything to the token registry, which asks
+    # for its own bearer token: that token goes to that origin only.
+    proxy = Proxy(upstream=registries.anonymous.base, redirect_to=registries.token.base)
+    host = await start(aiohttp_server, proxy, lambda scope: None)
+    registries.token_requests.clear()
+    async with ImageResolver(settings_for(host), cache_dir=None) as resolver:
+        facts = await resolver.lookup(f"{host}/app/named:1")
+    assert (facts.source, facts.uid) == ("registry", 101), facts.detail
+    assert facts.digest == registries.token.pushed[f"{registries.token.host}/app/named:1"]
+    assert len(registries.token_requests) == 1, "one token, reused for every redirected request"
+    assert [s["path"] for s in proxy.seen][:2] == ["/v2/", "/v2/app/named/manifests/1"]
+    assert all(s["auth"] is None for s in proxy.seen), "the front never got the token"
