@@ -24,6 +24,18 @@
       max-containers: 250        # per object; more: admitted unchanged, with a warning
       max-volumes: 1000          # per object; more: admitted unchanged, with a warning
       max-values: 200000         # JSON values per object; more: the same
+    images:                      # image facts (docs/images.md); parsed by parse_image_settings
+      lookup: true               # false: the offline table and the cache only
+      platform: linux/amd64
+      root: keep                 # keep | run-as-user
+      unknown: keep              # keep | assume-nonroot
+      timeout-seconds: 2.0       # per image lookup
+      cache-dir: ~/.cache/hardener/images
+      max-layer-bytes: 67108864  # layer bytes read per image to find /etc/passwd
+      registries:
+        docker.io: {mirror: "https://mirror.example:5000", insecure: false, ca-file: ca.pem}
+      table:                     # extends or overrides the built-in offline table
+        example.com/team/app: {user: "app", uid: 1000, gid: 1000, writable-paths: [/cache]}
 
 Every error is a ``ConfigError`` that starts ``invalid config:`` and names the file, the key
 and the allowed values.
@@ -48,11 +60,15 @@ __all__ = [
     "MODES",
     "PROFILES",
     "Config",
+    "ImageSettings",
+    "ImageTableEntry",
+    "RegistrySettings",
     "RuleSettings",
     "WebhookSettings",
     "default_config",
     "load_config",
     "parse_config",
+    "parse_image_settings",
 ]
 
 PROFILES = ("restricted", "baseline")
@@ -68,6 +84,7 @@ _TOP_KEYS = (
     "rules",
     "exempt",
     "webhook",
+    "images",
 )
 _ID_KEYS = {
     "user": ("run-as-user", "user"),
@@ -94,6 +111,50 @@ class WebhookSettings:
     max_values: int = 200_000
 
 
+IMAGE_ROOT_CHOICES = ("keep", "run-as-user")
+IMAGE_UNKNOWN_CHOICES = ("keep", "assume-nonroot")
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How to reach one registry (``images.registries.<host>``), as containerd's hosts.toml:
+    ``mirror`` replaces the scheme and host, the repository path stays."""
+
+    mirror: str | None = None
+    insecure: bool = False
+    """Plain HTTP is allowed (to the mirror, or to the registry itself without one)."""
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageTableEntry:
+    """One entry of the offline table (``images.table.<image>``): what an image is known to
+    run as and write, without looking it up."""
+
+    user: str
+    uid: int | None = None
+    gid: int | None = None
+    writable_paths: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    source: str = ""
+    """Where the fact comes from (a Dockerfile, a doc), for messages."""
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """The ``images:`` block: how image facts are learned (docs/images.md)."""
+
+    lookup: bool = True
+    platform: str = "linux/amd64"
+    root: str = "keep"
+    unknown: str = "keep"
+    timeout_seconds: float = 2.0
+    cache_dir: str = "~/.cache/hardener/images"
+    max_layer_bytes: int = 64 * 1024 * 1024
+    registries: Mapping[str, RegistrySettings] = field(default_factory=dict)
+    table: Mapping[str, ImageTableEntry] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Config:
     profile: str = "restricted"
@@ -104,6 +165,7 @@ class Config:
     exempt_namespaces: tuple[str, ...] = ()
     exempt_names: tuple[str, ...] = ()
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    images: ImageSettings = field(default_factory=ImageSettings)
     source: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The data the config was parsed from, to derive variants (``with_profile``)."""
@@ -338,7 +400,152 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
             max_volumes=counts["max-volumes"],
             max_values=counts["max-values"],
         ),
+        images=parse_image_settings(data.get("images"), source),
         source=None if source.startswith("<") else source,
         raw=dict(data),
     )
     return config
+
+
+def _is_version(text: str) -> bool:
+    if not text.startswith("v1."):
+        return False
+    minor = text[3:]
+    return minor.isdigit() and int(minor) <= 99
+
+
+_IMAGE_KEYS = (
+    "lookup",
+    "platform",
+    "root",
+    "unknown",
+    "timeout-seconds",
+    "cache-dir",
+    "max-layer-bytes",
+    "registries",
+    "table",
+)
+_TABLE_KEYS = ("user", "uid", "gid", "writable-paths", "volumes", "source")
+
+
+def _mapping(value: Any, source: str, key: str, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _fail(source, key, f"must be a mapping of {what}")
+    return value
+
+
+def _known_keys(data: Mapping[str, Any], allowed: tuple[str, ...], source: str, key: str) -> None:
+    for name in data:
+        if name not in allowed:
+            raise _fail(source, f"{key}.{name}", f"unknown key; allowed: {', '.join(allowed)}")
+
+
+def _paths(value: Any, source: str, key: str) -> tuple[str, ...]:
+    return tuple(_check_option(source, key, [] if value is None else value, []))
+
+
+def _image_id(value: Any, source: str, key: str) -> int | None:
+    return None if value is None else int(_check_option(source, key, value, 0))
+
+
+def parse_image_settings(data: Any, source: str = "<config>") -> ImageSettings:
+    """Validate the ``images:`` block (``None`` when the file has none)."""
+    block = _mapping(data, source, "images", ", ".join(_IMAGE_KEYS))
+    _known_keys(block, _IMAGE_KEYS, source, "images")
+    defaults = ImageSettings()
+    lookup = _check_option(source, "images.lookup", block.get("lookup", True), True)
+    platform = block.get("platform", defaults.platform)
+    parts = platform.split("/") if isinstance(platform, str) else []
+    if not 2 <= len(parts) <= 3 or not all(p and p == p.strip() for p in parts):
+        raise _fail(
+            source, "images.platform", f"{platform!r} is not OS/ARCH[/VARIANT], e.g. linux/amd64"
+        )
+    root = _choice(
+        {"images.root": block.get("root", "keep")},
+        "images.root",
+        IMAGE_ROOT_CHOICES,
+        "keep",
+        source,
+    )
+    unknown = _choice(
+        {"images.unknown": block.get("unknown", "keep")},
+        "images.unknown",
+        IMAGE_UNKNOWN_CHOICES,
+        "keep",
+        source,
+    )
+    timeout = block.get("timeout-seconds", defaults.timeout_seconds)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
+        raise _fail(
+            source, "images.timeout-seconds", f"must be a number in (0, 60], not {timeout!r}"
+        )
+    cache_dir = block.get("cache-dir", defaults.cache_dir)
+    if not isinstance(cache_dir, str) or not cache_dir:
+        raise _fail(source, "images.cache-dir", f"must be a directory path, not {cache_dir!r}")
+    budget = block.get("max-layer-bytes", defaults.max_layer_bytes)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise _fail(
+            source, "images.max-layer-bytes", f"must be a non-negative integer, not {budget!r}"
+        )
+
+    registries: dict[str, RegistrySettings] = {}
+    for host, entry_data in _mapping(
+        block.get("registries"), source, "images.registries", "registry host to settings"
+    ).items():
+        where = f"images.registries.{host}"
+        entry = _mapping(entry_data, source, where, "mirror, insecure, ca-file")
+        _known_keys(entry, ("mirror", "insecure", "ca-file"), source, where)
+        insecure = _check_option(source, f"{where}.insecure", entry.get("insecure", False), True)
+        mirror = entry.get("mirror")
+        if mirror is not None:
+            if not isinstance(mirror, str) or not mirror.startswith(("https://", "http://")):
+                raise _fail(source, f"{where}.mirror", f"must be an http(s) URL, not {mirror!r}")
+            if mirror.startswith("http://") and not insecure:
+                raise _fail(
+                    source, f"{where}.mirror", "plain http:// needs `insecure: true` beside it"
+                )
+        ca_file = entry.get("ca-file")
+        if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
+            raise _fail(source, f"{where}.ca-file", f"must be a file path, not {ca_file!r}")
+        registries[host] = RegistrySettings(
+            mirror=None if mirror is None else mirror.rstrip("/"),
+            insecure=insecure,
+            ca_file=ca_file,
+        )
+
+    table: dict[str, ImageTableEntry] = {}
+    for image, entry_data in _mapping(
+        block.get("table"), source, "images.table", "image name to facts"
+    ).items():
+        where = f"images.table.{image}"
+        entry = _mapping(entry_data, source, where, ", ".join(_TABLE_KEYS))
+        _known_keys(entry, _TABLE_KEYS, source, where)
+        user = entry.get("user")
+        if not isinstance(user, str):
+            raise _fail(
+                source, f"{where}.user", 'is required: the image\'s config.User ("" for root)'
+            )
+        note = entry.get("source", "")
+        if not isinstance(note, str):
+            raise _fail(source, f"{where}.source", "must be a string")
+        table[image] = ImageTableEntry(
+            user=user,
+            uid=_image_id(entry.get("uid"), source, f"{where}.uid"),
+            gid=_image_id(entry.get("gid"), source, f"{where}.gid"),
+            writable_paths=_paths(entry.get("writable-paths"), source, f"{where}.writable-paths"),
+            volumes=_paths(entry.get("volumes"), source, f"{where}.volumes"),
+            source=note or f"{source}: {where}",
+        )
+    return ImageSettings(
+        lookup=lookup,
+        platform=platform,
+        root=root,
+        unknown=unknown,
+        timeout_seconds=float(timeout),
+        cache_dir=cache_dir,
+        max_layer_bytes=budget,
+        registries=registries,
+        table=table,
+    )

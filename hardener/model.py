@@ -20,6 +20,8 @@ the ones below ``model`` live in the module named beside them)::
     ├── FileWriteError           fixer.files: the new text could not be put in place
     ├── BadReviewError           webhook: a malformed AdmissionReview (HTTP 400)
     ├── CertLoadError            webhook: serving certificate files that cannot be loaded
+    ├── LookupFailed             images: one image lookup that failed (kept inside the
+    │                            package; the faces get ImageFacts.unknown with its detail)
     ├── ClusterError             audit: no kubeconfig, an unreachable or refusing API server
     ├── RequestDenied            audit: one API request refused (401, 403, 404, 409)
     └── InstallError             audit: input install cannot use, or a refused change

@@ -1,0 +1,35 @@
+"""Image facts from registries: the client, the cache, the offline table.
+
+The faces (webhook, fixer, audit, CLI) call ``ImageResolver`` (one per process or run) or
+``resolve_images`` / ``resolve_images_sync``, and hand the resulting
+``{image string: ImageFacts}`` to the engine; the engine never imports this package.
+See docs/images.md.
+
+Errors: ``LookupFailed`` (a ``HardenerError``) stays inside the package; every public call
+answers with facts, ``ImageFacts.unknown`` with a detail when nothing is known.
+"""
+
+from hardener.images._cache import ImageCache
+from hardener.images._reference import Reference, ReferenceError, parse_reference
+from hardener.images._resolve import (
+    LATENCY_BUCKETS,
+    ImageResolver,
+    LookupMetrics,
+    resolve_images,
+    resolve_images_sync,
+)
+from hardener.images._table import BUILT_IN_TABLE, match_table
+
+__all__ = [
+    "BUILT_IN_TABLE",
+    "LATENCY_BUCKETS",
+    "ImageCache",
+    "ImageResolver",
+    "LookupMetrics",
+    "Reference",
+    "ReferenceError",
+    "match_table",
+    "parse_reference",
+    "resolve_images",
+    "resolve_images_sync",
+]
