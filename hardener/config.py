@@ -21,6 +21,9 @@
     webhook:
       deadline-seconds: 3.0      # answer allowed-without-patch past this
       max-body-bytes: 3145728
+    images:
+      root: keep                 # keep | run-as-user: an image that runs as root
+      unknown: keep              # keep | assume-nonroot: an image whose user is not known
 
 Every error is a ``ConfigError`` that starts ``invalid config:`` and names the file, the key
 and the allowed values.
@@ -37,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from hardener.image_facts import ROOT_POLICIES, UNKNOWN_POLICIES, ImagePolicy
 from hardener.model import ConfigError
 from hardener.rules import RULES, RULES_BY_ID, Rule
 
@@ -64,6 +68,7 @@ _TOP_KEYS = (
     "rules",
     "exempt",
     "webhook",
+    "images",
 )
 _ID_KEYS = {
     "user": ("run-as-user", "user"),
@@ -95,6 +100,9 @@ class Config:
     exempt_namespaces: tuple[str, ...] = ()
     exempt_names: tuple[str, ...] = ()
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    image_policy: ImagePolicy = field(default_factory=ImagePolicy)
+    """``images.root`` and ``images.unknown``: what to do with images whose user does not let
+    ``runAsNonRoot`` stand alone."""
     source: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The data the config was parsed from, to derive variants (``with_profile``)."""
@@ -303,6 +311,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         )
 
     config = Config(
+        image_policy=_image_policy(data.get("images"), source),
         profile=profile,
         mode=mode,
         level=level,
@@ -315,6 +324,26 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raw=dict(data),
     )
     return config
+
+
+def _image_policy(block: Any, source: str) -> ImagePolicy:
+    """``images.root`` and ``images.unknown``; the rest of the ``images`` block (lookups,
+    registries, the table) is read where the lookups are made."""
+    if block is None:
+        return ImagePolicy()
+    if not isinstance(block, Mapping):
+        raise _fail(source, "images", "must be a mapping")
+    root = block.get("root", "keep")
+    unknown = block.get("unknown", "keep")
+    for key, value, allowed in (
+        ("root", root, ROOT_POLICIES),
+        ("unknown", unknown, UNKNOWN_POLICIES),
+    ):
+        if value not in allowed:
+            raise _fail(
+                source, f"images.{key}", f"{value!r} is not allowed; allowed: {', '.join(allowed)}"
+            )
+    return ImagePolicy(root=root, unknown=unknown)
 
 
 def _is_version(text: str) -> bool:
