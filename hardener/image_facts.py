@@ -22,9 +22,9 @@ from typing import Literal
 
 __all__ = [
     "MAX_UID",
-    "FactsSource",
     "ROOT_POLICIES",
     "UNKNOWN_POLICIES",
+    "FactsSource",
     "ImageFacts",
     "ImagePolicy",
     "ImageUser",

@@ -21,7 +21,6 @@ from hardener.model import Plan
 from hardener.pointer import escape, join, resolve, split
 from hardener.rules import RULES
 
-
 ASSUME_NONROOT = {"unknown": "assume-nonroot"}
 
 

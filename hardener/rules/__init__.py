@@ -1,9 +1,10 @@
 """The ordered registry of hardener's rules.
 
 The order is the order in which rules run on a pod site, and so the order of their operations:
-later rules see what earlier ones decided (``run-as-non-root`` sees the pod's ``runAsUser`` that
-``run-as-user`` set, which makes ``runAsNonRoot`` safe whatever the image; ``fs-group`` sees the volumes that
-``read-only-root-filesystem`` added, and the group that ``run-as-user`` set;
+later rules see what earlier ones decided (``run-as-non-root`` sees the pod's ``runAsUser``
+that ``run-as-user`` set, which makes ``runAsNonRoot`` safe whatever the image; ``fs-group``
+sees the volumes that ``read-only-root-filesystem`` added, and the group that ``run-as-user``
+set;
 ``no-privilege-escalation`` sees the capabilities that an enforced ``drop-all-capabilities``
 removed, so it never sets ``allowPrivilegeEscalation: false`` next to ``SYS_ADMIN``).
 """

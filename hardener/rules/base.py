@@ -178,7 +178,6 @@ class RuleContext:
             )
         )
 
-
     def note(self, message: str, path: Path, *, container: ContainerSite | None = None) -> None:
         """A finding that explains a decision (why a default was left out) and answers no Pod
         Security Standards check: every face shows it, the webhook among its warnings."""

@@ -216,8 +216,7 @@ def _verdict(ctx: RuleContext, container: ContainerSite) -> _Verdict:
     if decision.run_as_user is not None:
         fill = (("runAsUser", decision.run_as_user),)
     if decision.run_as_group is not None and (
-        ctx.container_sc(container, "runAsGroup") is MISSING
-        and ctx.pod_sc("runAsGroup") is MISSING
+        ctx.container_sc(container, "runAsGroup") is MISSING and ctx.pod_sc("runAsGroup") is MISSING
     ):
         fill = (*fill, ("runAsGroup", decision.run_as_group))
     return _Verdict(decision.adds_non_root, decision.reason, fill, image=True)
@@ -351,8 +350,7 @@ def apply(ctx: RuleContext) -> None:
         ctx.set(
             (*container.path, "securityContext", "runAsNonRoot"),
             True,
-            f'set runAsNonRoot=true on container "{container.name}": '
-            f"{verdict(container).reason}",
+            f'set runAsNonRoot=true on container "{container.name}": {verdict(container).reason}',
             container=container,
         )
     for container in ctx.containers:

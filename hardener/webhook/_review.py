@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import binascii
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
@@ -39,6 +39,7 @@ import orjson
 
 from hardener.config import Config
 from hardener.engine import Scope, plan
+from hardener.image_facts import ImageFacts
 from hardener.model import (
     Change,
     Finding,
@@ -441,13 +442,20 @@ def _result(
 
 
 def review(
-    request: AdmissionRequest, config: Config, *, deadline: float | None = None
+    request: AdmissionRequest,
+    config: Config,
+    *,
+    deadline: float | None = None,
+    images: Mapping[str, ImageFacts] | None = None,
 ) -> ReviewResult:
     """Decide the AdmissionResponse for a validated request.
 
     ``deadline`` is a ``time.monotonic()`` instant: past it, between the engine's steps, the
-    answer becomes allowed-without-patch plus a warning. Raises ``BadReviewError`` when the
-    object hardener must act on has the wrong shape.
+    answer becomes allowed-without-patch plus a warning. ``images`` are the facts of the
+    images the object names (by ``image`` string as written), learnt before this pure call;
+    without them the config's ``images.unknown`` policy decides. The engine's explanations of
+    its image decisions travel as warnings. Raises ``BadReviewError`` when the object hardener
+    must act on has the wrong shape.
     """
     target = _target(request["kind"], request["operation"], request.get("subResource") or "")
     if target is None:
@@ -478,7 +486,7 @@ def review(
     namespace = request.get("namespace") or None
     try:
         # The PSS verdict below is the evaluator's own, on the patched object.
-        decided = plan(obj, config, namespace=namespace, scope=scope, evaluate=False)
+        decided = plan(obj, config, namespace=namespace, scope=scope, evaluate=False, images=images)
     except InvalidObjectError as exc:
         raise BadReviewError(f"request.object{exc.pointer}", exc.message) from None
     if deadline is not None and time.monotonic() > deadline:
