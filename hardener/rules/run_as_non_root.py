@@ -19,6 +19,15 @@ the caller passes to ``plan(..., images=...)``):
 - an image with no known facts: ``images.unknown: keep`` (the default) treats it like a root
   image; ``assume-nonroot`` adds ``runAsNonRoot`` alone.
 
+Why ``images.unknown: keep`` is the default: a pod left without ``runAsNonRoot`` is reported
+(a finding at the image line, and the Pod Security verdict), and a person can act on it when
+the pod is applied; a pod given ``runAsNonRoot`` on a root image is admitted and then never
+starts (``CreateContainerConfigError``), which surfaces only as a stuck rollout. Most popular
+images run as root, so a guess would break more pods than it hardens; ``keep`` never breaks
+one. The offline table and lookups give most images facts, so few stay unknown. Choose
+``assume-nonroot`` where every image is known to run as a numeric non-root user (a
+registry's policy): it then hardens every pod, at the cost of the guarantee.
+
 On Windows pods the kubelet only refuses the user ``ContainerAdministrator`` (the image's, or
 ``windowsOptions.runAsUserName``), and ignores ``runAsUser``.
 
