@@ -48,10 +48,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
+from hardener.image_facts import (
+    ROOT_POLICIES,
+    UNKNOWN_POLICIES,
+    ImagePolicy,
+    RootPolicy,
+    UnknownPolicy,
+)
 from hardener.model import ConfigError
 from hardener.pss import canonical_version
 from hardener.rules import RULES, RULES_BY_ID, Rule
@@ -111,8 +118,8 @@ class WebhookSettings:
     max_values: int = 200_000
 
 
-IMAGE_ROOT_CHOICES = ("keep", "run-as-user")
-IMAGE_UNKNOWN_CHOICES = ("keep", "assume-nonroot")
+IMAGE_ROOT_CHOICES = ROOT_POLICIES
+IMAGE_UNKNOWN_CHOICES = UNKNOWN_POLICIES
 
 
 @dataclass(frozen=True)
@@ -146,8 +153,8 @@ class ImageSettings:
 
     lookup: bool = True
     platform: str = "linux/amd64"
-    root: str = "keep"
-    unknown: str = "keep"
+    root: RootPolicy = "keep"
+    unknown: UnknownPolicy = "keep"
     timeout_seconds: float = 2.0
     cache_dir: str = "~/.cache/hardener/images"
     max_layer_bytes: int = 64 * 1024 * 1024
@@ -169,6 +176,12 @@ class Config:
     source: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The data the config was parsed from, to derive variants (``with_profile``)."""
+
+    @property
+    def image_policy(self) -> ImagePolicy:
+        """``images.root`` and ``images.unknown``: what to do with images whose user does not
+        let ``runAsNonRoot`` stand alone."""
+        return ImagePolicy(root=self.images.root, unknown=self.images.unknown)
 
     def rule(self, rule_id: str) -> RuleSettings:
         return self.rules[rule_id]
@@ -407,27 +420,6 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     return config
 
 
-def _is_version(text: str) -> bool:
-    if not text.startswith("v1."):
-        return False
-    minor = text[3:]
-    return minor.isdigit() and int(minor) <= 99
-
-
-_IMAGE_KEYS = (
-    "lookup",
-    "platform",
-    "root",
-    "unknown",
-    "timeout-seconds",
-    "cache-dir",
-    "max-layer-bytes",
-    "registries",
-    "table",
-)
-_TABLE_KEYS = ("user", "uid", "gid", "writable-paths", "volumes", "source")
-
-
 def _mapping(value: Any, source: str, key: str, what: str) -> Mapping[str, Any]:
     if value is None:
         return {}
@@ -448,6 +440,20 @@ def _paths(value: Any, source: str, key: str) -> tuple[str, ...]:
 
 def _image_id(value: Any, source: str, key: str) -> int | None:
     return None if value is None else int(_check_option(source, key, value, 0))
+
+
+_IMAGE_KEYS = (
+    "lookup",
+    "platform",
+    "root",
+    "unknown",
+    "timeout-seconds",
+    "cache-dir",
+    "max-layer-bytes",
+    "registries",
+    "table",
+)
+_TABLE_KEYS = ("user", "uid", "gid", "writable-paths", "volumes", "source")
 
 
 def parse_image_settings(data: Any, source: str = "<config>") -> ImageSettings:
@@ -541,8 +547,8 @@ def parse_image_settings(data: Any, source: str = "<config>") -> ImageSettings:
     return ImageSettings(
         lookup=lookup,
         platform=platform,
-        root=root,
-        unknown=unknown,
+        root=cast(RootPolicy, root),
+        unknown=cast(UnknownPolicy, unknown),
         timeout_seconds=float(timeout),
         cache_dir=cache_dir,
         max_layer_bytes=budget,

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hardener.config import Config, default_config
+from hardener.image_facts import ImageFacts
+from hardener.kubelet import is_windows
 from hardener.locate import ContainerSite, PodSite, pod_sites
 from hardener.model import Change, Finding, Plan
 from hardener.patch import PatchBuilder
@@ -57,21 +59,6 @@ class _OptOuts:
     skip_all: bool = False
     skip_rules: set[str] = field(default_factory=set)
     containers: dict[str, set[str] | None] = field(default_factory=dict)  # None: all rules
-
-
-def is_windows(site: PodSite) -> bool:
-    """A pod meant for Windows nodes, where Linux-only security fields are rejected."""
-    spec = site.spec
-    os_field = spec.get("os")
-    # A name of the wrong type names no operating system (and is never stringified).
-    name = os_field.get("name") if isinstance(os_field, dict) else None
-    if isinstance(name, str) and name.lower() == "windows":
-        return True
-    selector = spec.get("nodeSelector")
-    name = selector.get("kubernetes.io/os") if isinstance(selector, dict) else None
-    if isinstance(name, str) and name.lower() == "windows":
-        return True
-    return site.host_process
 
 
 def _rule_list(value: str) -> set[str]:
@@ -135,6 +122,7 @@ def plan(
     namespace: str | None = None,
     scope: Scope | None = None,
     evaluate: bool = True,
+    images: Mapping[str, ImageFacts] | None = None,
 ) -> Plan:
     """Decide how to harden every pod in ``obj``.
 
@@ -143,6 +131,10 @@ def plan(
     evaluator as ``hardener check``, except where a rule already reported the same check for
     the same container. Raises ``InvalidObjectError`` when a field the rules read has the
     wrong type.
+
+    ``images`` maps each container's ``image`` string, exactly as written, to the facts the
+    caller learnt about it (``hardener.images``); the engine itself never looks anything up.
+    An image it has no facts for is handled by ``config.image_policy.unknown``.
     """
     config = config or _DEFAULT
     scope = scope or _ALL
@@ -154,6 +146,9 @@ def plan(
     findings: list[Finding] = []
     pod_editable = scope.ephemeral_containers is None
     enabled = config.enabled_rules()
+    facts: Mapping[str, ImageFacts] = images or {}
+    run_as = config.rules["run-as-user"].options
+    ids = (int(run_as["user"]), int(run_as["group"]))
     considered: list[int] = []
     for number, site in enumerate(sites):
         if config.is_exempt(site.namespace or namespace, site.name):
@@ -193,6 +188,10 @@ def plan(
                     changes=changes,
                     findings=findings,
                     annotations=annotations,
+                    images=facts,
+                    image_policy=config.image_policy,
+                    ids=ids,
+                    windows=windows,
                 )
             else:
                 # One context per site: the next rule gets it with its own settings.

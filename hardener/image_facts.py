@@ -7,19 +7,26 @@ The same facts give the same ops in every face.
 
 ``parse_image_user`` reads ``config.User`` the way the container runtimes do (containerd's
 ``getUserFromImage``; CRI-O is the same): empty means no user at all, which the kubelet treats
-as root; otherwise the part before the first ``:`` is a uid when it parses as an integer, else a
-user name.
+as root; otherwise the part before the first ``:`` is a uid when Go's ``strconv.ParseInt(s, 10,
+64)`` accepts it (ASCII digits with an optional sign, within 64 bits), else a user name.
+
+``ImagePolicy`` is what the config says to do with an image that runs as root
+(``images.root``) and with one whose facts are unknown (``images.unknown``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
     "MAX_UID",
+    "ROOT_POLICIES",
+    "UNKNOWN_POLICIES",
     "FactsSource",
     "ImageFacts",
+    "ImagePolicy",
     "ImageUser",
     "parse_image_user",
 ]
@@ -44,16 +51,48 @@ class ImageUser:
         return (self.uid is None and self.name is None) or self.uid == 0
 
 
+# What Go's strconv.ParseInt(s, 10, 64) accepts: an optional sign and ASCII digits (no spaces,
+# no underscores, no other Unicode digits, all of which Python's int() would take).
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_INT64 = range(-(2**63), 2**63)
+
+
 def parse_image_user(user: str | None) -> ImageUser:
     """Split ``config.User`` as containerd does: ``""``/``None`` is no user (root); else the part
-    before ``:`` is a uid when it parses as an integer, and a user name otherwise."""
+    before ``:`` is a uid when Go's ``ParseInt`` reads it as a 64-bit integer, and a user name
+    otherwise (``"1_000"``, ``" 1"`` and a number past 64 bits are names to the runtime)."""
     if not user:
         return ImageUser(uid=None, name=None)
     head = user.split(":", 1)[0]
-    try:
-        return ImageUser(uid=int(head, 10), name=None)
-    except ValueError:
-        return ImageUser(uid=None, name=head)
+    if _GO_INT.fullmatch(head):
+        uid = int(head, 10)
+        if uid in _INT64:
+            return ImageUser(uid=uid, name=None)
+    return ImageUser(uid=None, name=head)
+
+
+RootPolicy = Literal["keep", "run-as-user"]
+UnknownPolicy = Literal["keep", "assume-nonroot"]
+ROOT_POLICIES: tuple[RootPolicy, ...] = ("keep", "run-as-user")
+UNKNOWN_POLICIES: tuple[UnknownPolicy, ...] = ("keep", "assume-nonroot")
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """What to do when an image's user does not let ``runAsNonRoot: true`` stand alone.
+
+    ``root`` (config ``images.root``), for an image that runs as root (no user, ``0``, or a
+    name whose uid is 0): ``keep`` leaves ``runAsNonRoot`` off that container and reports it;
+    ``run-as-user`` gives the container the configured ``ids`` as ``runAsUser``/``runAsGroup``.
+
+    ``unknown`` (config ``images.unknown``), for an image whose facts are not known (no lookup,
+    a failed one, a ``$IMAGE`` reference): ``keep`` (the default) leaves ``runAsNonRoot`` off
+    and reports it, so hardener never emits a pod the kubelet may refuse to start;
+    ``assume-nonroot`` adds it as if the image ran as a numeric non-root user.
+    """
+
+    root: RootPolicy = "keep"
+    unknown: UnknownPolicy = "keep"
 
 
 @dataclass(frozen=True)

@@ -109,11 +109,17 @@ def test_after_fix_leaves_only_what_fix_does_not_change(
     path.write_text(POD)
     code, out, err = run(["check", "--after-fix", "--color", "never", str(path)], capsys)
     assert code == 1
-    assert [line.split("[")[1].split("]")[0] for line in out.splitlines()] == ["hostNamespaces"]
+    # nginx's user is not known: fix leaves runAsNonRoot out (images.unknown: keep).
+    assert [line.split("[")[1].split("]")[0] for line in out.splitlines()] == [
+        "hostNamespaces",
+        "runAsNonRoot",
+    ]
     assert "after fix" in err
     assert path.read_text() == POD  # nothing written
     path.write_text(POD.replace("  hostNetwork: true\n", ""))
-    assert run(["check", "--after-fix", str(path)], capsys)[0] == 0
+    config = tmp_path / "hardener.yaml"
+    config.write_text("images: {unknown: assume-nonroot}\n")
+    assert run(["check", "--after-fix", "--config", str(config), str(path)], capsys)[0] == 0
 
 
 def test_unparsable_file_is_reported_and_the_rest_still_checked(

@@ -109,5 +109,5 @@ def test_check_after_fix_command_on_fixtures(
     capsys.readouterr()
     assert main([*argv, "--color", "never", str(unfixable_dir)]) == 1
     out = capsys.readouterr().out
-    reported = set(re.findall(r"\[(\w+)\]", out))
+    reported = set(re.findall(r"\[([\w-]+)\]", out))
     assert expected_checks <= reported

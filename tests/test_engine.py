@@ -1,5 +1,10 @@
 """The engine end to end: kinds, explicit values, enforce, Windows, ephemeral containers,
-opt-outs, exemptions and the API server's own rules."""
+opt-outs, exemptions and the API server's own rules.
+
+These tests are about the mechanics, not about images: they run with no image facts under
+``images.unknown: assume-nonroot`` (what every image got before the engine knew about images).
+The image decisions have their own tests in ``test_engine_images.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,27 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from hardener import ConfigError, InvalidObjectError, Scope, parse_config, plan, pod_sites
+import hardener
+from hardener import ConfigError, InvalidObjectError, Scope, pod_sites
+from hardener.config import Config
+from hardener.model import Plan
 from hardener.pointer import escape, join, resolve, split
 from hardener.rules import RULES
+
+ASSUME_NONROOT = {"unknown": "assume-nonroot"}
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    if isinstance(data, dict) and "images" not in data:
+        data = {**data, "images": ASSUME_NONROOT}
+    return hardener.parse_config(data, source)
+
+
+DEFAULT = parse_config({})
+
+
+def plan(obj: Any, config: Config | None = None, **kwargs: Any) -> Plan:
+    return hardener.plan(obj, config or DEFAULT, **kwargs)
 
 
 def pod(*containers: dict[str, Any], **spec: Any) -> dict[str, Any]:

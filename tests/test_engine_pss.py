@@ -6,6 +6,9 @@ newest version's copy in ``tests/data/pss``):
   fixable), the hardened pod passes that check;
 - otherwise the offending fields are left exactly as they were, and the engine reports the
   check as a finding.
+
+The fixtures run ``registry.k8s.io/pause``; the engine is given its facts (``USER
+65535:65535`` since pause 3.5), as a lookup would give them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 import yaml
 
 from hardener import parse_config, plan
+from hardener.image_facts import ImageFacts
 from hardener.model import PointerError
 from hardener.pointer import resolve
 from hardener.pss import CHECKS, evaluate
@@ -46,6 +50,11 @@ def _value(obj: Any, pointer: str) -> Any:
 
 
 FIXTURES = _fixtures()
+IMAGES = {
+    "registry.k8s.io/pause": ImageFacts(
+        reference="registry.k8s.io/pause:latest", source="table", user="65535:65535"
+    )
+}
 
 
 def test_fixtures_are_found() -> None:
@@ -59,7 +68,7 @@ def test_restricted_fail_fixture(path: Path) -> None:
     pod = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
     config = parse_config({"level": "restricted", "version": version})
     before = [v for v in evaluate(pod, level="restricted", version=version) if v.check == check]
-    result = plan(pod, config)
+    result = plan(pod, config, images=IMAGES)
     patched = jsonpatch.apply_patch(pod, result.ops)
     after = [v for v in evaluate(patched, level="restricted", version=version) if v.check == check]
     if before and all(v.fixable for v in before):

@@ -6,6 +6,10 @@ For each rule, run alone:
 - fixing a fail case gives the fixed file byte for byte, comments kept;
 - fixing the fixed file produces no ops;
 - the webhook's patch (the ops) applied with jsonpatch to the fail case equals the fixed case.
+
+A folder's optional ``images.yaml`` gives the facts of the images its cases name (image string
+to ``user``, ``uid``, ``volumes``); without it the cases run with no facts, under the config's
+``images.unknown`` policy.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import jsonpatch
 import pytest
 
 from hardener.config import Config, parse_config
-from hardener.engine import plan
+from hardener.engine import plan as engine_plan
+from hardener.image_facts import ImageFacts
+from hardener.model import Plan
 from hardener.rules import RULES
 from tests.conftest import load_all
 
@@ -27,6 +33,28 @@ FILES = ("fail", "fixed", "pass")
 
 def only(rule_id: str) -> Config:
     return parse_config({"rules": {rule.id: {"enabled": rule.id == rule_id} for rule in RULES}})
+
+
+def facts(rule_id: str) -> dict[str, ImageFacts]:
+    path = GOLDEN / rule_id / "images.yaml"
+    if not path.is_file():
+        return {}
+    (table,) = load_all(path.read_text(encoding="utf-8"))
+    return {
+        image: ImageFacts(
+            reference=image,
+            source="table",
+            user=entry["user"],
+            uid=entry.get("uid"),
+            volumes=tuple(entry.get("volumes", ())),
+        )
+        for image, entry in table.items()
+    }
+
+
+def plan(doc: object, config: Config) -> Plan:
+    rule_id = next(rule.id for rule in RULES if config.rule(rule.id).enabled)
+    return engine_plan(doc, config, images=facts(rule_id))
 
 
 def read(rule_id: str, shape: str, name: str) -> str:

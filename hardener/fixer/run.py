@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,6 +47,9 @@ from hardener.fixer.files import (
 )
 from hardener.fixer.source import EditError, SourceError, SourceFile
 from hardener.fixer.source import skip_reason as template_reason
+from hardener.image_facts import ImageFacts
+from hardener.kubelet import refusals
+from hardener.locate import pod_sites
 from hardener.model import Finding, InvalidObjectError, Operation, Plan
 from hardener.patch import apply_shared
 from hardener.pointer import join, split
@@ -54,6 +57,7 @@ from hardener.pss import evaluate
 from hardener.results import DocumentResult, FileResult, LocatedChange, LocatedFinding
 
 __all__ = [
+    "KUBELET_CHECK",
     "CheckOptions",
     "FixOptions",
     "check_file",
@@ -75,7 +79,8 @@ class FixOptions:
     ``fast_path=False`` sends every file through the round-trip parser (for measurements and
     tests; the result is the same). ``evaluate=False`` leaves out the engine's findings about
     what still violates the PSS level after the fix (text output does not show them, and they
-    cost a PSS evaluation per object).
+    cost a PSS evaluation per object). ``images`` holds the facts of the images the files
+    name, by ``image`` string as written (the engine decides ``runAsNonRoot`` from them).
 
     A symbolic link is read and written through only with ``follow_symlinks``, or when its
     target lies inside one of ``link_roots`` (the real paths of the directories walked): a
@@ -88,17 +93,25 @@ class FixOptions:
     evaluate: bool = True
     follow_symlinks: bool = False
     link_roots: tuple[str, ...] = ()
+    images: Mapping[str, ImageFacts] | None = None
 
 
 @dataclass(frozen=True)
 class CheckOptions:
     """How ``check`` evaluates a file: the PSS level and version, and whether to evaluate the
-    objects as ``fix`` would leave them (``after_fix``, planned with ``config``)."""
+    objects as ``fix`` would leave them (``after_fix``, planned with ``config``).
+
+    Besides the PSS verdict, ``check`` replays the kubelet's ``runAsNonRoot`` verification
+    (finding ``kubelet-run-as-non-root``): without ``images`` it reports only what the
+    manifest alone proves (``runAsUser: 0`` with ``runAsNonRoot: true``); with the facts of
+    the images, also the containers whose image user the kubelet refuses.
+    """
 
     level: str = "restricted"
     version: str = "latest"
     after_fix: bool = False
     config: Config = field(default_factory=default_config)
+    images: Mapping[str, ImageFacts] | None = None
 
 
 class _Document(Protocol):
@@ -255,7 +268,9 @@ def _plan_documents(
         if reason is not None:
             continue
         try:
-            planned = plan(document.value, options.config, evaluate=options.evaluate)
+            planned = plan(
+                document.value, options.config, evaluate=options.evaluate, images=options.images
+            )
         except InvalidObjectError as exc:
             raise _invalid(document, exc) from exc
         plans[document.index] = planned
@@ -457,7 +472,7 @@ def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileRes
                 # What fix would produce decides what "fixable" means: a violation is fixable
                 # when the configured fix makes it go away (not merely when a field is absent:
                 # a disabled rule, an opt-out or a privileged container keep it).
-                planned = plan(value, options.config, evaluate=False)
+                planned = plan(value, options.config, evaluate=False, images=options.images)
                 hardened = apply_shared(value, planned.ops)
                 after = evaluate(hardened, level=options.level, version=options.version)
                 if options.after_fix:
@@ -466,6 +481,9 @@ def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileRes
                 else:
                     violations = evaluate(value, level=options.level, version=options.version)
                     remaining = {(v.check, v.container) for v in after}
+                refused = _kubelet_findings(
+                    hardened if options.after_fix else value, options.images
+                )
             except InvalidObjectError as exc:
                 raise _invalid(document, exc) from exc
             for violation in violations:
@@ -486,10 +504,29 @@ def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileRes
                         pointer=violation.pointer,
                     )
                 )
+            record.findings.extend(_located_findings(document, refused))
         result.skipped = _file_skip(result.documents)
     except _Failure as failure:
         return _fail(result, failure)
     return result
+
+
+KUBELET_CHECK = "kubelet-run-as-non-root"
+
+
+def _kubelet_findings(obj: Any, images: Mapping[str, ImageFacts] | None) -> list[Finding]:
+    """The containers the kubelet would refuse to start, in the kubelet's words."""
+    return [
+        Finding(
+            rule=KUBELET_CHECK,
+            message=f'container "{refused.container}" would not start: {refused.reason}',
+            pointer=refused.pointer,
+            check=KUBELET_CHECK,
+            container=refused.container,
+        )
+        for site in pod_sites(obj)
+        for refused in refusals(site, images)
+    ]
 
 
 def check_file(path: str, options: CheckOptions | None = None) -> FileResult:

@@ -1,8 +1,10 @@
 """The ordered registry of hardener's rules.
 
 The order is the order in which rules run on a pod site, and so the order of their operations:
-later rules see what earlier ones decided (``fs-group`` sees the volumes that
-``read-only-root-filesystem`` added, and the group that ``run-as-user`` set;
+later rules see what earlier ones decided (``run-as-non-root`` sees the pod's ``runAsUser``
+that ``run-as-user`` set, which makes ``runAsNonRoot`` safe whatever the image; ``fs-group``
+sees the volumes that ``read-only-root-filesystem`` added, and the group that ``run-as-user``
+set;
 ``no-privilege-escalation`` sees the capabilities that an enforced ``drop-all-capabilities``
 removed, so it never sets ``allowPrivilegeEscalation: false`` next to ``SYS_ADMIN``).
 """
@@ -23,8 +25,8 @@ from hardener.rules.base import Rule, RuleContext
 __all__ = ["RULES", "RULES_BY_ID", "Rule", "RuleContext"]
 
 RULES: tuple[Rule, ...] = (
-    run_as_non_root.RULE,
     run_as_user.RULE,
+    run_as_non_root.RULE,
     seccomp_runtime_default.RULE,
     drop_all_capabilities.RULE,
     no_privilege_escalation.RULE,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hardener.image_facts import ImageFacts, ImagePolicy
 from hardener.locate import ContainerSite, Path, PodSite
 from hardener.model import Change, Finding, JSONValue
 from hardener.patch import MISSING, PatchBuilder
@@ -59,6 +60,13 @@ class RuleContext:
     changes: list[Change]
     findings: list[Finding]
     annotations: Mapping[str, str]
+    images: Mapping[str, ImageFacts] = field(default_factory=dict)
+    """The facts of the images the pod names, by ``image`` string as written (may be empty)."""
+    image_policy: ImagePolicy = field(default_factory=ImagePolicy)
+    ids: tuple[int, int] = (65532, 65532)
+    """The configured ``ids`` (user, group), for ``images.root: run-as-user``."""
+    windows: bool = False
+    """The pod is meant for Windows nodes."""
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -89,6 +97,13 @@ class RuleContext:
 
     def mine(self, container: ContainerSite) -> bool:
         return container in self.containers
+
+    def facts(self, container: ContainerSite) -> ImageFacts | None:
+        """The facts of the container's image, if the caller passed any."""
+        if not self.images:
+            return None
+        reference = container.container.get("image")
+        return self.images.get(reference) if isinstance(reference, str) else None
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -160,6 +175,18 @@ class RuleContext:
                 level=level,
                 container=container.name if container else None,
                 fixable=fixable,
+            )
+        )
+
+    def note(self, message: str, path: Path, *, container: ContainerSite | None = None) -> None:
+        """A finding that explains a decision (why a default was left out) and answers no Pod
+        Security Standards check: every face shows it, the webhook among its warnings."""
+        self.findings.append(
+            Finding(
+                rule=self.rule.id,
+                message=message,
+                pointer=join_path(path),
+                container=container.name if container else None,
             )
         )
 

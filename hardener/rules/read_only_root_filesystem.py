@@ -3,8 +3,12 @@
 Sets each container's ``securityContext.readOnlyRootFilesystem: true``, so an intruder cannot
 drop tools or alter binaries in the image. Programs still need somewhere to write temporary
 files, so for each writable path (``/tmp`` by default; the ``writable-paths`` option and the pod
-annotation ``hardener.dev/writable-paths: "/var/cache/nginx,/run"`` add more) the container gets
-a mount of a companion ``emptyDir`` volume, unless it already mounts something at that path.
+annotation ``hardener.dev/writable-paths: "/var/cache/nginx,/run"`` add more; so do the image's
+``VOLUME`` paths and the paths the offline table knows it writes, when the caller passes the
+image's facts) the container gets a mount of a companion ``emptyDir`` volume, unless it already
+mounts something at that path or above it. Runtimes differ on whether an image ``VOLUME``
+stays writable under a read-only root (containerd makes it so unless told otherwise; CRI-O
+creates it owned by root), so hardener mounts it rather than rely on either.
 One companion volume serves every container for a path; an existing volume name is never
 reused for something else and a mount path is never duplicated.
 
@@ -47,15 +51,35 @@ WRITABLE_PATHS_ANNOTATION = "hardener.dev/writable-paths"
 
 
 def writable_paths(ctx: RuleContext) -> list[str]:
+    """The configured and annotated writable paths of the pod, normalised, each once."""
     paths: list[str] = [str(p) for p in ctx.options["writable-paths"]]
     extra = ctx.annotations.get(WRITABLE_PATHS_ANNOTATION, "")
     paths.extend(p.strip() for p in extra.split(",") if p.strip())
-    unique: list[str] = []
+    return _unique(paths)
+
+
+def _unique(paths: list[str], known: list[str] | None = None) -> list[str]:
+    unique: list[str] = list(known or ())
     for path in paths:
         normal = "/" + path.strip("/") if path.strip("/") else "/"
         if normal not in unique and normal != "/":
             unique.append(normal)
     return unique
+
+
+def _image_paths(ctx: RuleContext, container: ContainerSite, base: list[str]) -> list[str]:
+    """``base`` plus the image's ``VOLUME`` paths and the paths it is known to write."""
+    facts = ctx.facts(container)
+    if facts is None or not (facts.volumes or facts.writable_paths):
+        return base
+    return _unique([*facts.volumes, *facts.writable_paths], base)
+
+
+def _covered(directory: str, mounted: set[str]) -> bool:
+    """A mount at the path, or at a directory above it, already decides what is there."""
+    return any(
+        directory == path or path == "/" or directory.startswith(path + "/") for path in mounted
+    )
 
 
 @lru_cache(maxsize=256)
@@ -140,12 +164,13 @@ def apply(ctx: RuleContext) -> None:
             )
         if writable is None:
             writable = writable_paths(ctx)
-        if not writable:
+        wanted = _image_paths(ctx, container, writable)
+        if not wanted:
             continue
         mounted = _mount_paths(ctx, container)
         names: set[str] | None = None
-        for directory in writable:
-            if directory in mounted:
+        for directory in wanted:
+            if _covered(directory, mounted):
                 continue
             name = _companion(ctx, directory)
             if names is None:

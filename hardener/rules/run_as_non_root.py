@@ -1,17 +1,49 @@
-"""run-as-non-root: containers must not run as root.
+"""run-as-non-root: containers must not run as root, and every pod must still start.
 
-Sets the pod's ``securityContext.runAsNonRoot: true``, so that the kubelet refuses to start any
-container whose user is root. Where a pod-level value cannot be used (a container that the rule
-must leave alone would inherit it, or the update may only touch ephemeral containers), each
-remaining container gets its own ``runAsNonRoot: true`` instead.
+Sets ``securityContext.runAsNonRoot: true``, so that the kubelet refuses to start a container
+whose user is root. The kubelet can only verify a numeric user, so what the rule adds depends
+on each container's effective ``runAsUser`` and, without one, on its image's user (the facts
+the caller passes to ``plan(..., images=...)``):
 
-An explicit ``runAsNonRoot: false`` or ``runAsUser: 0`` on the pod or a container is left as it
-is and reported; with ``enforce``, ``runAsNonRoot: false`` is replaced by ``true``. Windows
-HostProcess pods, which run as a node account by design, are left alone.
+- an explicit non-zero ``runAsUser`` (pod or container): ``runAsNonRoot`` alone is safe;
+- an image that runs as a numeric non-root uid: ``runAsNonRoot`` alone, as it is;
+- an image whose user is a name with a known non-zero uid (from its ``/etc/passwd``): the
+  container gets ``runAsUser: <that uid>`` too, so it keeps its own user and the kubelet can
+  verify it;
+- an image that runs as root (no user, ``0``, or a name with uid 0): with ``images.root: keep``
+  (the default) the container gets no ``runAsNonRoot`` and a finding says "image X runs as
+  root; set runAsUser or use a non-root image"; with ``images.root: run-as-user`` it gets
+  ``runAsUser``/``runAsGroup`` from ``ids`` and ``runAsNonRoot``;
+- a name whose uid is not known, or a uid the kubelet calls invalid: no ``runAsNonRoot``, and a
+  finding (the kubelet refuses a bare ``runAsNonRoot`` on those);
+- an image with no known facts: ``images.unknown: keep`` (the default) treats it like a root
+  image; ``assume-nonroot`` adds ``runAsNonRoot`` alone.
+
+Why ``images.unknown: keep`` is the default: a pod left without ``runAsNonRoot`` is reported
+(a finding at the image line, and the Pod Security verdict), and a person can act on it when
+the pod is applied; a pod given ``runAsNonRoot`` on a root image is admitted and then never
+starts (``CreateContainerConfigError``), which surfaces only as a stuck rollout. Most popular
+images run as root, so a guess would break more pods than it hardens; ``keep`` never breaks
+one. The offline table and lookups give most images facts, so few stay unknown. Choose
+``assume-nonroot`` where every image is known to run as a numeric non-root user (a
+registry's policy): it then hardens every pod, at the cost of the guarantee.
+
+On Windows pods the kubelet only refuses the user ``ContainerAdministrator`` (the image's, or
+``windowsOptions.runAsUserName``), and ignores ``runAsUser``.
+
+The value goes on the pod when every container that would inherit it can take it; when the
+containers differ, on each container that can. An explicit ``runAsNonRoot: false`` or
+``runAsUser: 0`` is left as it is and reported; with ``enforce``, ``runAsNonRoot: false`` is
+replaced by ``true`` only where the container can start with it. Where the user's own values
+already make the kubelet refuse a container, that is reported, and what the rule adds never
+makes it worse. Windows HostProcess pods, which run as a node account by design, are left
+alone.
 
 FAIL::
 
     spec:
+      securityContext:
+        runAsUser: 1000
       containers:
       - name: app
         image: nginx
@@ -20,6 +52,7 @@ FIXED::
 
     spec:
       securityContext:
+        runAsUser: 1000
         runAsNonRoot: true
       containers:
       - name: app
@@ -28,12 +61,174 @@ FIXED::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
+from hardener.image_facts import MAX_UID, ImageFacts, ImagePolicy, parse_image_user
+from hardener.kubelet import WINDOWS_ROOT_USER, image_user, refusal
 from hardener.locate import ContainerSite
 from hardener.rules.base import MISSING, Rule, RuleContext, as_bool, pod_or_containers
+
+__all__ = ["RULE", "ImageDecision", "decide_image"]
+
+Action = Literal["non-root", "run-as-uid", "run-as-ids", "assume", "keep"]
+
+
+@dataclass(frozen=True)
+class ImageDecision:
+    """What an image's user means for ``runAsNonRoot`` on a container without ``runAsUser``.
+
+    ``action``: ``non-root`` (``runAsNonRoot`` alone is safe), ``run-as-uid`` (with
+    ``runAsUser: run_as_user``, the image's own uid), ``run-as-ids`` (with the configured
+    ``run_as_user``/``run_as_group``, ``images.root: run-as-user``), ``assume`` (facts unknown,
+    ``images.unknown: assume-nonroot``) or ``keep`` (no ``runAsNonRoot``; ``reason`` is the
+    finding). ``reason`` explains the decision in change messages and findings.
+    """
+
+    action: Action
+    reason: str
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+
+    @property
+    def adds_non_root(self) -> bool:
+        return self.action != "keep"
+
+
+def decide_image(
+    image: str,
+    facts: ImageFacts | None,
+    policy: ImagePolicy,
+    ids: tuple[int, int] = (65532, 65532),
+    *,
+    windows: bool = False,
+) -> ImageDecision:
+    """The decision for a container whose ``image`` (as written) has ``facts`` (``None`` or
+    unknown facts: ``policy.unknown`` decides), when no ``runAsUser`` is set."""
+    if facts is None or not facts.known:
+        detail = f" ({facts.detail})" if facts is not None and facts.detail else ""
+        if policy.unknown == "assume-nonroot":
+            return ImageDecision(
+                "assume",
+                f"the user of image {image} is not known{detail}; assumed non-root "
+                "(images.unknown: assume-nonroot)",
+            )
+        return ImageDecision(
+            "keep",
+            f"the user of image {image} is not known{detail}; runAsNonRoot left out, as the "
+            "kubelet refuses it for an image that runs as root or as a named user "
+            "(images.unknown: keep); set runAsUser, or let hardener look the image up",
+        )
+    user = parse_image_user(facts.user)
+    if windows:
+        if user.name is not None and user.name.casefold() == WINDOWS_ROOT_USER.casefold():
+            return ImageDecision(
+                "keep",
+                f"image {image} runs as {user.name}; set windowsOptions.runAsUserName or use an "
+                "image with a non-administrator user",
+            )
+        who = f"as {facts.user}" if facts.user else "as its default user"
+        return ImageDecision("non-root", f"image {image} runs {who}, not {WINDOWS_ROOT_USER}")
+    if user.name is not None:
+        if facts.uid is None:
+            return ImageDecision(
+                "keep",
+                f'image {image} runs as user "{user.name}", a name the kubelet cannot verify as '
+                "non-root, and its uid is not known; set runAsUser to its uid",
+            )
+        if facts.uid == 0:
+            return _root(image, f' (user "{user.name}" is uid 0)', policy, ids)
+        if not 0 < facts.uid <= MAX_UID:
+            return _invalid(image, facts.uid)
+        return ImageDecision(
+            "run-as-uid",
+            f'image {image} runs as user "{user.name}", uid {facts.uid}, which the kubelet can '
+            "verify only as a number",
+            run_as_user=facts.uid,
+        )
+    if user.uid is None or user.uid == 0:
+        return _root(image, "", policy, ids)
+    if not 0 < user.uid <= MAX_UID:
+        return _invalid(image, user.uid)
+    return ImageDecision("non-root", f"image {image} runs as uid {user.uid}")
+
+
+def _root(image: str, how: str, policy: ImagePolicy, ids: tuple[int, int]) -> ImageDecision:
+    if policy.root == "run-as-user":
+        return ImageDecision(
+            "run-as-ids",
+            f"image {image} runs as root{how}; runAsUser {ids[0]} and runAsGroup {ids[1]} from "
+            "ids (images.root: run-as-user)",
+            run_as_user=ids[0],
+            run_as_group=ids[1],
+        )
+    return ImageDecision(
+        "keep", f"image {image} runs as root{how}; set runAsUser or use a non-root image"
+    )
+
+
+def _invalid(image: str, uid: int) -> ImageDecision:
+    return ImageDecision(
+        "keep",
+        f"image {image} runs as user id {uid}, which the kubelet refuses as invalid "
+        f"(it accepts 1 to {MAX_UID}); set runAsUser",
+    )
 
 
 def _root_user(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value == 0
+
+
+def _user(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """Whether a container can take ``runAsNonRoot: true`` once ``fill`` is set on it."""
+
+    ok: bool
+    reason: str
+    fill: tuple[tuple[str, int], ...] = ()
+    image: bool = False
+    """The verdict comes from the image (not from an explicit user): worth a finding when not
+    ok."""
+
+
+def _verdict(ctx: RuleContext, container: ContainerSite) -> _Verdict:
+    if ctx.windows:
+        name = ctx.container_sc(container, "windowsOptions", "runAsUserName")
+        if name is MISSING or name is None:
+            pod_options = ctx.pod_sc("windowsOptions")
+            name = pod_options.get("runAsUserName") if isinstance(pod_options, dict) else None
+        if isinstance(name, str):
+            if name.casefold() == WINDOWS_ROOT_USER.casefold():
+                return _Verdict(False, f"runAsUserName {name}")
+            return _Verdict(True, f"it runs as {name}")
+    else:
+        own = ctx.container_sc(container, "runAsUser")
+        run_as = _user(own) if own is not MISSING and own is not None else None
+        source = "container"
+        if run_as is None and (own is MISSING or own is None):
+            run_as, source = _user(ctx.pod_sc("runAsUser")), "pod"
+        if run_as is not None:
+            return _Verdict(run_as != 0, f"the {source} runs as user {run_as}")
+    reference = container.container.get("image")
+    decision = decide_image(
+        reference if isinstance(reference, str) else "(none)",
+        ctx.facts(container),
+        ctx.image_policy,
+        ctx.ids,
+        windows=ctx.windows,
+    )
+    fill: tuple[tuple[str, int], ...] = ()
+    if decision.run_as_user is not None:
+        fill = (("runAsUser", decision.run_as_user),)
+    if decision.run_as_group is not None and (
+        ctx.container_sc(container, "runAsGroup") is MISSING and ctx.pod_sc("runAsGroup") is MISSING
+    ):
+        fill = (*fill, ("runAsGroup", decision.run_as_group))
+    return _Verdict(decision.adds_non_root, decision.reason, fill, image=True)
 
 
 def apply(ctx: RuleContext) -> None:
@@ -64,8 +259,38 @@ def apply(ctx: RuleContext) -> None:
                 level="restricted",
             )
 
+    verdicts: dict[int, _Verdict] = {}
+
+    def verdict(container: ContainerSite) -> _Verdict:
+        # Worked out before anything is filled in, so a container keeps one verdict.
+        key = id(container)
+        if key not in verdicts:
+            verdicts[key] = _verdict(ctx, container)
+        return verdicts[key]
+
+    def explicit(container: ContainerSite) -> bool | None:
+        return as_bool(ctx.container_sc(container, "runAsNonRoot"))
+
+    def make_verifiable(container: ContainerSite) -> None:
+        decided = verdict(container)
+        for key, value in decided.fill:
+            ctx.set(
+                (*container.path, "securityContext", key),
+                value,
+                f'set {key}={value} on container "{container.name}": {decided.reason}',
+                container=container,
+            )
+
     if pod_flag is False:
-        if ctx.enforce and ctx.pod_editable and not pod_root:
+        inheriting = [c for c in ctx.site.containers if explicit(c) is None]
+        if (
+            ctx.enforce
+            and ctx.pod_editable
+            and not pod_root
+            and all(ctx.mine(c) and verdict(c).ok for c in inheriting)
+        ):
+            for container in inheriting:
+                make_verifiable(container)
             ctx.set(
                 (*spec_sc, "runAsNonRoot"),
                 True,
@@ -79,16 +304,15 @@ def apply(ctx: RuleContext) -> None:
                 level="restricted",
             )
 
-    def explicit(container: ContainerSite) -> bool | None:
-        return as_bool(ctx.container_sc(container, "runAsNonRoot"))
-
     for container in ctx.containers:
         if explicit(container) is False:
-            if ctx.enforce and not _root_user(ctx.container_sc(container, "runAsUser")):
+            if ctx.enforce and verdict(container).ok:
+                make_verifiable(container)
                 ctx.set(
                     (*container.path, "securityContext", "runAsNonRoot"),
                     True,
-                    f'enforced runAsNonRoot=true on container "{container.name}"',
+                    f'enforced runAsNonRoot=true on container "{container.name}": '
+                    f"{verdict(container).reason}",
                     container=container,
                     replace=True,
                 )
@@ -100,26 +324,75 @@ def apply(ctx: RuleContext) -> None:
                     level="restricted",
                 )
 
+    # Containers that already run with runAsNonRoot=true (their own, or the pod's): fill in
+    # what lets the kubelet verify it, or say that the user's own values keep it from starting.
+    pod_true = as_bool(ctx.pod_sc("runAsNonRoot")) is True
+    for container in ctx.containers:
+        flag = explicit(container)
+        if not (flag is True or (flag is None and pod_true)):
+            continue
+        if verdict(container).ok:
+            make_verifiable(container)
+            continue
+        _report_refusal(ctx, container)
+
     if ctx.pod_sc("runAsNonRoot") is not MISSING or pod_root:
         # The pod already decides (true, or a reported false), or the pod runs as root.
         return
 
-    def blocked(container: ContainerSite) -> bool:
-        return _root_user(ctx.container_sc(container, "runAsUser"))
-
     pod_level, containers = pod_or_containers(
-        ctx, covered=lambda c: explicit(c) is not None, blocked=blocked
+        ctx, covered=lambda c: explicit(c) is not None, blocked=lambda c: not verdict(c).ok
     )
     if pod_level:
-        ctx.set((*spec_sc, "runAsNonRoot"), True, "set runAsNonRoot=true on the pod")
+        uncovered = [c for c in ctx.site.containers if explicit(c) is None]
+        for container in uncovered:
+            make_verifiable(container)
+        reasons = dict.fromkeys(verdict(c).reason for c in uncovered)
+        ctx.set(
+            (*spec_sc, "runAsNonRoot"),
+            True,
+            f"set runAsNonRoot=true on the pod: {'; '.join(reasons)}",
+        )
         return
     for container in containers:
+        make_verifiable(container)
         ctx.set(
             (*container.path, "securityContext", "runAsNonRoot"),
             True,
-            f'set runAsNonRoot=true on container "{container.name}"',
+            f'set runAsNonRoot=true on container "{container.name}": {verdict(container).reason}',
             container=container,
         )
+    for container in ctx.containers:
+        decided = verdict(container)
+        if explicit(container) is None and not decided.ok and decided.image:
+            ctx.note(
+                f'container "{container.name}": {decided.reason}',
+                (*container.path, "image"),
+                container=container,
+            )
+
+
+def _report_refusal(ctx: RuleContext, container: ContainerSite) -> None:
+    """Report a container that the user's own values already keep from starting."""
+    pod_view = {"securityContext": ctx.get((*ctx.site.spec_path, "securityContext"))}
+    container_view = {"securityContext": ctx.get((*container.path, "securityContext"))}
+    decided = refusal(
+        pod_view, container_view, image_user(ctx.facts(container)), windows=ctx.windows
+    )
+    if decided is None or "runAsUser breaks" in decided[0]:
+        return  # not provable without facts, or runAsUser 0, which is reported already
+    ctx.note(
+        f'container "{container.name}" will not start: the kubelet says "{decided[0]}"; '
+        f"{_advice(ctx.windows)}",
+        (*container.path, "image"),
+        container=container,
+    )
+
+
+def _advice(windows: bool) -> str:
+    if windows:
+        return "set windowsOptions.runAsUserName or use a non-administrator image"
+    return "set runAsUser or use an image with a numeric non-root user"
 
 
 RULE = Rule(

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import binascii
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
@@ -48,6 +48,7 @@ import orjson
 
 from hardener.config import Config
 from hardener.engine import Scope, plan
+from hardener.image_facts import ImageFacts
 from hardener.locate import pod_sites
 from hardener.model import (
     Change,
@@ -505,18 +506,25 @@ def _result(
 
 
 def review(
-    request: AdmissionRequest, config: Config, *, deadline: float | None = None
+    request: AdmissionRequest,
+    config: Config,
+    *,
+    deadline: float | None = None,
+    images: Mapping[str, ImageFacts] | None = None,
 ) -> ReviewResult:
     """Decide the AdmissionResponse for a validated request: ``prepare_review``, then
     ``finish_review`` when there is work to do.
 
     ``deadline`` is a ``time.monotonic()`` instant: past it, between the engine's steps, the
-    answer becomes allowed-without-patch plus a warning.
+    answer becomes allowed-without-patch plus a warning. ``images`` are the facts of the
+    images the object names (by ``image`` string as written), learnt before this pure call;
+    without them the config's ``images.unknown`` policy decides. The engine's explanations of
+    its image decisions travel as warnings.
     """
     prepared = prepare_review(request, config)
     if isinstance(prepared, ReviewResult):
         return prepared
-    return finish_review(prepared, config, deadline=deadline)
+    return finish_review(prepared, config, deadline=deadline, images=images)
 
 
 def _size(obj: JSONObject) -> tuple[int, int]:
@@ -615,7 +623,11 @@ def prepare_review(
 
 
 def finish_review(
-    work: ReviewWork, config: Config, *, deadline: float | None = None
+    work: ReviewWork,
+    config: Config,
+    *,
+    deadline: float | None = None,
+    images: Mapping[str, ImageFacts] | None = None,
 ) -> ReviewResult:
     """Harden ``work.obj`` with the engine and answer (see ``review``)."""
     request, obj, scope, namespace = work.request, work.obj, work.scope, work.namespace
@@ -624,7 +636,7 @@ def finish_review(
         return past_deadline_result(request, config.webhook.deadline_seconds)
     try:
         # The PSS verdict below is the evaluator's own, on the patched object.
-        decided = plan(obj, config, namespace=namespace, scope=scope, evaluate=False)
+        decided = plan(obj, config, namespace=namespace, scope=scope, evaluate=False, images=images)
     except InvalidObjectError as exc:
         return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
     if deadline is not None and time.monotonic() > deadline:

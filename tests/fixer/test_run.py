@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hardener.config import default_config
+from hardener.config import default_config, parse_config
 from hardener.engine import plan
 from hardener.fixer import files as files_module
 from hardener.fixer.files import FileWriteError, collect_paths, is_excluded, read_text
@@ -112,7 +112,15 @@ def test_fix_text_hardens_and_keeps_comments() -> None:
     [document] = result.documents
     assert (document.kind, document.namespace, document.name) == ("Pod", "shop", "web")
     rules = {c.rule for c in document.changes}
-    assert {"run-as-non-root", "drop-all-capabilities", "no-privilege-escalation"} <= rules
+    assert {"drop-all-capabilities", "no-privilege-escalation"} <= rules
+    # nginx's user is not known here: images.unknown: keep leaves runAsNonRoot out, and says so.
+    assert "run-as-non-root" not in rules
+    [note] = [f for f in document.findings if f.rule == "run-as-non-root"]
+    assert "the user of image nginx:1.27 is not known" in note.message
+    assert note.line == 10  # the image line
+
+
+ASSUME_NONROOT = parse_config({"images": {"unknown": "assume-nonroot"}})
 
 
 def test_change_lines_point_at_the_container_or_the_key_they_complete() -> None:
@@ -130,8 +138,8 @@ def test_change_lines_point_at_the_container_or_the_key_they_complete() -> None:
 
 def test_findings_about_what_remains_are_optional() -> None:
     text = POD.replace("spec:\n", "spec:\n  hostPID: true\n")
-    full = fix_text(text, "pod.yaml")
-    lean = fix_text(text, "pod.yaml", FixOptions(evaluate=False))
+    full = fix_text(text, "pod.yaml", FixOptions(config=ASSUME_NONROOT))
+    lean = fix_text(text, "pod.yaml", FixOptions(config=ASSUME_NONROOT, evaluate=False))
     assert full.fixed == lean.fixed is not None
     assert [f.check for f in full.documents[0].findings] == ["hostNamespaces"]
     assert full.documents[0].findings[0].line == 8  # the hostPID line
@@ -406,8 +414,11 @@ def test_check_text_places_findings_and_after_fix_clears_fixable_ones() -> None:
     assert (host_port.line, host_port.column) == (12, 7) and not host_port.fixable
     after = check_text(text, "pod.yaml", CheckOptions(after_fix=True))
     [fixed] = after.documents
-    assert {f.check for f in fixed.findings} == {"hostPorts"}
+    # nginx's user is not known: fix leaves runAsNonRoot out (images.unknown: keep).
+    assert {f.check for f in fixed.findings} == {"hostPorts", "runAsNonRoot"}
     assert fixed.changes  # what fix would change is listed too
+    after = check_text(text, "pod.yaml", CheckOptions(after_fix=True, config=ASSUME_NONROOT))
+    assert {f.check for f in after.documents[0].findings} == {"hostPorts"}
 
 
 def test_check_text_baseline_and_version() -> None:

@@ -1,7 +1,8 @@
 """Parity: the webhook's patch, applied with ``jsonpatch``, gives what ``hardener fix`` writes
 for the same object, and what the engine's ops give, over every PSS fixture pod and every
 workload of the corpus. Posting the patched object again gives no patch (reinvocation), and the
-PSS warnings are the evaluator's verdict on the patched object.
+PSS warnings are the evaluator's verdict on the patched object. Given the same image facts,
+the webhook's review and ``fix`` make the same decisions, and the webhook's warnings carry them.
 
 The webhook never imports the fixer; this test imports both.
 """
@@ -18,12 +19,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from hardener.config import default_config
+from hardener.config import default_config, parse_config
 from hardener.engine import plan
-from hardener.fixer.run import fix_text
+from hardener.fixer.run import FixOptions, fix_text
+from hardener.image_facts import ImageFacts
 from hardener.model import InvalidObjectError
 from hardener.pss import evaluate
-from hardener.webhook import create_app
+from hardener.webhook import create_app, decode_review, review
 from tests.webhook.conftest import (
     SHARED,
     admission_review,
@@ -34,8 +36,6 @@ from tests.webhook.conftest import (
     objects_of,
     pss_files,
 )
-
-pytestmark = pytest.mark.asyncio
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -113,6 +113,7 @@ async def _check_file(client: Client, name: str, text: str, tally: Tally) -> Non
             await _check_object(client, f"{name}#{index}.{position}", as_json(obj), fixed, tally)
 
 
+@pytest.mark.asyncio
 async def test_parity_over_the_pss_fixture_pods(aiohttp_client: MakeClient) -> None:
     files = pss_files()
     assert len(files) > 50, "the PSS fixtures are missing (tests/data/pss)"
@@ -126,6 +127,7 @@ async def test_parity_over_the_pss_fixture_pods(aiohttp_client: MakeClient) -> N
     assert tally.fixer_compared == tally.objects
 
 
+@pytest.mark.asyncio
 async def test_parity_over_the_corpus_workloads(aiohttp_client: MakeClient) -> None:
     files = corpus_files()
     client = await aiohttp_client(create_app(default_config()))
@@ -147,3 +149,78 @@ async def test_parity_over_the_corpus_workloads(aiohttp_client: MakeClient) -> N
         assert tally.objects > 200
     # Files the fixer leaves alone (Helm-style templates) are the only ones not compared.
     assert tally.fixer_compared > tally.objects * 0.9
+
+
+# -- the same decisions from the same image facts ---------------------------------------------
+
+_PALETTE = (
+    ImageFacts(reference="root", source="registry", user=""),
+    ImageFacts(reference="numeric", source="registry", user="101:0"),
+    ImageFacts(reference="named", source="registry", user="memcache", uid=11211),
+    ImageFacts(reference="unresolved", source="table", user="nobody"),
+    ImageFacts(reference="volumes", source="cache", user="999", volumes=("/data",)),
+    ImageFacts.unknown("unknown", "lookup failed"),
+)
+
+
+def _images_of(files: list[tuple[str, str]]) -> dict[str, ImageFacts]:
+    """Facts for every image string of the files, spread over every kind of image user."""
+    names: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            image = value.get("image")
+            if isinstance(image, str) and "name" in value:
+                names.add(image)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for _, text in files:
+        for doc in documents(text):
+            walk(doc)
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(sorted(names))}
+
+
+@pytest.mark.parametrize("policy", [{}, {"root": "run-as-user", "unknown": "assume-nonroot"}])
+def test_webhook_and_fix_decide_the_same_from_the_same_facts(policy: dict[str, str]) -> None:
+    # Every tenth file keeps this test quick; the image strings still cover every palette entry.
+    files = corpus_files()[::10]
+    images = _images_of(files)
+    assert len(images) >= len(_PALETTE)
+    config = parse_config({"images": policy})
+    compared = notes = 0
+    problems: list[str] = []
+    for name, text in files:
+        result = fix_text(text, name, FixOptions(config=config, images=images))
+        if result.error is not None or result.skipped is not None:
+            continue
+        originals = documents(text)
+        fixed_docs = documents(result.fixed) if result.fixed is not None else originals
+        for index, doc in enumerate(originals):
+            fixed_objects = list(objects_of(fixed_docs[index]))
+            for position, obj in enumerate(objects_of(doc)):
+                obj = as_json(obj)
+                namespace = (obj.get("metadata") or {}).get("namespace") or "default"
+                raw = admission_review(copy.deepcopy(obj), namespace=namespace)
+                request = decode_review(json.dumps(raw).encode())
+                try:
+                    engine_ops = plan(obj, config, namespace=namespace, images=images).ops
+                except InvalidObjectError:
+                    continue
+                answer = review(request, config, images=images)
+                ops = decode_patch(dict(answer.response)) or []
+                if ops != engine_ops:
+                    problems.append(f"{name}#{index}.{position}: webhook ops differ from plan")
+                got = jsonpatch.apply_patch(obj, ops)
+                if got != as_json(fixed_objects[position]):
+                    problems.append(f"{name}#{index}.{position}: webhook and fix differ")
+                compared += 1
+                said = " ".join(answer.response.get("warnings", []))
+                notes += "runs as root" in said or "not known" in said
+    assert not problems, "\n".join(problems[:20])
+    assert compared > 10
+    if not policy:
+        assert notes > 0, "the image decisions must travel as webhook warnings"
