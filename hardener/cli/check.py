@@ -100,7 +100,16 @@ def run(args: argparse.Namespace) -> int:
             for line in check_lines(result, color):
                 print(line)
     else:
-        sys.stdout.write(render(results, args.format, command="check", version=__version__))
+        sys.stdout.write(
+            render(
+                results,
+                args.format,
+                command="check",
+                version=__version__,
+                level=level,
+                after_fix=args.after_fix,
+            )
+        )
     sys.stdout.flush()
     sys.stderr.write(check_summary(results, level=level, version=version, after_fix=args.after_fix))
     if any(r.error for r in results):
