@@ -9,6 +9,7 @@ The template is ``hardener/data/report.html.j2``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache
 
@@ -84,6 +85,17 @@ def _patch_lines(workload: WorkloadPosture) -> list[tuple[str, str]]:
     return out
 
 
+def _common_folder(folders: list[str]) -> str:
+    """The folder all ``folders`` share, with its trailing slash (rows show the rest)."""
+    if len(folders) < 2:
+        return ""
+    try:
+        common = os.path.commonpath(folders)
+    except ValueError:  # absolute and relative paths together share nothing
+        return ""
+    return common.rstrip("/") + "/" if common and common != "." else ""
+
+
 def render_html(posture: Posture, *, version: str) -> str:
     """The page of ``posture``, ending with a newline."""
     workloads = posture.workloads
@@ -95,9 +107,14 @@ def render_html(posture: Posture, *, version: str) -> str:
         "changes": sum(len(w.changes) for w in workloads),
     }
     checks = posture.checks
+    groups = posture.groups
+    prefix = _common_folder(groups) if posture.group_label == "Folder" else ""
     heat = [
-        {"group": group, "cells": [_Cell(c, *posture.cell(group, c)) for c in checks]}
-        for group in posture.groups
+        {
+            "label": group[len(prefix) :] or ".",
+            "cells": [_Cell(c, *posture.cell(group, c)) for c in checks],
+        }
+        for group in groups
     ]
     bars = [
         ("As they are", figures["pass_now"], 16),
@@ -109,6 +126,7 @@ def render_html(posture: Posture, *, version: str) -> str:
         figures=figures,
         checks=checks,
         heat=heat,
+        prefix=prefix,
         bars=bars,
         kubelet=posture.kubelet_findings,
         verdict=_verdict,
