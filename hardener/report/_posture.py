@@ -4,7 +4,8 @@
 turned into one ``Posture`` (``posture_from_files`` here, ``hardener.audit`` for the cluster),
 and a page renderer takes only a ``Posture``. Per workload it holds the changes, the findings,
 the Pod Security Standards checks it violates now and after hardening (one entry per
-violation), and the diff or JSONPatch that hardens it.
+violation), and the diff or JSONPatch that hardens it. A workload is an object that holds a pod
+spec: a Service or a ConfigMap in the same files is not one.
 
 For file runs, "now" and "after" come from what the run computed:
 
@@ -153,7 +154,7 @@ def posture_from_files(
             diff = unified_diff(file.path, file.original, file.fixed)
         diff_shown = False
         for document in file.documents:
-            if document.skipped or not document.kind:
+            if document.skipped or not document.kind or document.holds_pods is False:
                 continue
             name = document.name or "(unnamed)"
             if document.namespace:
