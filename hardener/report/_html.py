@@ -109,9 +109,13 @@ def render_html(posture: Posture, *, version: str) -> str:
     checks = posture.checks
     groups = posture.groups
     prefix = _common_folder(groups) if posture.group_label == "Folder" else ""
+
+    def short(group: str) -> str:
+        return group[len(prefix) :] or "."
+
     heat = [
         {
-            "label": group[len(prefix) :] or ".",
+            "label": short(group),
             "cells": [_Cell(c, *posture.cell(group, c)) for c in checks],
         }
         for group in groups
@@ -127,6 +131,7 @@ def render_html(posture: Posture, *, version: str) -> str:
         checks=checks,
         heat=heat,
         prefix=prefix,
+        short=short,
         bars=bars,
         kubelet=posture.kubelet_findings,
         verdict=_verdict,

@@ -61,7 +61,7 @@ def test_fix_now_adds_the_checks_its_changes_answer() -> None:
     assert sorted(pod.before) == ["allowPrivilegeEscalation", "privileged", "runAsNonRoot"]
     assert pod.after == ["privileged"]
     page = _page([result], command="fix")
-    assert "<details><summary>Diff: 2 changes</summary>" in page
+    assert "<details><summary>Diff of k8s/pod.yaml</summary>" in page
     assert '<span class="add">+    runAsNonRoot: true</span>' in page
 
 
