@@ -75,6 +75,9 @@ class LocatedFinding:
 
 @dataclass
 class DocumentResult:
+    """One document of a file. ``holds_pods`` says whether it has a pod spec (a workload), or
+    ``None`` when the producer did not say; it is not part of the JSON output."""
+
     index: int
     kind: str
     namespace: str | None
@@ -83,6 +86,7 @@ class DocumentResult:
     changes: list[LocatedChange] = field(default_factory=list)
     findings: list[LocatedFinding] = field(default_factory=list)
     skipped: str | None = None
+    holds_pods: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

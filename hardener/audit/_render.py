@@ -1,4 +1,8 @@
-"""The audit in the format a reader needs: ``text``, ``json``, ``markdown`` or ``diff``.
+"""The audit in the format a reader needs: ``text``, ``json``, ``markdown``, ``diff`` or ``html``.
+
+``html`` is the page ``hardener.report.render_html`` makes of the audit's ``Posture``
+(``posture``): namespaces are the groups, ``before`` and ``after`` the namespace policy's
+violations now and after hardening, and the patch the workload's JSONPatch.
 
 ``diff`` is meant to be read, then run: for each workload that would change, either a
 ``kubectl patch --type json`` command whose operations are the engine's (pointers relative to
@@ -23,10 +27,11 @@ from hardener.audit._results import AuditReport, Policy, WorkloadAudit
 from hardener.patch import apply_shared
 from hardener.pointer import resolve
 from hardener.pss import Violation
+from hardener.report import ChangeLine, FindingLine, Posture, WorkloadPosture, render_html
 
-__all__ = ["FORMATS", "kubectl_command", "render", "replace_manifest"]
+__all__ = ["FORMATS", "kubectl_command", "posture", "render", "replace_manifest"]
 
-FORMATS: tuple[str, ...] = ("text", "json", "markdown", "diff")
+FORMATS: tuple[str, ...] = ("text", "json", "markdown", "diff", "html")
 
 # kubectl resource names, qualified by group so a custom resource of the same kind never wins.
 _KUBECTL_NAMES = {
@@ -304,6 +309,40 @@ def _render_diff(report: AuditReport) -> str:
     return "\n".join(out)
 
 
+def posture(report: AuditReport) -> Posture:
+    """The audit as the page report's data: one workload per audited object."""
+    where = f"context {report.context}, " if report.context else ""
+    scope = f"namespace {report.scope}" if report.scope else "all namespaces"
+    result = Posture(
+        command="audit",
+        level=f"{report.level} ({report.version})",
+        group_label="Namespace",
+        context=[f"{where}server {report.server}, {scope}.", sentence(report)],
+    )
+    for w in report.workloads:
+        result.workloads.append(
+            WorkloadPosture(
+                group=w.namespace,
+                kind=w.kind,
+                name=w.name,
+                where=f"{w.namespace}, enforces {w.policy.describe()} ({w.policy.source})",
+                changes=[ChangeLine(c.rule, c.pointer, c.message) for c in w.changes],
+                findings=[
+                    FindingLine(f.check or f.rule, f.message, f.fixable, f.container, f.level)
+                    for f in w.findings
+                ],
+                before=[] if w.allowed_before else [v.check for v in w.before],
+                after=[] if w.allowed_after else [v.check for v in w.after],
+                patch=json.dumps([dict(op) for op in w.ops], indent=2) if w.ops else "",
+                patch_format="jsonpatch",
+                error=w.error,
+                exempt=w.exempt,
+            )
+        )
+    result.errors.extend(f"not audited: {d.describe()}" for d in report.denied)
+    return result
+
+
 def render(report: AuditReport, fmt: str, *, version: str) -> str:
     """The report in ``fmt`` (one of ``FORMATS``), ending with a newline."""
     if fmt == "text":
@@ -314,4 +353,6 @@ def render(report: AuditReport, fmt: str, *, version: str) -> str:
         return _render_markdown(report)
     if fmt == "diff":
         return _render_diff(report)
+    if fmt == "html":
+        return render_html(posture(report), version=version)
     raise ValueError(f"unknown audit format {fmt!r}: choose one of {', '.join(FORMATS)}")

@@ -18,7 +18,7 @@ from hardener.model import ConfigError, HardenerError
 
 __all__ = ["add_cluster_arguments", "register", "run"]
 
-_FORMATS = ("text", "json", "markdown", "diff")
+_FORMATS = ("text", "json", "markdown", "diff", "html")
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:

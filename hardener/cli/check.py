@@ -107,7 +107,16 @@ def run(args: argparse.Namespace) -> int:
             for line in check_lines(result, color):
                 print(line)
     else:
-        sys.stdout.write(render(results, args.format, command="check", version=__version__))
+        sys.stdout.write(
+            render(
+                results,
+                args.format,
+                command="check",
+                version=__version__,
+                level=level,
+                after_fix=args.after_fix,
+            )
+        )
     sys.stdout.flush()
     sys.stderr.write(
         check_summary(

@@ -197,7 +197,15 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(fixed_stdin)
     else:
         sys.stdout.write(
-            render(results, args.format, command="fix", version=__version__, diff=args.diff)
+            render(
+                results,
+                args.format,
+                command="fix",
+                version=__version__,
+                diff=args.diff,
+                level=config.level,
+                after_fix=True,
+            )
         )
     sys.stdout.flush()
     sys.stderr.write(fix_summary(results, check=args.check or args.diff, collected=collected))

@@ -18,7 +18,7 @@ from typing import Any
 from hardener.locate import CONTAINER_FIELDS
 from hardener.pointer import join
 
-__all__ = ["describe", "is_kubernetes_object", "object_label", "skip_reason"]
+__all__ = ["describe", "holds_pods", "is_kubernetes_object", "object_label", "skip_reason"]
 
 _WORKLOAD_KINDS = frozenset(
     {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
@@ -91,6 +91,11 @@ def skip_reason(value: Any) -> str | None:
                         f"{pointer}/{field}/{index} has no image"
                     )
     return None
+
+
+def holds_pods(value: Any) -> bool:
+    """Whether the document has a pod spec where ``hardener.locate`` looks for one."""
+    return any(True for _ in _pod_specs(value, ()))
 
 
 def _pod_specs(obj: Any, path: Path) -> Iterator[tuple[str, Any]]:

@@ -33,7 +33,7 @@ import jsonpatch
 from hardener.config import Config, default_config
 from hardener.engine import plan
 from hardener.fixer._load import same_json
-from hardener.fixer.documents import describe, object_label, skip_reason
+from hardener.fixer.documents import describe, holds_pods, object_label, skip_reason
 from hardener.fixer.fastload import FastDocument, FastLoadError, load_fast
 from hardener.fixer.files import (
     STDIN,
@@ -205,6 +205,7 @@ def _document_result(document: _Document, skipped: str | None = None) -> Documen
         name=name,
         line=line,
         skipped=skipped,
+        holds_pods=holds_pods(document.value),
     )
 
 

@@ -10,6 +10,8 @@ Formats (``--format``):
   finding, and for changes a fix whose replacements turn the original file into the fixed one.
 - ``github``: GitHub Actions workflow commands that annotate the pull request's lines.
 - ``markdown``: a pull-request comment with a table and collapsible diffs, within ~60 KB.
+- ``html``: one self-contained page (``render_html`` of a ``Posture``): summary figures, a heat
+  map of folder or namespace by PSS check, and per workload its changes, findings and diff.
 
 Every location is the line and column the records carry, which point into the original file.
 """
@@ -22,15 +24,35 @@ from typing import Any
 
 from hardener.report._diff import unified_diff
 from hardener.report._github import render_github
+from hardener.report._html import render_html
 from hardener.report._json import render_json
 from hardener.report._markdown import MARKDOWN_LIMIT, render_markdown
+from hardener.report._posture import (
+    ChangeLine,
+    FindingLine,
+    Posture,
+    WorkloadPosture,
+    posture_from_files,
+)
 from hardener.report._sarif import render_sarif
 from hardener.report._text import render_text
 from hardener.results import FileResult
 
-__all__ = ["FORMATS", "MARKDOWN_LIMIT", "json_schema", "render", "unified_diff"]
+__all__ = [
+    "FORMATS",
+    "MARKDOWN_LIMIT",
+    "ChangeLine",
+    "FindingLine",
+    "Posture",
+    "WorkloadPosture",
+    "json_schema",
+    "posture_from_files",
+    "render",
+    "render_html",
+    "unified_diff",
+]
 
-FORMATS: tuple[str, ...] = ("text", "json", "sarif", "github", "markdown")
+FORMATS: tuple[str, ...] = ("text", "json", "sarif", "github", "markdown", "html")
 
 
 def render(
@@ -41,12 +63,16 @@ def render(
     version: str,
     diff: bool = False,
     color: bool = False,
+    level: str = "restricted",
+    after_fix: bool = False,
 ) -> str:
     """The report of ``files`` in format ``fmt`` (one of ``FORMATS``), ending with a newline.
 
     ``command`` is the sub-command that produced the results (``fix`` or ``check``), ``version``
     hardener's version. ``diff`` and ``color`` only affect the ``text`` format (markdown always
-    shows diffs; no machine format is ever colored). Raises ``ValueError`` for an unknown format.
+    shows diffs; no machine format is ever colored). ``level`` and ``after_fix`` tell the
+    ``html`` page what the findings mean (see ``posture_from_files``). Raises ``ValueError``
+    for an unknown format.
     """
     if fmt == "text":
         return render_text(files, command=command, diff=diff, color=color)
@@ -58,6 +84,9 @@ def render(
         return render_github(files, command=command)
     if fmt == "markdown":
         return render_markdown(files, command=command)
+    if fmt == "html":
+        posture = posture_from_files(files, command=command, level=level, after_fix=after_fix)
+        return render_html(posture, version=version)
     raise ValueError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 

@@ -72,7 +72,8 @@ class _RuleCounter(Counter):
 
 
 class Metrics:
-    """Requests by outcome, patches by rule, latency, requests in flight, certificate reloads."""
+    """Requests by outcome, patches by rule, latency, requests in flight, certificate reloads
+    and expiry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -105,6 +106,11 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.cert_expiry = Gauge(
+            "hardener_webhook_certificate_expiry_timestamp_seconds",
+            "Unix time the serving certificate in use expires (0: no TLS, or not loaded).",
+            registry=self.registry,
+        )
         # Children made up front: every series exists from the start (a rate over a series
         # that appears late misses its first increments) and the hot path skips the lookup.
         self.by_outcome = {name: self.requests.labels(name) for name in (*OUTCOMES, BAD_REQUEST)}
@@ -119,3 +125,7 @@ class Metrics:
     def track_in_flight(self, count: Callable[[], float]) -> None:
         """Report ``count()`` as the requests in flight whenever the metrics are collected."""
         self.in_flight.set_function(count)
+
+    def track_cert_expiry(self, not_after: Callable[[], float]) -> None:
+        """Report ``not_after()`` (Unix time) as the certificate's expiry when scraped."""
+        self.cert_expiry.set_function(not_after)

@@ -242,6 +242,7 @@ async def serve(
                 cert_file, key_file, check_interval=options.cert_check_interval, on_reload=reloaded
             )
             tls.load()
+            metrics.track_cert_expiry(lambda: tls.not_after if tls is not None else 0.0)
 
         app = create_app(config, tls=tls, metrics=metrics)
         shutdown_timeout = config.webhook.deadline_seconds + _SHUTDOWN_MARGIN

@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography import x509
+
 from hardener.model import HardenerError
 
 __all__ = ["CertLoadError", "CertReloader", "server_context"]
@@ -65,6 +67,16 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
+def _not_after(cert_file: Path) -> float:
+    """The Unix time the first certificate in ``cert_file`` expires (0.0 if unreadable: the
+    context was loaded, so the file was fine a moment ago; the next reload reads it again)."""
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError):
+        return 0.0
+    return certificate.not_valid_after_utc.timestamp()
+
+
 def _stamp(path: Path) -> _FileStamp:
     with open(path, "rb") as file:
         info = os.fstat(file.fileno())
@@ -94,6 +106,8 @@ class CertReloader:
         self.reloads = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.not_after = 0.0
+        """When the certificate in use expires (Unix time), for the expiry gauge."""
         self._front: ssl.SSLContext | None = None
         self._current: ssl.SSLContext | None = None
         self._stamp: _Stamp | None = None
@@ -121,6 +135,7 @@ class CertReloader:
         with self._lock:
             self._front = self._current = front
             self._stamp = stamp
+            self.not_after = _not_after(self.cert_file)
 
     def check(self) -> bool:
         """Reload if the files changed since the last load; True when a new cert is in use."""
@@ -137,6 +152,7 @@ class CertReloader:
             except CertLoadError as exc:
                 return self._failed(stamp, str(exc))
             self._current, self._stamp, self._failed_stamp = context, stamp, None
+            self.not_after = _not_after(self.cert_file)
             self.reloads += 1
             self.last_error = None
         if self.on_reload is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import shlex
 import socket
 from pathlib import Path
@@ -374,6 +376,44 @@ def test_markdown_report(
     assert "### Not audited: requests the server refused\n\n- jobs.batch: 403 Forbidden" in out
     assert "<summary><code>default/Deployment/api</code>: 6 changes</summary>" in out
     assert "not audited: jobs.batch" in err
+
+
+def _figure(page: str, name: str) -> int:
+    match = re.search(rf'id="fig-{name}">(\d+)<', page)
+    assert match, name
+    return int(match.group(1))
+
+
+def test_html_report_has_the_json_verdicts(
+    kube: FakeKubeAPI, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = _json(capsys, config_file, "-A")
+    code, page, _ = _audit(capsys, config_file, "-A", "--format", "html")
+    assert code == 1
+    workloads = list(_workloads(report).values())
+    assert page.startswith("<!DOCTYPE html>")
+    assert _figure(page, "workloads") == len(workloads)
+    assert _figure(page, "pass-now") == sum(
+        1 for w in workloads if w["pss"]["allowed_now"] and not w["error"]
+    )
+    assert _figure(page, "pass-after") == sum(
+        1 for w in workloads if w["pss"]["allowed_after_hardening"] and not w["error"]
+    )
+    assert _figure(page, "changes") == report["summary"]["changes"]
+    # The heat map is by namespace; shop's db keeps its restrictedVolumes violation.
+    assert '<th scope="row" class="group">shop</th>' in page
+    cells = re.findall(r'data-check="restrictedVolumes"[^>]*>(\d+) → (\d+)<', page)
+    after = sum(
+        1
+        for w in workloads
+        if not w["pss"]["allowed_after_hardening"]
+        for v in w["pss"]["after_hardening"]
+        if v["check"] == "restrictedVolumes"
+    )
+    assert sum(int(b) for _, b in cells) == after > 0
+    # The JSONPatch of each workload that changes is the one the json report carries.
+    db = _workloads(report)["shop/StatefulSet/db"]
+    assert json.dumps(db["ops"], indent=2) in html.unescape(page)
 
 
 def _commands(out: str) -> list[list[str]]:
