@@ -13,7 +13,17 @@ __all__ = ["main"]
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``
 # (``func(args) -> int``) as the parser default.
-COMMANDS: tuple[str, ...] = ("rules", "certs", "serve", "fix", "check", "audit", "install")
+COMMANDS: tuple[str, ...] = (
+    "rules",
+    "certs",
+    "serve",
+    "fix",
+    "check",
+    "audit",
+    "install",
+    "post_render",
+    "krm",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

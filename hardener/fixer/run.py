@@ -74,12 +74,19 @@ class FixOptions:
     tests; the result is the same). ``evaluate=False`` leaves out the engine's findings about
     what still violates the PSS level after the fix (text output does not show them, and they
     cost a PSS evaluation per object).
+
+    ``rendered=True`` says the text is already rendered (a Helm post-renderer's input), so
+    ``{{ }}`` in a value is data, not a template. ``leave_alone`` gives a further reason to
+    leave a document untouched (a Helm hook, a CRD), or ``None``; it must be a module-level
+    function so that the options stay picklable.
     """
 
     config: Config = field(default_factory=default_config)
     write: bool = True
     fast_path: bool = True
     evaluate: bool = True
+    rendered: bool = False
+    leave_alone: Callable[[Any], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,8 @@ def _plan_documents(
         if document.value is None:
             continue
         reason = skip_reason(document.value)
+        if reason is None and options.leave_alone is not None:
+            reason = options.leave_alone(document.value)
         record = _document_result(document, reason)
         results.append(record)
         if reason is not None:
@@ -312,7 +321,7 @@ def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileRes
     text when something changes, ``None`` otherwise."""
     options = options or FixOptions()
     result = FileResult(path=display_path(path), original=text)
-    reason = template_reason(text)
+    reason = None if options.rendered else template_reason(text)
     if reason is not None:
         result.skipped = reason
         return result
