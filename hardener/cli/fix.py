@@ -106,6 +106,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         choices=PROFILES,
         help="hardening profile (default: the config's, or restricted)",
     )
+    parser.add_argument(
+        "--emit-kustomize",
+        metavar="DIR",
+        help="write nothing into PATH; write the fixes into DIR as a Kustomize Component "
+        "(one JSON6902 patch per object) for bases you do not own",
+    )
     parser.set_defaults(func=run)
 
 
@@ -124,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     paths, missing = collect_paths(args.paths, args.exclude)
+    if args.emit_kustomize is not None:
+        from hardener.cli.kustomize import run_emit  # only this mode needs it
+
+        return run_emit(args, config, paths, missing)
     if paths.count(STDIN) > 1:
         print(f"{prog}: error: '-' (stdin) can be given only once", file=sys.stderr)
         return 2

@@ -34,6 +34,7 @@ __all__ = [
     "Identity",
     "StreamError",
     "StreamObject",
+    "expand",
     "harden_stream",
     "identity",
     "leave_alone",
@@ -123,7 +124,7 @@ def read_objects(text: str, source: str) -> list[StreamObject]:
     return [StreamObject(d.value, d.line) for d in documents if d.value is not None]
 
 
-def _expand(objects: Iterable[StreamObject]) -> Iterator[StreamObject]:
+def expand(objects: Iterable[StreamObject]) -> Iterator[StreamObject]:
     """The objects, with the items of a ``List`` in place of the list."""
     for obj in objects:
         value = obj.value
@@ -141,7 +142,7 @@ def validate_objects(objects: Iterable[StreamObject], source: str) -> list[Ident
     the identities in order. Raises ``StreamError`` naming the object and what to do."""
     seen: dict[Identity, int] = {}
     identities = []
-    for obj in _expand(objects):
+    for obj in expand(objects):
         where = f"{source}:{obj.line}"
         item = f" (item {obj.pointer})" if obj.pointer else ""
         if not is_kubernetes_object(obj.value):
