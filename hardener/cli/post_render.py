@@ -78,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.strict and findings:
-        print(f"{PROG}: error: --strict and {len(findings)} findings; nothing was written",
-              file=sys.stderr)
+        print(
+            f"{PROG}: error: --strict and {len(findings)} findings; nothing was written",
+            file=sys.stderr,
+        )
         return 1
     sys.stdout.write(result.fixed if result.fixed is not None else text)
     sys.stdout.flush()

@@ -9,11 +9,15 @@ through a config management plugin.
   ``/items/N``, are applied to the ResourceList's own text with the fixer's surgical editor,
   so comments and layout survive, as the specification asks. Helm hooks, CRDs and partial
   objects pass through untouched (``stream.leave_alone``, ``documents.skip_reason``).
-- ``functionConfig`` carries the hardener config (``function_config``): the ``spec`` of any
-  kind (``HardenerConfig`` in the docs), or the ``data`` of a ``ConfigMap`` (what
-  ``kpt fn eval -- profile=baseline`` builds), each value read as YAML.
+- ``functionConfig`` carries the hardener config (``function_config``): the ``spec`` of a
+  ``HardenerConfig`` (group ``hardener.dev``), or the ``data`` of a ``ConfigMap`` (what
+  ``kpt fn eval -- profile=baseline`` builds), each value read as YAML. Any other kind was
+  meant for another function (the specification's own example passes a
+  ``FulfillmentCenter``): the defaults apply and a ``warning`` result says so.
 - Every change becomes an ``info`` result and every finding a ``warning`` result, each with
   ``resourceRef``, ``field.path`` and, where the orchestrator annotated the item, ``file``.
+  Results already in the input are kept; ours are appended (unless the input holds the old
+  ``v1beta1`` mapping form, which is left as it is).
 
 Bad input raises ``StreamError`` before anything is written: not YAML, not a list, no
 ``items``, an item that is not a named Kubernetes object, two items with the same identity,
@@ -23,7 +27,7 @@ a config that does not validate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -39,6 +43,8 @@ __all__ = ["KrmOutcome", "field_path", "function_config", "harden_resource_list"
 
 PATH_ANNOTATIONS = ("internal.config.kubernetes.io/path", "config.kubernetes.io/path")
 INDEX_ANNOTATIONS = ("internal.config.kubernetes.io/index", "config.kubernetes.io/index")
+CONFIG_GROUP = "hardener.dev"
+CONFIG_KIND = "HardenerConfig"
 
 
 @dataclass
@@ -50,14 +56,24 @@ class KrmOutcome:
     changed_items: int = 0
 
 
-def function_config(value: Any, where: str) -> Config:
-    """The hardener config a ``functionConfig`` carries (the default config when absent)."""
+def function_config(value: Any, where: str) -> tuple[Config, str | None]:
+    """The hardener config a ``functionConfig`` carries (the default config when absent), and
+    a note when the functionConfig is not a hardener config at all."""
     if value is None:
-        return default_config()
+        return default_config(), None
     if not isinstance(value, dict):
         raise StreamError(where, "functionConfig must be a mapping (a Kubernetes object)")
     label = object_label(value)
     source = f"functionConfig {label}"
+    api_version = str(value.get("apiVersion", ""))
+    if value.get("kind") != "ConfigMap" and not (
+        value.get("kind") == CONFIG_KIND and api_version.startswith(CONFIG_GROUP + "/")
+    ):
+        return default_config(), (
+            f"{source} is not a hardener config (kind {CONFIG_KIND}, apiVersion "
+            f"{CONFIG_GROUP}/v1alpha1, or a ConfigMap); the default config applies"
+        )
+    settings: Any
     if value.get("kind") == "ConfigMap":
         data = value.get("data") or {}
         if not isinstance(data, dict):
@@ -70,11 +86,9 @@ def function_config(value: Any, where: str) -> Config:
         except yaml.YAMLError as exc:
             raise StreamError(where, f"{source}: a data value is not YAML: {exc}") from None
     else:
-        settings = value.get("spec")
-        if settings is None:
-            settings = {}
+        settings = value.get("spec") or {}
     try:
-        return parse_config(settings, source)
+        return parse_config(settings, source), None
     except ConfigError as exc:
         raise StreamError(where, str(exc)) from None
 
@@ -102,7 +116,9 @@ def _file_ref(item: dict[str, Any]) -> dict[str, Any] | None:
         return None
     ref: dict[str, Any] = {"path": path}
     index = next((annotations[k] for k in INDEX_ANNOTATIONS if k in annotations), None)
-    if isinstance(index, str) and index.isdigit():
+    if isinstance(index, int) and not isinstance(index, bool):
+        ref["index"] = index
+    elif isinstance(index, str) and index.isdigit():
         ref["index"] = int(index)
     return ref
 
@@ -147,7 +163,8 @@ def harden_resource_list(text: str, source: str = "<stdin>") -> KrmOutcome:
     kind = value.get("kind") if isinstance(value, dict) else None
     if not isinstance(kind, str) or not kind.endswith("List"):
         raise StreamError(
-            where, "expected a ResourceList (kind: ResourceList, apiVersion: config.kubernetes.io/v1)"
+            where,
+            "expected a ResourceList (kind: ResourceList, apiVersion: config.kubernetes.io/v1)",
         )
     items = value.get("items")
     if not isinstance(items, list):
@@ -160,10 +177,12 @@ def harden_resource_list(text: str, source: str = "<stdin>") -> KrmOutcome:
         for index, item in enumerate(items)
     ]
     validate_objects(objects, source)
-    config = function_config(value.get("functionConfig"), where)
+    config, note = function_config(value.get("functionConfig"), where)
 
     ops: list[Operation] = []
     results: list[dict[str, Any]] = []
+    if note is not None:
+        results.append({"message": note, "severity": "warning", "tags": {"rule": "config"}})
     changed = 0
     for obj in objects:
         item = obj.value
@@ -193,16 +212,16 @@ def harden_resource_list(text: str, source: str = "<stdin>") -> KrmOutcome:
         existing = value.get("results")
         if isinstance(existing, list):
             ops.extend(Operation(op="add", path="/results/-", value=r) for r in results)
-        elif "results" in value:
-            ops.append(Operation(op="replace", path="/results", value=results))
-        else:
-            ops.append(Operation(op="add", path="/results", value=results))
+        elif existing is None:
+            verb: Literal["add", "replace"] = "replace" if "results" in value else "add"
+            ops.append(Operation(op=verb, path="/results", value=results))
     if not ops:
         return KrmOutcome(text=text, results=results, changed_items=changed)
     try:
         new_text = parsed.apply({document.index: ops})
     except EditError as exc:
         raise StreamError(
-            where, f"internal error: cannot edit the ResourceList safely ({exc}); please report this"
+            where,
+            f"internal error: cannot edit the ResourceList safely ({exc}); please report this",
         ) from None
     return KrmOutcome(text=new_text, results=results, changed_items=changed)
