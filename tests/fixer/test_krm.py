@@ -4,10 +4,8 @@ functions)."""
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,7 @@ import yaml
 
 from hardener.cli import main
 from tests.deploy.deploy_support import find_tool
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fixer.cli_support import hardener_script, set_stdin
 
 # The examples of the KRM Functions Specification (v1: "Examples"; v1beta1: "Input Type"),
 # as the specification writes them.
@@ -189,10 +186,6 @@ items:
 """
 
 
-def set_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
-
-
 def krm(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], text: str
 ) -> tuple[int, str, str]:
@@ -335,18 +328,6 @@ def test_bad_input_is_a_clear_error_and_no_output(
     assert "Traceback" not in err
 
 
-def _function(directory: Path) -> Path:
-    """An executable that runs this checkout's ``hardener krm`` (orchestrators exec a path)."""
-    script = directory / "hardener-krm"
-    script.write_text(
-        "#!/bin/sh\n"
-        f"PYTHONPATH={ROOT} exec {sys.executable} -c "
-        "'import sys; from hardener.cli import main; sys.exit(main())' krm\n"
-    )
-    script.chmod(0o755)
-    return script
-
-
 DEPLOYMENT = """\
 # The web front end.
 apiVersion: apps/v1
@@ -379,7 +360,7 @@ def test_kpt_fn_eval_exec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     package = tmp_path / "package"
     package.mkdir()
     (package / "web.yaml").write_text(DEPLOYMENT)
-    function = _function(tmp_path)
+    function = hardener_script(tmp_path / "hardener-krm", "krm")
     result = subprocess.run(
         [kpt, "fn", "eval", str(package), "--exec", str(function), "--truncate-output=false"],
         capture_output=True,
@@ -431,7 +412,7 @@ def test_kustomize_exec_transformer(tmp_path: Path, capsys: pytest.CaptureFixtur
     base = tmp_path / "base"
     base.mkdir()
     (base / "web.yaml").write_text(DEPLOYMENT)
-    _function(base)
+    hardener_script(base / "hardener-krm", "krm")
     (base / "hardener.yaml").write_text(
         "apiVersion: hardener.dev/v1alpha1\nkind: HardenerConfig\nmetadata:\n  name: harden\n"
         "  annotations:\n    config.kubernetes.io/function: |\n      exec:\n"

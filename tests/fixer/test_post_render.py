@@ -3,20 +3,17 @@ and CRDs, ``--strict``, the Helm 4 plugin manifest, and the real ``helm`` when o
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from hardener.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fixer.cli_support import ROOT, hardener_script, set_stdin
 
 # A local chart, written by the tests, and the stream `helm template demo CHART` gives a
 # post-renderer for it: Helm 3 joins the rendered templates as "---\n# Source: NAME\n" plus
@@ -83,10 +80,6 @@ def write_chart(root: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return chart
-
-
-def set_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
 
 
 def post_render(
@@ -233,18 +226,6 @@ def test_helm4_plugin_manifest() -> None:
     assert command["args"] == ["post-render"]
 
 
-def _wrapper(directory: Path) -> Path:
-    """An executable that runs this checkout's ``hardener`` (Helm execs a path)."""
-    script = directory / "hardener"
-    script.write_text(
-        "#!/bin/sh\n"
-        f"PYTHONPATH={ROOT} exec {sys.executable} -c "
-        "'import sys; from hardener.cli import main; sys.exit(main())' \"$@\"\n"
-    )
-    script.chmod(0o755)
-    return script
-
-
 def test_real_helm_template_with_the_post_renderer(tmp_path: Path) -> None:
     helm = shutil.which("helm")
     if helm is None:
@@ -252,7 +233,7 @@ def test_real_helm_template_with_the_post_renderer(tmp_path: Path) -> None:
     chart = write_chart(tmp_path)
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    _wrapper(bindir)
+    hardener_script(bindir / "hardener")
     env = {
         **os.environ,
         "PATH": f"{bindir}:{os.environ['PATH']}",
