@@ -24,7 +24,6 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import yaml
 
@@ -37,6 +36,7 @@ from hardener.fixer.stream import (
     Identity,
     StreamError,
     expand,
+    is_local_config,
     read_objects,
     validate_objects,
 )
@@ -47,8 +47,6 @@ __all__ = ["Emission", "Patch", "build_component", "write_component"]
 KUSTOMIZATION = "kustomization.yaml"
 PATCHES = "patches"
 MARKER = "# Written by hardener fix --emit-kustomize."
-_KUSTOMIZE_GROUP = "kustomize.config.k8s.io/"
-_LOCAL_CONFIG = "config.kubernetes.io/local-config"
 
 
 @dataclass(frozen=True)
@@ -102,15 +100,6 @@ class Emission:
         return files
 
 
-def _is_kustomize_config(value: Any) -> bool:
-    """Kustomization, Component and objects marked local-config: never deployed."""
-    if str(value.get("apiVersion", "")).startswith(_KUSTOMIZE_GROUP):
-        return True
-    metadata = value.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    return isinstance(annotations, dict) and str(annotations.get(_LOCAL_CONFIG)) == "true"
-
-
 def _filename(identity: Identity, taken: set[str]) -> str:
     parts = [identity.kind, identity.namespace or "", identity.name]
     stem = "-".join(p for p in parts if p).lower()
@@ -146,7 +135,7 @@ def build_component(paths: Sequence[str], config: Config) -> Emission:
         objects = [
             obj
             for obj in expand(read_objects(text, source))
-            if is_kubernetes_object(obj.value) and not _is_kustomize_config(obj.value)
+            if is_kubernetes_object(obj.value) and not is_local_config(obj.value)
         ]
         identities = validate_objects(objects, source)
         for obj, identity in zip(objects, identities, strict=True):

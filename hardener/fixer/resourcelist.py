@@ -8,7 +8,9 @@ through a config management plugin.
 - ``items`` are planned one by one with the engine; the operations, moved under
   ``/items/N``, are applied to the ResourceList's own text with the fixer's surgical editor,
   so comments and layout survive, as the specification asks. Helm hooks, CRDs and partial
-  objects pass through untouched (``stream.leave_alone``, ``documents.skip_reason``).
+  objects pass through untouched (``stream.leave_alone``, ``documents.skip_reason``), and so
+  do the package files orchestrators hand over with the objects: a Kustomization, a Kptfile,
+  anything marked ``config.kubernetes.io/local-config``, YAML without apiVersion and kind.
 - ``functionConfig`` carries the hardener config (``function_config``): the ``spec`` of a
   ``HardenerConfig`` (group ``hardener.dev``), or the ``data`` of a ``ConfigMap`` (what
   ``kpt fn eval -- profile=baseline`` builds), each value read as YAML. Any other kind was
@@ -33,9 +35,16 @@ import yaml
 
 from hardener.config import Config, default_config, parse_config
 from hardener.engine import plan
-from hardener.fixer.documents import object_label, skip_reason
+from hardener.fixer.documents import is_kubernetes_object, object_label, skip_reason
 from hardener.fixer.source import EditError, SourceError, SourceFile
-from hardener.fixer.stream import StreamError, StreamObject, identity, leave_alone, validate_objects
+from hardener.fixer.stream import (
+    StreamError,
+    StreamObject,
+    identity,
+    is_local_config,
+    leave_alone,
+    validate_objects,
+)
 from hardener.model import ConfigError, InvalidObjectError, Operation
 from hardener.pointer import split
 
@@ -144,6 +153,14 @@ def _moved(ops: list[Operation], prefix: str) -> list[Operation]:
     return [Operation(op=op["op"], path=prefix + op["path"], value=op["value"]) for op in ops]
 
 
+def _passes_through(item: Any) -> bool:
+    """Local configuration, or a mapping without apiVersion and kind (orchestrators add their
+    path annotations to every file, so ``metadata`` alone does not make an object)."""
+    if not isinstance(item, dict):
+        return False
+    return not is_kubernetes_object(item) or is_local_config(item)
+
+
 def harden_resource_list(text: str, source: str = "<stdin>") -> KrmOutcome:
     """Harden the items of a ResourceList; the new text, with ``results`` added."""
     try:
@@ -172,9 +189,12 @@ def harden_resource_list(text: str, source: str = "<stdin>") -> KrmOutcome:
             where,
             f"the {kind} has no items list; send 'items: []' when there are no resources",
         )
+    # Orchestrators hand over every YAML file of a package: a kustomization.yaml without
+    # apiVersion, a Kptfile. Those are not deployed and pass through as they are.
     objects = [
         StreamObject(item, document.position(f"/items/{index}")[0], f"/items/{index}")
         for index, item in enumerate(items)
+        if not _passes_through(item)
     ]
     validate_objects(objects, source)
     config, note = function_config(value.get("functionConfig"), where)

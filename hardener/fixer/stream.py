@@ -37,12 +37,15 @@ __all__ = [
     "expand",
     "harden_stream",
     "identity",
+    "is_local_config",
     "leave_alone",
     "read_objects",
     "validate_objects",
 ]
 
 HOOK_ANNOTATION = "helm.sh/hook"
+LOCAL_CONFIG_ANNOTATION = "config.kubernetes.io/local-config"
+_KUSTOMIZE_GROUP = "kustomize.config.k8s.io/"
 
 
 class StreamError(HardenerError):
@@ -91,6 +94,16 @@ def leave_alone(value: Any) -> str | None:
     if isinstance(annotations, dict) and HOOK_ANNOTATION in annotations:
         return f"Helm hook ({annotations[HOOK_ANNOTATION]}): passed through untouched"
     return None
+
+
+def is_local_config(value: dict[str, Any]) -> bool:
+    """Configuration that is never deployed: a Kustomization or Component, or an object
+    annotated ``config.kubernetes.io/local-config: "true"`` (a Kptfile, a function config)."""
+    if str(value.get("apiVersion", "")).startswith(_KUSTOMIZE_GROUP):
+        return True
+    metadata = value.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return isinstance(annotations, dict) and str(annotations.get(LOCAL_CONFIG_ANNOTATION)) == "true"
 
 
 def identity(value: dict[str, Any]) -> Identity:

@@ -312,6 +312,10 @@ def test_function_config_carries_the_hardener_config(
             "appears twice",
         ),
         ("", "expected one ResourceList, found 0"),
+        (
+            "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems: [just text]\n",
+            "(item /items/0) is not a Kubernetes object",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error_and_no_output(
@@ -360,6 +364,8 @@ def test_kpt_fn_eval_exec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     package = tmp_path / "package"
     package.mkdir()
     (package / "web.yaml").write_text(DEPLOYMENT)
+    # kpt hands over every YAML file, this one too (without apiVersion and kind).
+    (package / "kustomization.yaml").write_text("resources: [web.yaml]\n")
     function = hardener_script(tmp_path / "hardener-krm", "krm")
     result = subprocess.run(
         [kpt, "fn", "eval", str(package), "--exec", str(function), "--truncate-output=false"],
@@ -373,6 +379,7 @@ def test_kpt_fn_eval_exec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert written.startswith("# The web front end.\n")
     assert "- name: app # nginx" in written  # kpt writes one space before a comment
     assert yaml.safe_load(written) == fixed_by_fix(tmp_path, DEPLOYMENT)
+    assert (package / "kustomization.yaml").read_text() == "resources: [web.yaml]\n"
     capsys.readouterr()
 
     # functionConfig from the command line (a ConfigMap), and an error stops kpt.
@@ -385,6 +392,31 @@ def test_kpt_fn_eval_exec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert result.returncode != 0
     assert "invalid config" in result.stderr
     assert yaml.safe_load((package / "web.yaml").read_text()) == yaml.safe_load(written)
+
+
+PACKAGE_FILES = """\
+apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items:
+- resources: [web.yaml]
+  metadata:
+    annotations: {internal.config.kubernetes.io/path: kustomization.yaml}
+- apiVersion: kustomize.config.k8s.io/v1beta1
+  kind: Kustomization
+  resources: [web.yaml]
+- apiVersion: kpt.dev/v1
+  kind: Kptfile
+  metadata:
+    annotations: {config.kubernetes.io/local-config: "true"}
+"""
+
+
+def test_package_files_pass_through(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = krm(monkeypatch, capsys, PACKAGE_FILES)
+    assert code == 0, err
+    assert out == PACKAGE_FILES
 
 
 def _exec_kustomize() -> list[str] | None:
