@@ -83,16 +83,21 @@ class StreamObject:
     pointer: str = ""
 
 
+def _is_hook(value: dict[str, Any]) -> bool:
+    metadata = value.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return isinstance(annotations, dict) and HOOK_ANNOTATION in annotations
+
+
 def leave_alone(value: Any) -> str | None:
     """Why an object passes through a stream untouched (a Helm hook, a CRD), or ``None``."""
     if not isinstance(value, dict):
         return None
     if value.get("kind") == "CustomResourceDefinition":
         return "CustomResourceDefinition: passed through untouched"
-    metadata = value.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    if isinstance(annotations, dict) and HOOK_ANNOTATION in annotations:
-        return f"Helm hook ({annotations[HOOK_ANNOTATION]}): passed through untouched"
+    if _is_hook(value):
+        hook = value["metadata"]["annotations"][HOOK_ANNOTATION]
+        return f"Helm hook ({hook}): passed through untouched"
     return None
 
 
@@ -152,8 +157,12 @@ def expand(objects: Iterable[StreamObject]) -> Iterator[StreamObject]:
 
 def validate_objects(objects: Iterable[StreamObject], source: str) -> list[Identity]:
     """Check that every object is a named Kubernetes object and that no identity repeats;
-    the identities in order. Raises ``StreamError`` naming the object and what to do."""
-    seen: dict[Identity, int] = {}
+    the identities in order. Raises ``StreamError`` naming the object and what to do.
+
+    A Helm hook may share its identity with a regular object: Helm creates hooks apart from
+    the release (Helm 3.21 and 4 hand both to the post-renderer).
+    """
+    seen: dict[tuple[Identity, bool], int] = {}
     identities = []
     for obj in expand(objects):
         where = f"{source}:{obj.line}"
@@ -173,13 +182,14 @@ def validate_objects(objects: Iterable[StreamObject], source: str) -> list[Ident
                 "a name to be applied or patched",
             )
         ident = identity(obj.value)
-        if ident in seen:
+        key = (ident, _is_hook(obj.value))
+        if key in seen:
             raise StreamError(
                 where,
-                f"{ident.label()}{item} appears twice (first at line {seen[ident]}); the API "
+                f"{ident.label()}{item} appears twice (first at line {seen[key]}); the API "
                 "server would keep only one of them, so remove or rename one",
             )
-        seen[ident] = obj.line
+        seen[key] = obj.line
         identities.append(ident)
     return identities
 

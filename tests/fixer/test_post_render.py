@@ -148,6 +148,69 @@ def test_post_rendered_stream_passes_check_restricted(
     assert main(["check", "--level", "restricted", str(path)]) == 1
 
 
+# Helm 3.21 and Helm 4 hand the post-renderer one stream without "# Source:" comments: every
+# document carries the template's name in an annotation, which Helm reads back to split the
+# output; hooks come in the same stream (Helm 3.21) and may share an identity with a
+# regular object.
+ANNOTATED = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: demo-settings
+  annotations:
+    postrenderer.helm.sh/postrender-filename: 'demo/templates/configmap.yaml'
+data:
+  mode: live
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: demo-web
+  annotations:
+    postrenderer.helm.sh/postrender-filename: 'demo/templates/deployment.yaml'
+spec:
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: demo-settings
+  annotations:
+    helm.sh/hook: pre-upgrade
+    postrenderer.helm.sh/postrender-filename: 'demo/templates/hook-settings.yaml'
+data:
+  mode: migrating
+"""
+
+
+def test_annotated_stream_of_helm_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = post_render(monkeypatch, capsys, ANNOTATED)
+    assert code == 0, err
+    before, after = documents(ANNOTATED), documents(out)
+    assert after[0] == before[0] and after[2] == before[2]
+    objects = list(yaml.safe_load_all(out))
+    assert [
+        o["metadata"]["annotations"]["postrenderer.helm.sh/postrender-filename"] for o in objects
+    ] == [
+        "demo/templates/configmap.yaml",
+        "demo/templates/deployment.yaml",
+        "demo/templates/hook-settings.yaml",
+    ]
+    assert objects[1]["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
 PRIVILEGED = """\
 ---
 # Source: demo/templates/pod.yaml
