@@ -20,6 +20,7 @@ from hardener.fixer.files import FileReadError, decode
 from hardener.fixer.output import check_lines
 from hardener.fixer.stream import StreamError, harden_stream
 from hardener.model import ConfigError
+from hardener.results import FileResult
 
 __all__ = ["register", "run"]
 
@@ -63,11 +64,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: <stdin>: {exc.message}", file=sys.stderr)
         return 2
     try:
-        result = harden_stream(text, config)
+        hardened = harden_stream(text, config)
     except StreamError as exc:
         print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)
         return 2
-    findings = check_lines(result)
+    result = hardened.result
+    findings: list[str] = []
+    for document in result.documents:
+        template = hardened.templates.get(document.line)
+        suffix = f" (template {template})" if template else ""
+        one = FileResult(path=result.path, documents=[document])
+        findings.extend(line + suffix for line in check_lines(one))
     for line in findings:
         print(line, file=sys.stderr)
     changes = sum(len(d.changes) for d in result.documents)

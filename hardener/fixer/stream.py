@@ -17,8 +17,9 @@ validation are shared with the KRM function (``resourcelist``) and the Kustomize
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from hardener.config import Config
@@ -34,16 +35,20 @@ __all__ = [
     "Identity",
     "StreamError",
     "StreamObject",
+    "StreamResult",
     "expand",
     "harden_stream",
     "identity",
     "is_local_config",
     "leave_alone",
     "read_objects",
+    "template_names",
     "validate_objects",
 ]
 
 HOOK_ANNOTATION = "helm.sh/hook"
+FILENAME_ANNOTATION = "postrenderer.helm.sh/postrender-filename"
+_SOURCE_COMMENT = re.compile(r"^# Source: (.+?)\s*$")
 LOCAL_CONFIG_ANNOTATION = "config.kubernetes.io/local-config"
 _KUSTOMIZE_GROUP = "kustomize.config.k8s.io/"
 
@@ -194,17 +199,49 @@ def validate_objects(objects: Iterable[StreamObject], source: str) -> list[Ident
     return identities
 
 
-def harden_stream(text: str, config: Config, source: str = "<stdin>") -> FileResult:
+@dataclass
+class StreamResult:
+    """A hardened stream: ``result.fixed`` is the new text (``None`` when nothing changes),
+    ``result.documents`` the changes and findings, ``templates`` the Helm template each
+    document came from, by the line it starts on."""
+
+    result: FileResult
+    templates: dict[int, str] = field(default_factory=dict)
+
+
+def template_names(text: str, objects: Sequence[StreamObject]) -> dict[int, str]:
+    """The Helm template of each document, by its first line: the
+    ``postrenderer.helm.sh/postrender-filename`` annotation (Helm 3.21 and 4), else the
+    ``# Source:`` comment before the document (Helm 3)."""
+    lines = text.splitlines()
+    names: dict[int, str] = {}
+    previous = 0
+    for obj in objects:
+        metadata = obj.value.get("metadata") if isinstance(obj.value, dict) else None
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        name = annotations.get(FILENAME_ANNOTATION) if isinstance(annotations, dict) else None
+        if not isinstance(name, str):
+            for line in lines[previous : obj.line - 1]:
+                match = _SOURCE_COMMENT.match(line)
+                if match is not None:
+                    name = match.group(1)
+        if isinstance(name, str):
+            names[obj.line] = name
+        previous = obj.line
+    return names
+
+
+def harden_stream(text: str, config: Config, source: str = "<stdin>") -> StreamResult:
     """Harden every object of a rendered stream, leaving hooks and CRDs alone.
 
-    The result's ``fixed`` is the new text (``None`` when nothing changes) and its documents
-    carry the changes and findings. Raises ``StreamError`` for bad input or when the stream
-    cannot be edited safely; nothing is half done.
+    Raises ``StreamError`` for bad input or when the stream cannot be edited safely; nothing
+    is half done.
     """
-    validate_objects(read_objects(text, source), source)
+    objects = read_objects(text, source)
+    validate_objects(objects, source)
     options = FixOptions(config=config, write=False, rendered=True, leave_alone=leave_alone)
     result = fix_text(text, source, options)
     if result.error:
         where = f"{source}:{result.error_line}" if result.error_line is not None else source
         raise StreamError(where, result.error)
-    return result
+    return StreamResult(result, template_names(text, objects))

@@ -234,6 +234,7 @@ def test_findings_go_to_stderr_and_strict_fails_without_output(
     assert code == 0
     assert "privileged" in out  # the stream still goes to Helm
     assert "<stdin>:11: Pod debug:" in err and "[privileged]" in err
+    assert "(template demo/templates/pod.yaml)" in err
     code, out, err = post_render(monkeypatch, capsys, PRIVILEGED, "--strict")
     assert code == 1
     assert out == ""
