@@ -394,6 +394,59 @@ def test_kpt_fn_eval_exec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert yaml.safe_load((package / "web.yaml").read_text()) == yaml.safe_load(written)
 
 
+KPTFILE = """\
+apiVersion: kpt.dev/v1
+kind: Kptfile
+metadata:
+  name: package
+pipeline:
+  mutators:
+    - exec: ./hardener-krm
+      configPath: hardener.yaml
+"""
+
+HARDENER_CONFIG = """\
+apiVersion: hardener.dev/v1alpha1
+kind: HardenerConfig
+metadata:
+  name: harden
+  annotations:
+    config.kubernetes.io/local-config: "true"
+spec:
+  profile: baseline
+"""
+
+
+def test_kpt_fn_render_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kpt = shutil.which("kpt")
+    if kpt is None:
+        pytest.skip("no kpt binary on PATH")
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "web.yaml").write_text(DEPLOYMENT)
+    (package / "Kptfile").write_text(KPTFILE)
+    (package / "hardener.yaml").write_text(HARDENER_CONFIG)
+    hardener_script(package / "hardener-krm", "krm")
+    result = subprocess.run(
+        [kpt, "fn", "render", "--allow-exec", "."],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=package,  # kpt resolves a relative exec path from the working directory
+    )
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "config.yaml").write_text("profile: baseline\n")
+    path = tmp_path / "fix" / "web.yaml"
+    path.parent.mkdir()
+    path.write_text(DEPLOYMENT)
+    assert main(["fix", "--config", str(tmp_path / "config.yaml"), str(path)]) == 0
+    capsys.readouterr()
+    assert yaml.safe_load((package / "web.yaml").read_text()) == yaml.safe_load(path.read_text())
+    assert yaml.safe_load((package / "hardener.yaml").read_text()) == yaml.safe_load(
+        HARDENER_CONFIG
+    )
+
+
 PACKAGE_FILES = """\
 apiVersion: config.kubernetes.io/v1
 kind: ResourceList
