@@ -23,10 +23,10 @@ def run_emit(
     args: argparse.Namespace, config: Config, paths: list[str], missing: list[tuple[str, str]]
 ) -> int:
     """Build the component from ``paths`` and write it into ``args.emit_kustomize``."""
-    if args.check or args.diff or STDIN in paths:
+    if args.check or args.diff or STDIN in paths or args.format != "text":
         print(
             f"{PROG}: error: --emit-kustomize reads files and writes a component; it does not "
-            "take --check, --diff or '-' (stdin)",
+            "take --check, --diff, --format or '-' (stdin)",
             file=sys.stderr,
         )
         return 2
