@@ -92,12 +92,14 @@ class FixOptions:
 @dataclass(frozen=True)
 class CheckOptions:
     """How ``check`` evaluates a file: the PSS level and version, and whether to evaluate the
-    objects as ``fix`` would leave them (``after_fix``, planned with ``config``)."""
+    objects as ``fix`` would leave them (``after_fix``, planned with ``config``).
+    ``rendered`` as in ``FixOptions``: ``{{ }}`` is data in rendered output."""
 
     level: str = "restricted"
     version: str = "latest"
     after_fix: bool = False
     config: Config = field(default_factory=default_config)
+    rendered: bool = False
 
 
 class _Document(Protocol):
@@ -423,7 +425,7 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
     """
     options = options or CheckOptions()
     result = FileResult(path=display_path(path), original=text)
-    reason = template_reason(text)
+    reason = None if options.rendered else template_reason(text)
     if reason is not None:
         result.skipped = reason
         return result

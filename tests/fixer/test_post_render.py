@@ -147,6 +147,18 @@ def test_post_rendered_stream_passes_check_restricted(
     before = [p for p in documents(stream) if "helm.sh/hook" not in p and "ConfigMap" not in p]
     path.write_text("---\n".join(before))
     assert main(["check", "--level", "restricted", str(path)]) == 1
+    capsys.readouterr()
+
+    # With the ConfigMap, as `hardener check --rendered -` reads it from stdin. The hook is
+    # left as the chart wrote it, so check reports it (below), as it will run unchanged.
+    no_hook = "---\n".join(p for p in documents(out) if "helm.sh/hook" not in p)
+    set_stdin(monkeypatch, no_hook.encode())
+    code = main(["check", "--rendered", "--level", "restricted", "-"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert "4 objects checked: 0 violations" in captured.err
+    set_stdin(monkeypatch, out.encode())
+    assert main(["check", "--rendered", "--level", "restricted", "-"]) == 1
 
 
 # Helm 3.21 and Helm 4 hand the post-renderer one stream without "# Source:" comments: every
