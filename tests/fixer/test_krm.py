@@ -4,6 +4,7 @@ functions)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -512,3 +513,14 @@ def test_kustomize_exec_transformer(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout) == fixed_by_fix(tmp_path, DEPLOYMENT)
     capsys.readouterr()
+
+
+def test_json_resource_list_stays_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = yaml.safe_load(DEPLOYMENT_LIST)
+    code, out, err = krm(monkeypatch, capsys, json.dumps(source, indent=2) + "\n")
+    assert code == 0, err
+    output = json.loads(out)  # still JSON, as the input was
+    assert output["items"] == yaml.safe_load(krm(monkeypatch, capsys, DEPLOYMENT_LIST)[1])["items"]
+    check_results(output["results"])
