@@ -22,6 +22,8 @@ COMMANDS: tuple[str, ...] = (
     "audit",
     "install",
     "images",
+    "post_render",
+    "krm",
 )
 
 

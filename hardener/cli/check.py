@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         choices=("restricted", "baseline"),
         help="hardening profile for --after-fix (default: the config's, or restricted)",
     )
+    parser.add_argument(
+        "--rendered",
+        action="store_true",
+        help="the input is rendered output (helm template, kustomize build): '{{ }}' in a "
+        "value is data, not a template, so the file is checked rather than skipped",
+    )
     parser.set_defaults(func=run)
 
 
@@ -78,7 +84,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{prog}: error: --version: {exc}", file=sys.stderr)
         return 2
-    options = CheckOptions(level=level, version=version, after_fix=args.after_fix, config=config)
+    options = CheckOptions(
+        level=level,
+        version=version,
+        after_fix=args.after_fix,
+        config=config,
+        rendered=args.rendered,
+    )
     collected = collect_paths(
         args.paths, args.exclude, use_ignore_files=not args.no_ignore, follow_symlinks=True
     )

@@ -125,6 +125,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="edit the target of a symbolic link named on the command line, or met in a "
         "directory and leading outside it (by default such links are left out)",
     )
+    parser.add_argument(
+        "--emit-kustomize",
+        metavar="DIR",
+        help="write nothing into PATH; write the fixes into DIR as a Kustomize Component "
+        "(one JSON6902 patch per object) for bases you do not own",
+    )
     parser.set_defaults(func=run)
 
 
@@ -148,9 +154,13 @@ def run(args: argparse.Namespace) -> int:
         args.exclude,
         use_ignore_files=not args.no_ignore,
         follow_symlinks=args.follow_symlinks,
-        remove_stale=writes,
+        remove_stale=writes and args.emit_kustomize is None,
     )
     paths, missing = collected.files, collected.missing
+    if args.emit_kustomize is not None:
+        from hardener.cli.kustomize import run_emit  # only this mode needs it
+
+        return run_emit(args, config, paths, missing)
     if paths.count(STDIN) > 1:
         print(f"{prog}: error: '-' (stdin) can be given only once", file=sys.stderr)
         return 2

@@ -10,5 +10,8 @@ Submodules are imported on use, never from here, so that each stays importable o
 - ``fastload``: the libyaml reader that decides "no change" quickly;
 - ``documents``: which documents are worked on (Kubernetes objects, not Kustomize patches);
 - ``source`` (with ``yamledit``): the parsed file and the surgical text edits;
-- ``output``: result lines, summaries and the progress bar for people.
+- ``output``: result lines, summaries and the progress bar for people;
+- ``stream``: a rendered stream from another tool (``hardener post-render``), checked whole;
+- ``resourcelist``: a KRM function's ``ResourceList`` (``hardener krm``);
+- ``kustomize``: the operations as a Kustomize Component (``fix --emit-kustomize``).
 """

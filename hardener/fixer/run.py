@@ -85,6 +85,11 @@ class FixOptions:
     A symbolic link is read and written through only with ``follow_symlinks``, or when its
     target lies inside one of ``link_roots`` (the real paths of the directories walked): a
     repository must not lead ``fix`` to rewrite a file outside it.
+
+    ``rendered=True`` says the text is already rendered (a Helm post-renderer's input), so
+    ``{{ }}`` in a value is data, not a template. ``leave_alone`` gives a further reason to
+    leave a document untouched (a Helm hook, a CRD), or ``None``; it must be a module-level
+    function so that the options stay picklable.
     """
 
     config: Config = field(default_factory=default_config)
@@ -94,6 +99,8 @@ class FixOptions:
     follow_symlinks: bool = False
     link_roots: tuple[str, ...] = ()
     images: Mapping[str, ImageFacts] | None = None
+    rendered: bool = False
+    leave_alone: Callable[[Any], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,8 @@ class CheckOptions:
     (finding ``kubelet-run-as-non-root``): without ``images`` it reports only what the
     manifest alone proves (``runAsUser: 0`` with ``runAsNonRoot: true``); with the facts of
     the images, also the containers whose image user the kubelet refuses.
+
+    ``rendered`` as in ``FixOptions``: ``{{ }}`` is data in rendered output.
     """
 
     level: str = "restricted"
@@ -112,6 +121,7 @@ class CheckOptions:
     after_fix: bool = False
     config: Config = field(default_factory=default_config)
     images: Mapping[str, ImageFacts] | None = None
+    rendered: bool = False
 
 
 class _Document(Protocol):
@@ -264,6 +274,8 @@ def _plan_documents(
         if document.value is None:
             continue
         reason = skip_reason(document.value)
+        if reason is None and options.leave_alone is not None:
+            reason = options.leave_alone(document.value)
         record = _document_result(document, reason)
         results.append(record)
         if reason is not None:
@@ -342,7 +354,7 @@ def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileRes
 
 
 def _fix_text(text: str, result: FileResult, options: FixOptions) -> FileResult:
-    reason = template_reason(text)
+    reason = None if options.rendered else template_reason(text)
     if reason is not None:
         result.skipped = reason
         return result
@@ -454,7 +466,7 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
 
 
 def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileResult:
-    reason = template_reason(text)
+    reason = None if options.rendered else template_reason(text)
     if reason is not None:
         result.skipped = reason
         return result

@@ -1,0 +1,59 @@
+"""``hardener krm``: a KRM function (Kustomize exec transformer, kpt, Argo CD plugins).
+
+Reads a ``ResourceList`` on stdin and writes it back on stdout with the items hardened and
+the changes and findings as ``results``. The hardener config comes from ``functionConfig``.
+
+Exit status: 0 success (findings are results, not errors); 1 for bad input or an invalid
+``functionConfig``, with the error on stderr and nothing on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from hardener.fixer.files import FileReadError, decode
+from hardener.fixer.resourcelist import harden_resource_list
+from hardener.fixer.stream import StreamError
+
+__all__ = ["register", "run"]
+
+PROG = "hardener krm"
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "krm",
+        help="KRM function: harden the items of a ResourceList from stdin to stdout",
+        description=(
+            "A KRM function (KRM Functions Specification): read a ResourceList on stdin, "
+            "harden its items in place (comments kept), add the changes and findings as "
+            "results, and write it on stdout. functionConfig carries the hardener config: the "
+            "spec of a HardenerConfig, or the data of a ConfigMap. Works as a Kustomize exec "
+            "transformer, with kpt fn eval --exec and in Argo CD config management plugins. "
+            "Exit status: 0 success, 1 bad input (error on stderr, nothing on stdout)."
+        ),
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        text = decode(sys.stdin.buffer.read())
+    except FileReadError as exc:
+        print(f"{PROG}: error: <stdin>: {exc.message}", file=sys.stderr)
+        return 1
+    try:
+        outcome = harden_resource_list(text)
+    except StreamError as exc:
+        print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)
+        return 1
+    sys.stdout.write(outcome.text)
+    sys.stdout.flush()
+    warnings = sum(1 for r in outcome.results if r["severity"] == "warning")
+    print(
+        f"{PROG}: {outcome.changed_items} items hardened, {warnings} findings",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,55 @@
+"""``hardener fix --emit-kustomize DIR``: write the fixes as a Kustomize Component.
+
+Exit status as ``fix``: 0 success, 2 when a path is missing, a file cannot be read or
+parsed, or DIR cannot be written; then nothing is written at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hardener.config import Config
+from hardener.fixer.files import STDIN
+from hardener.fixer.kustomize import build_component, write_component
+from hardener.fixer.stream import StreamError
+
+__all__ = ["run_emit"]
+
+PROG = "hardener fix --emit-kustomize"
+
+
+def run_emit(
+    args: argparse.Namespace, config: Config, paths: list[str], missing: list[tuple[str, str]]
+) -> int:
+    """Build the component from ``paths`` and write it into ``args.emit_kustomize``."""
+    if args.check or args.diff or STDIN in paths or args.format != "text":
+        print(
+            f"{PROG}: error: --emit-kustomize reads files and writes a component; it does not "
+            "take --check, --diff, --format or '-' (stdin)",
+            file=sys.stderr,
+        )
+        return 2
+    for path, message in missing:
+        print(f"{PROG}: error: {path}: {message}; nothing was written", file=sys.stderr)
+    if missing:
+        return 2
+    try:
+        emission = build_component(paths, config)
+        write_component(emission, args.emit_kustomize)
+    except StreamError as exc:
+        print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)
+        return 2
+    for patch in emission.patches:
+        print(
+            f"{args.emit_kustomize}/patches/{patch.filename}: {patch.identity.label()} "
+            f"({len(patch.ops)} operations) from {patch.source}"
+        )
+    for source, reason in emission.skipped:
+        print(f"skipped {source}: {reason}", file=sys.stderr)
+    print(
+        f"{PROG}: {len(paths)} files read, {len(emission.patches)} patches written to "
+        f"{args.emit_kustomize}; add it to an overlay's components",
+        file=sys.stderr,
+    )
+    return 0
