@@ -138,7 +138,7 @@ def read_objects(text: str, source: str) -> list[StreamObject]:
     try:
         return [StreamObject(d.value, d.line) for d in load_fast(text) if d.value is not None]
     except FastLoadError as exc:
-        if exc.duplicate:
+        if exc.final:
             raise StreamError(f"{source}:{exc.line}", exc.message) from None
     try:
         documents = SourceFile.parse(text).documents

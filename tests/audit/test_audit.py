@@ -22,11 +22,18 @@ from hardener.engine import plan
 from hardener.pss import evaluate
 from tests.audit.kubeapi import FakeKubeAPI, kubeconfig, load
 
+# The fixtures' images (registry.example/...) cannot be looked up here. These tests are about
+# what audit reads and reports, so they state what the images run as: not root
+# (`images.unknown: assume-nonroot`). What the default (`keep`) does is tested on its own below.
+ASSUME_NONROOT = "images:\n  lookup: false\n  unknown: assume-nonroot\n"
+
 
 def _audit(
     capsys: pytest.CaptureFixture[str], config_file: Path, *args: str
 ) -> tuple[int, str, str]:
-    code = main(["audit", "--kubeconfig", str(config_file), *args])
+    settings = config_file.parent / "hardener-assume-nonroot.yaml"
+    settings.write_text(ASSUME_NONROOT)
+    code = main(["audit", "--kubeconfig", str(config_file), "--config", str(settings), *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -321,7 +328,8 @@ def test_text_report(
     ) in lines
     assert (
         "    [run-as-non-root] /spec/template/spec/securityContext/runAsNonRoot: set "
-        "runAsNonRoot=true on the pod"
+        "runAsNonRoot=true on the pod: the user of image registry.example/web:1.4 is not known; "
+        "assumed non-root (images.unknown: assume-nonroot)"
     ) in lines
     assert any(
         line.startswith('    [restrictedVolumes] volume "data"') and "needs a manual fix" in line
@@ -345,7 +353,7 @@ def test_json_report_matches_the_engine(
     # manifest would show and its pointers address the stored object.
     stored = _stored("statefulsets.json", "shop", "db")
     obj = {"apiVersion": "apps/v1", "kind": "StatefulSet", **stored}
-    decided = plan(obj, default_config())
+    decided = plan(obj, parse_config({"images": {"lookup": False, "unknown": "assume-nonroot"}}))
     db = _workloads(report)["shop/StatefulSet/db"]
     assert db["ops"] == decided.ops
     assert [c["pointer"] for c in db["changes"]] == [c.pointer for c in decided.changes]
@@ -541,3 +549,20 @@ def test_nothing_to_change_exits_zero(
         "hardener audit: 0 workloads in 0 namespaces, 0 would change (0 changes), 0 findings, "
         "PSS: 0 not allowed now, 0 after hardening\n"
     )
+
+
+def test_unknown_images_are_kept_by_default(
+    kube: FakeKubeAPI, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without the fixtures' assumption: an image whose user is not known gets no runAsNonRoot
+    # (the kubelet would refuse it for a root or named user), and audit says so.
+    settings = config_file.parent / "hardener-default.yaml"
+    settings.write_text("images: {lookup: false}\n")
+    code, out, _ = _audit(capsys, config_file, "-A", "--format", "json", "--config", str(settings))
+    assert code == 1
+    web = _workloads(json.loads(out))["shop/Deployment/web"]
+    assert not [c for c in web["changes"] if c["pointer"].endswith("/runAsNonRoot")]
+    [kept] = [f for f in web["findings"] if f["rule"] == "run-as-non-root"]
+    assert "registry.example/web:1.4 is not known" in kept["message"]
+    assert "images.unknown: keep" in kept["message"]
+    assert "runAsNonRoot" in [v["check"] for v in web["pss"]["after_hardening"]]

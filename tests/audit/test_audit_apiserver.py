@@ -20,6 +20,7 @@ import yaml
 from hardener.cli import main
 from tests.apiserver import APIServer
 from tests.audit.kubeapi import load
+from tests.audit.test_audit import ASSUME_NONROOT
 
 pytestmark = pytest.mark.apiserver
 
@@ -182,7 +183,11 @@ def reader(cluster: APIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def _audit(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["audit", "--kubeconfig", str(config), *args])
+    # The fixtures' images cannot be looked up here; as in test_audit.py, they are stated to
+    # run as non-root users, since these tests are about what audit reads and reports.
+    settings = config.parent / "hardener-assume-nonroot.yaml"
+    settings.write_text(ASSUME_NONROOT)
+    code = main(["audit", "--kubeconfig", str(config), "--config", str(settings), *args])
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -84,9 +84,9 @@ def test_fix_writes_in_place_and_exits_0(
     paths = tree(tmp_path)
     code, out, err = run(["fix", str(tmp_path)], capsys)
     assert code == 0
-    assert out == f"fixed {paths['pod']} (9 changes)\n"
+    assert out == f"fixed {paths['pod']} (8 changes)\n"
     fixed = paths["pod"].read_text()
-    assert "name: web  # the web pod\n" in fixed and "runAsNonRoot: true" in fixed
+    assert "name: web  # the web pod\n" in fixed and "allowPrivilegeEscalation: false" in fixed
     assert paths["ok"].read_text() == HARDENED
     assert paths["helm"].read_text() == HELM
     assert err.startswith(
@@ -108,7 +108,7 @@ def test_check_exits_1_and_lists_changes_without_writing(
     assert code == 1
     assert paths["pod"].read_text() == POD
     lines = out.splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 8
     assert all(line.startswith(f"{paths['pod']}:") for line in lines)
     assert f"{paths['pod']}:7:3: [no-privilege-escalation]" in out
     assert "1 would change" in err
@@ -139,9 +139,9 @@ def test_json_manifest_stays_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     }
     path.write_text(json.dumps(original, indent=4) + "\n")
     code, out, _ = run(["fix", str(path)], capsys)
-    assert code == 0 and out == f"fixed {path} (9 changes)\n"
+    assert code == 0 and out == f"fixed {path} (8 changes)\n"
     fixed = json.loads(path.read_text())
-    assert fixed["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert fixed["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert fixed["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert path.read_text().startswith('{\n    "apiVersion": "v1",\n')
 
@@ -170,7 +170,7 @@ def test_errors_exit_2_and_other_files_are_still_fixed(
     assert f"{latin}:3:14: error: not UTF-8 text" in err
     assert f"{tmp_path / 'missing.yaml'}: error: no such file or directory" in err
     assert "3 errors" in err
-    assert "runAsNonRoot" in paths["pod"].read_text()
+    assert "allowPrivilegeEscalation" in paths["pod"].read_text()
     assert bad.read_text().endswith("metadata: {name: b}\n")
 
 
@@ -203,8 +203,8 @@ def test_stdin_to_stdout(
     set_stdin(monkeypatch, POD.encode())
     code, out, err = run(["fix", "-"], capsys)
     assert code == 0
-    assert out.startswith("apiVersion: v1\n") and "runAsNonRoot: true" in out
-    assert yaml.safe_load(out)["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert out.startswith("apiVersion: v1\n") and "allowPrivilegeEscalation: false" in out
+    assert yaml.safe_load(out)["spec"]["securityContext"]["fsGroup"] == 65532
     assert "1 changed" in err
 
 
@@ -262,7 +262,8 @@ def check_contract(report: dict[str, Any]) -> None:
                 assert isinstance(change["line"], int) and change["line"] >= 1
                 assert isinstance(change["column"], int) and change["column"] >= 1
             for finding in document["findings"]:
-                assert isinstance(finding["check"], str) and isinstance(finding["level"], str)
+                assert isinstance(finding["check"], str)
+                assert finding["level"] is None or isinstance(finding["level"], str)
                 assert finding["container"] is None or isinstance(finding["container"], str)
                 assert isinstance(finding["line"], int) and isinstance(finding["message"], str)
                 assert isinstance(finding["fixable"], bool)
@@ -286,14 +287,19 @@ def test_json_output_follows_the_contract(
     assert pod["changed"] is True and pod["error"] is None
     lines = {(c["rule"], c["line"], c["column"]) for c in pod["documents"][0]["changes"]}
     assert ("no-privilege-escalation", 7, 3) in lines  # the container's "- name:" line
-    assert ("run-as-non-root", 5, 1) in lines  # the pod's "spec:" line
+    assert ("fs-group", 5, 1) in lines  # the pod's "spec:" line
     bad = by_path[str(tmp_path / "bad.yaml")]
     assert (bad["error_line"], bad["error_column"]) == (3, 1)
     assert by_path[str(paths["helm"])]["skipped"].startswith("Helm template")
     assert by_path[str(paths["ok"])]["changed"] is False
     # What the fix cannot change is reported with the PSA check name, at its line.
-    [finding] = by_path[str(host)]["documents"][0]["findings"]
+    findings = by_path[str(host)]["documents"][0]["findings"]
+    [finding] = [f for f in findings if f["level"] == "baseline"]
     assert (finding["check"], finding["line"], finding["fixable"]) == ("hostNamespaces", 6, False)
+    # The image's user is not known offline: runAsNonRoot is left out, with the reason.
+    [image] = [f for f in findings if f["level"] is None]
+    assert (image["check"], image["line"]) == ("run-as-non-root", 9)
+    assert "images.unknown: keep" in image["message"]
     assert err.startswith("hardener fix:")
 
 
@@ -310,7 +316,7 @@ def test_jobs_give_the_same_output(tmp_path: Path, capsys: pytest.CaptureFixture
     code = main(["fix", "-j", "2", str(tmp_path)])
     capsys.readouterr()
     assert code == 2  # bad.yaml
-    assert all("runAsNonRoot" in p.read_text() for p in tmp_path.glob("p*.yaml"))
+    assert all("allowPrivilegeEscalation" in p.read_text() for p in tmp_path.glob("p*.yaml"))
 
 
 def test_profile_and_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -364,7 +370,7 @@ def test_subprocess_entry_point(tmp_path: Path) -> None:
     assert f"{path}:7:3: [no-privilege-escalation]" in done.stdout
     done = subprocess.run([*command, "fix", str(path)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
-    assert "runAsNonRoot: true" in path.read_text()
+    assert "allowPrivilegeEscalation: false" in path.read_text()
 
 
 def test_pre_commit_hooks() -> None:
@@ -383,7 +389,9 @@ def test_pre_commit_hooks() -> None:
 def test_pre_commit_hook_entries_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     path = tmp_path / "pod.yaml"
-    path.write_text(POD)
+    # An explicit non-root user: with it, the image's own user does not matter and the fixed
+    # pod passes the restricted level.
+    path.write_text(POD.replace("spec:\n", "spec:\n  securityContext: {runAsUser: 1000}\n"))
     check_args = hooks["hardener-check"]["entry"].split()[1:]
     assert main([*check_args, str(path)]) == 1
     fix_args = hooks["hardener-fix"]["entry"].split()[1:]

@@ -40,7 +40,8 @@ CHART = {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\n"
         "  labels:\n    app: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n"
         "      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n"
-        "    spec:\n      serviceAccountName: {{ .Release.Name }}\n      containers:\n"
+        "    spec:\n      serviceAccountName: {{ .Release.Name }}\n"
+        "      securityContext:\n        runAsUser: 101\n      containers:\n"
         "        - name: web  # the server\n          image: {{ .Values.image }}\n"
         "          ports:\n            - containerPort: 8080\n"
     ),
@@ -190,6 +191,8 @@ spec:
       labels:
         app: web
     spec:
+      securityContext:
+        runAsUser: 101
       containers:
       - name: web
         image: nginx:1.27

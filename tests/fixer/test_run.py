@@ -524,7 +524,7 @@ def test_a_nan_value_does_not_stop_the_fix() -> None:
     result = fix_text(NAN_POD, "nan.yaml")
     assert result.error is None
     assert result.fixed is not None and "ratio: .nan" in result.fixed
-    assert "runAsNonRoot: true" in result.fixed
+    assert "allowPrivilegeEscalation: false" in result.fixed
 
 
 def test_an_edit_error_says_once_that_the_file_was_left_unchanged(
@@ -575,7 +575,7 @@ def test_template_markers_inside_values_do_not_skip_the_file() -> None:
     # with the whole file as a "Helm template".
     result = fix_text(TEMPLATED_VALUES, "app.yaml")
     assert result.skipped is None and result.error is None
-    assert result.fixed is not None and "runAsNonRoot: true" in result.fixed
+    assert result.fixed is not None and "allowPrivilegeEscalation: false" in result.fixed
     assert "{{ message.role }}: {{ message.content }}" in result.fixed
     assert check_text(TEMPLATED_VALUES, "app.yaml").skipped is None
 

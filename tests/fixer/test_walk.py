@@ -111,7 +111,7 @@ def test_symlink_outside_the_roots_is_left_out_while_walking(
     err = capsys.readouterr().err
     assert outside.read_text() == POD
     assert (repo / "evil.yaml").is_symlink() and (repo / "alias.yaml").is_symlink()
-    assert "runAsNonRoot" in (repo / "real.yaml").read_text()
+    assert "allowPrivilegeEscalation" in (repo / "real.yaml").read_text()
     assert "1 file scanned" in err and "2 paths left out" in err
     assert "symbolic link to a path outside the paths given" in err
     assert "symbolic link to a directory (not followed)" in err
@@ -133,7 +133,7 @@ def test_symlink_named_on_the_command_line_needs_follow_symlinks(
     assert "left out 1 path: symbolic link (pass --follow-symlinks" in err
     assert main(["fix", "--follow-symlinks", str(link)]) == 0
     assert link.is_symlink() and os.readlink(link) == str(target)
-    assert "runAsNonRoot" in target.read_text()
+    assert "allowPrivilegeEscalation" in target.read_text()
 
 
 def make_temp(directory: Path, name: str, age: float) -> Path:

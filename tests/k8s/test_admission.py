@@ -38,7 +38,12 @@ def _pod(name: str, **container: Any) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name},
-        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1", **container}]},
+        # The image cannot be looked up here; the explicit non-root user makes its own user
+        # irrelevant, so hardener can add runAsNonRoot and the pod passes restricted.
+        "spec": {
+            "securityContext": {"runAsUser": 1000},
+            "containers": [{"name": "app", "image": "registry.example/app:1", **container}],
+        },
     }
 
 
@@ -284,7 +289,8 @@ def test_warn_mode_warnings_reach_the_client_and_nothing_changes(
     pod = _pod("warned")
     answer = apiserver.create(pod, namespaces["warned"], dry_run=True)
     assert answer.status == 201, answer.body
-    assert answer.body["spec"]["securityContext"] == {}  # the server's default, nothing more
+    # What the pod set, nothing more.
+    assert answer.body["spec"]["securityContext"] == {"runAsUser": 1000}
     assert answer.body["spec"]["containers"][0].get("securityContext") is None
     would = [w for w in answer.warnings if w.startswith("hardener would apply ")]
     assert {w.split()[3] for w in would} >= {

@@ -77,9 +77,9 @@ def dump_dom(tmp_path: Path, page: Path, *extra: str) -> str:
 
 def _corpus_results() -> list[FileResult]:
     root = CORPUS if CORPUS.is_dir() else FALLBACK
-    paths, missing = collect_paths([str(root)], [])
-    assert not missing
-    return [check_file(path, CheckOptions()) for path in paths]
+    collected = collect_paths([str(root)], [])
+    assert not collected.missing
+    return [check_file(path, CheckOptions()) for path in collected.files]
 
 
 @pytest.fixture(scope="module")

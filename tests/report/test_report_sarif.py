@@ -154,7 +154,8 @@ def test_one_rule_per_hardener_rule_and_pss_check_with_help() -> None:
         assert descriptor["help"]["text"].strip()
         assert descriptor["shortDescription"]["text"].strip()
     by_id = {d["id"]: d for d in driver["rules"]}
-    assert by_id["run-as-non-root"]["shortDescription"]["text"] == RULES[0].title
+    titles = {rule.id: rule.title for rule in RULES}
+    assert by_id["run-as-non-root"]["shortDescription"]["text"] == titles["run-as-non-root"]
     for result in log["runs"][0]["results"]:
         assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
 

@@ -82,6 +82,6 @@ def test_locations_point_at_the_original_lines(name: str, text: str) -> None:
     assert lines[
         ("no-privilege-escalation", "/spec/containers/0/securityContext/allowPrivilegeEscalation")
     ] == (9, 5)
-    assert lines[("run-as-non-root", "/spec/securityContext/runAsNonRoot")] == (5, 1)
+    assert lines[("fs-group", "/spec/securityContext/fsGroup")] == (5, 1)
     github = render([result], "github", command="fix", version=__version__)
     assert f"file={name},line=9,col=5" in github

@@ -365,7 +365,7 @@ async def test_patches_by_rule_and_requests_in_flight_add_up_across_scrapes(
                 if name == "hardener_webhook_patches_total" and value
             }
             assert counted == expected
-    assert expected["run-as-non-root"] == 3 and expected["drop-all-capabilities"] == 4
+    assert expected["seccomp-runtime-default"] == 3 and expected["drop-all-capabilities"] == 4
     assert all(
         ("hardener_webhook_patches_created", (("rule", rule),)) in found for rule in expected
     )
