@@ -335,3 +335,16 @@ def pod_sites(obj: Any) -> list[PodSite]:
     wrong JSON type.
     """
     return list(_walk(obj, ()))
+
+
+def image_references(obj: Any) -> list[str]:
+    """The image references the containers of ``obj`` name, as written, each once, in document
+    order: the keys of the image facts that ``plan(..., images=...)`` takes. A container whose
+    ``image`` is missing or not a string names none. Raises like ``pod_sites``."""
+    seen: dict[str, None] = {}
+    for site in pod_sites(obj):
+        for container in site.containers:
+            image = container.container.get("image")
+            if isinstance(image, str) and image:
+                seen.setdefault(image, None)
+    return list(seen)
