@@ -233,7 +233,9 @@ def _still_violated(
                     check=violation.check,
                     level=violation.level,
                     container=violation.container,
-                    fixable=violation.fixable,
+                    # Still there after hardening: not something hardener fix sets (e.g.
+                    # runAsNonRoot left out for an image that runs as root).
+                    fixable=False,
                 )
             )
     return result

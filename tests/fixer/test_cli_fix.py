@@ -300,6 +300,9 @@ def test_json_output_follows_the_contract(
     [image] = [f for f in findings if f["level"] is None]
     assert (image["check"], image["line"]) == ("run-as-non-root", 9)
     assert "images.unknown: keep" in image["message"]
+    # ... and the PSS finding it leaves is not one that hardener fix sets.
+    [left] = [f for f in findings if f["check"] == "runAsNonRoot"]
+    assert left["fixable"] is False
     assert err.startswith("hardener fix:")
 
 
