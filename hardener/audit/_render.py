@@ -27,7 +27,14 @@ from hardener.audit._results import AuditReport, Policy, WorkloadAudit
 from hardener.patch import apply_shared
 from hardener.pointer import resolve
 from hardener.pss import Violation
-from hardener.report import ChangeLine, FindingLine, Posture, WorkloadPosture, render_html
+from hardener.report import (
+    ChangeLine,
+    FindingLine,
+    Posture,
+    WorkloadPosture,
+    plural,
+    render_html,
+)
 
 __all__ = ["FORMATS", "kubectl_command", "posture", "render", "replace_manifest"]
 
@@ -72,16 +79,12 @@ _JOB_GENERATED_LABELS = (
 )
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 def _verdict(workload: WorkloadAudit) -> str:
     policy = workload.policy
     if policy.level == "privileged":
         return "PSS privileged: nothing enforced"
-    now = _plural(len(workload.before), "violation") if workload.before else "allowed"
-    after = _plural(len(workload.after), "violation") if workload.after else "allowed"
+    now = plural(len(workload.before), "violation") if workload.before else "allowed"
+    after = plural(len(workload.after), "violation") if workload.after else "allowed"
     return f"PSS {policy.describe()}: now {now}, after hardening {after}"
 
 
@@ -105,9 +108,9 @@ def _extra_violations(workload: WorkloadAudit) -> list[Violation]:
 def sentence(report: AuditReport) -> str:
     s = report.summary()
     parts = [
-        f"{_plural(s['workloads'], 'workload')} in {_plural(s['namespaces'], 'namespace')}",
-        f"{s['would_change']} would change ({_plural(s['changes'], 'change')})",
-        _plural(s["findings"], "finding")
+        f"{plural(s['workloads'], 'workload')} in {plural(s['namespaces'], 'namespace')}",
+        f"{s['would_change']} would change ({plural(s['changes'], 'change')})",
+        plural(s["findings"], "finding")
         + (f" ({s['unfixable_findings']} need a manual fix)" if s["unfixable_findings"] else ""),
         f"PSS: {s['not_allowed_now']} not allowed now, {s['not_allowed_after_hardening']} "
         "after hardening",
@@ -115,11 +118,11 @@ def sentence(report: AuditReport) -> str:
     if s["exempt"]:
         parts.append(f"{s['exempt']} exempt")
     if s["errors"]:
-        parts.append(_plural(s["errors"], "error"))
+        parts.append(plural(s["errors"], "error"))
     if s["skipped_owned"]:
         parts.append(f"{s['skipped_owned']} owned by a controller skipped")
     if report.denied:
-        parts.append(f"{_plural(len(report.denied), 'request')} refused")
+        parts.append(f"{plural(len(report.denied), 'request')} refused")
     return "hardener audit: " + ", ".join(parts)
 
 
@@ -137,7 +140,7 @@ def _render_text(report: AuditReport) -> str:
             if w.exempt:
                 out.append(f"{title}: {w.exempt}; {_verdict(w)}")
                 continue
-            counts = f"{_plural(len(w.changes), 'change')}, {_plural(len(w.findings), 'finding')}"
+            counts = f"{plural(len(w.changes), 'change')}, {plural(len(w.findings), 'finding')}"
             out.append(f"{title}: {counts}; {_verdict(w)}")
             for change in w.changes:
                 out.append(f"    [{change.rule}] {change.pointer}: {change.message}")
@@ -180,8 +183,8 @@ def _render_markdown(report: AuditReport) -> str:
             "| --- | --- | ---: | ---: | --- | --- | --- |\n"
         )
         for w in report.workloads:
-            now = "allowed" if w.allowed_before else _plural(len(w.before), "violation")
-            after = "allowed" if w.allowed_after else _plural(len(w.after), "violation")
+            now = "allowed" if w.allowed_before else plural(len(w.before), "violation")
+            after = "allowed" if w.allowed_after else plural(len(w.after), "violation")
             if w.error:
                 now = after = "error"
             elif w.exempt:
@@ -215,7 +218,7 @@ def _render_markdown(report: AuditReport) -> str:
         for w in changed:
             out.append(
                 f"<details>\n<summary>{_code(f'{w.namespace}/{w.kind}/{w.name}')}: "
-                f"{_plural(len(w.changes), 'change')}</summary>\n\n"
+                f"{plural(len(w.changes), 'change')}</summary>\n\n"
             )
             out.extend(
                 f"- {_code(change.rule)} {_code(change.pointer)}: {_cell(change.message)}\n"
@@ -285,7 +288,7 @@ def _render_diff(report: AuditReport) -> str:
     for w in report.workloads:
         if not w.ops or w.error or w.exempt:
             continue
-        what = f"{w.kind} {w.namespace}/{w.name}: {_plural(len(w.changes), 'change')}"
+        what = f"{w.kind} {w.namespace}/{w.name}: {plural(len(w.changes), 'change')}"
         if w.kind in _RECREATE:
             counts["re-create"] += 1
             reason = (
@@ -303,7 +306,7 @@ def _render_diff(report: AuditReport) -> str:
             note = _PATCH_NOTES.get(w.kind, "")
             out.append(f"# {what}{note}\n{kubectl_command(w)}\n")
     out.append(
-        f"# hardener audit: {_plural(counts['patch'], 'workload')} to patch, "
+        f"# hardener audit: {plural(counts['patch'], 'workload')} to patch, "
         f"{counts['re-create']} to re-create\n"
     )
     return "\n".join(out)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from hardener.fixer.files import Collected
+from hardener.report import RED, YELLOW, paint, plural
 from hardener.results import FileResult
 
 __all__ = [
@@ -30,10 +31,6 @@ __all__ = [
 PROGRESS_MIN_FILES = 25
 """Fewer files than this finish too fast for a progress bar to help."""
 
-_RED = "\x1b[31m"
-_YELLOW = "\x1b[33m"
-_BOLD = "\x1b[1m"
-_RESET = "\x1b[0m"
 _SHOWN_PER_REASON = 5
 
 
@@ -53,14 +50,6 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def _plural(count: int, word: str, plural: str | None = None) -> str:
-    return f"{count} {word if count == 1 else (plural or word + 's')}"
-
-
-def _paint(color: bool, code: str, text: str) -> str:
-    return f"{code}{text}{_RESET}" if color else text
-
-
 def error_line(result: FileResult, color: bool = False) -> str:
     """``path:line:column: error: message`` (line and column when the error has a place)."""
     where = result.path
@@ -68,7 +57,7 @@ def error_line(result: FileResult, color: bool = False) -> str:
         where += f":{result.error_line}"
         if result.error_column is not None:
             where += f":{result.error_column}"
-    return f"{where}: {_paint(color, _RED, 'error')}: {result.error}"
+    return f"{where}: {paint(color, RED, 'error')}: {result.error}"
 
 
 def fix_lines(result: FileResult, *, check: bool, color: bool = False) -> list[str]:
@@ -81,9 +70,9 @@ def fix_lines(result: FileResult, *, check: bool, color: bool = False) -> list[s
         return []
     changes = [c for d in result.documents for c in d.changes]
     if not check:
-        return [f"fixed {result.path} ({_plural(len(changes), 'change')})"]
+        return [f"fixed {result.path} ({plural(len(changes), 'change')})"]
     return [
-        f"{result.path}:{c.line}:{c.column}: {_paint(color, _YELLOW, f'[{c.rule}]')} {c.message}"
+        f"{result.path}:{c.line}:{c.column}: {paint(color, YELLOW, f'[{c.rule}]')} {c.message}"
         for c in changes
     ]
 
@@ -105,7 +94,7 @@ def _grouped(groups: dict[str, list[str]], verb: str, noun: str) -> list[str]:
     """One line per reason, the largest group first, each with its first few entries."""
     lines = []
     for reason, entries in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
-        lines.append(f"  {verb} {_plural(len(entries), noun)}: {reason}")
+        lines.append(f"  {verb} {plural(len(entries), noun)}: {reason}")
         lines.extend(_first_few(entries))
     return lines
 
@@ -127,13 +116,13 @@ def _left_out_lines(collected: Collected | None) -> tuple[str, list[str]]:
         groups.setdefault(reason, []).append(path)
     lines = _grouped(groups, "left out", "path")
     if collected.stale:
-        what = _plural(len(collected.stale), "stale temporary file")
+        what = plural(len(collected.stale), "stale temporary file")
         if collected.removed:
             lines.append(f"  removed {what} of an interrupted hardener run:")
         else:
             lines.append(f"  found {what} of an interrupted hardener run (plain fix removes them):")
         lines.extend(_first_few(collected.stale))
-    note = f", {_plural(len(collected.left_out), 'path')} left out" if collected.left_out else ""
+    note = f", {plural(len(collected.left_out), 'path')} left out" if collected.left_out else ""
     return note, lines
 
 
@@ -148,8 +137,8 @@ def fix_summary(
     errors = sum(1 for r in results if r.error)
     verb = "would change" if check else "changed"
     head = (
-        f"hardener fix: {_plural(len(results), 'file')} scanned, {changed} {verb}, "
-        f"{_unchanged(results)} unchanged, {skipped} skipped, {_plural(errors, 'error')}"
+        f"hardener fix: {plural(len(results), 'file')} scanned, {changed} {verb}, "
+        f"{_unchanged(results)} unchanged, {skipped} skipped, {plural(errors, 'error')}"
     )
     note, left_out = _left_out_lines(collected)
     lines = [head + note, *_skip_groups(results), *left_out]
@@ -174,7 +163,7 @@ def check_lines(result: FileResult, color: bool = False) -> list[str]:
             container = ""
             if finding.container and f'"{finding.container}"' not in finding.message:
                 container = f'container "{finding.container}": '
-            check = _paint(color, _RED if not finding.fixable else _YELLOW, f"[{finding.check}]")
+            check = paint(color, RED if not finding.fixable else YELLOW, f"[{finding.check}]")
             note = " (hardener fix sets this)" if finding.fixable else ""
             lines.append(
                 f"{result.path}:{finding.line}: {label}: {container}{check} {finding.message}{note}"
@@ -202,13 +191,13 @@ def check_summary(
     errors = sum(1 for r in results if r.error)
     when = " after fix" if after_fix else ""
     head = (
-        f"hardener check ({level}, {version}{when}): {_plural(len(results), 'file')}, "
-        f"{_plural(objects, 'object')} checked: {_plural(len(findings), 'violation')} in "
-        f"{_plural(violating, 'object')}"
+        f"hardener check ({level}, {version}{when}): {plural(len(results), 'file')}, "
+        f"{plural(objects, 'object')} checked: {plural(len(findings), 'violation')} in "
+        f"{plural(violating, 'object')}"
     )
     if findings:
         head += f" ({fixable} fixable by hardener fix)"
-    head += f", {skipped} skipped, {_plural(errors, 'error')}"
+    head += f", {skipped} skipped, {plural(errors, 'error')}"
     note, left_out = _left_out_lines(collected)
     lines = [head + note, *_skip_groups(results), *left_out]
     by_check: Counter[str] = Counter(f.check for f in findings)

@@ -35,17 +35,27 @@ from hardener.report._posture import (
     posture_from_files,
 )
 from hardener.report._sarif import render_sarif
+from hardener.report._style import BOLD, CYAN, GREEN, MAGENTA, RED, RESET, YELLOW, paint, plural
 from hardener.report._text import render_text
 from hardener.results import FileResult
 
 __all__ = [
+    "BOLD",
+    "CYAN",
     "FORMATS",
+    "GREEN",
+    "MAGENTA",
     "MARKDOWN_LIMIT",
+    "RED",
+    "RESET",
+    "YELLOW",
     "ChangeLine",
     "FindingLine",
     "Posture",
     "WorkloadPosture",
     "json_schema",
+    "paint",
+    "plural",
     "posture_from_files",
     "render",
     "render_html",

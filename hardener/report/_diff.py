@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import difflib
 
+from hardener.report._style import BOLD, CYAN, GREEN, RED
+from hardener.report._style import paint as _paint
 from hardener.report._text_edits import split_lines, strip_bom
 
 __all__ = ["unified_diff"]
 
-_RED = "\x1b[31m"
-_GREEN = "\x1b[32m"
-_CYAN = "\x1b[36m"
-_BOLD = "\x1b[1m"
-_RESET = "\x1b[0m"
 _NO_NEWLINE = "\\ No newline at end of file"
 _CONTEXT = 3
 
@@ -48,21 +45,21 @@ def unified_diff(path: str, original: str, fixed: str, *, color: bool = False) -
         return ""
 
     def paint(code: str, text: str) -> str:
-        return f"{code}{text}{_RESET}" if color else text
+        return _paint(color, code, text)
 
     original_bom, original_text = strip_bom(original)
     fixed_bom, fixed_text = strip_bom(fixed)
     old = split_lines(original_text)
     new = split_lines(fixed_text)
-    out = [paint(_BOLD, f"--- a/{path}"), paint(_BOLD, f"+++ b/{path}")]
+    out = [paint(BOLD, f"--- a/{path}"), paint(BOLD, f"+++ b/{path}")]
     if original_bom != fixed_bom:
         note = "adds a UTF-8 byte order mark" if fixed_bom else "removes the byte order mark"
-        out.append(paint(_CYAN, f"# the fix {note}"))
+        out.append(paint(CYAN, f"# the fix {note}"))
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
     for group in matcher.get_grouped_opcodes(_CONTEXT):
         first, last = group[0], group[-1]
         i1, i2, j1, j2 = first[1], last[2], first[3], last[4]
-        out.append(paint(_CYAN, f"@@ -{_range(i1, i2 - i1)} +{_range(j1, j2 - j1)} @@"))
+        out.append(paint(CYAN, f"@@ -{_range(i1, i2 - i1)} +{_range(j1, j2 - j1)} @@"))
         for tag, a1, a2, b1, b2 in group:
             if tag == "equal":
                 for line in old[a1:a2]:
@@ -71,11 +68,11 @@ def unified_diff(path: str, original: str, fixed: str, *, color: bool = False) -
                         out.append(_NO_NEWLINE)
                 continue
             for line in old[a1:a2]:
-                out.append(paint(_RED, "-" + _shown(line)))
+                out.append(paint(RED, "-" + _shown(line)))
                 if not line.endswith("\n"):
                     out.append(_NO_NEWLINE)
             for line in new[b1:b2]:
-                out.append(paint(_GREEN, "+" + _shown(line)))
+                out.append(paint(GREEN, "+" + _shown(line)))
                 if not line.endswith("\n"):
                     out.append(_NO_NEWLINE)
     return "\n".join(out) + "\n"

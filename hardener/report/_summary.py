@@ -6,13 +6,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from hardener.report._style import plural
 from hardener.results import FileResult
 
 __all__ = ["Summary", "plural", "summarize"]
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass(frozen=True)
