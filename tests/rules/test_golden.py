@@ -79,6 +79,16 @@ def test_every_rule_has_golden_files() -> None:
     assert not unknown, f"golden folders for rules that do not exist: {unknown}"
 
 
+def test_every_rule_has_a_behaviour_test_file() -> None:
+    """Golden files show one fix each; what else a rule decides is tested in its own file."""
+    missing = [
+        name
+        for name in (f"test_{rule.id.replace('-', '_')}.py" for rule in RULES)
+        if not (GOLDEN / name).is_file()
+    ]
+    assert not missing, f"rules without tests/rules/test_<rule>.py: {missing}"
+
+
 @pytest.mark.parametrize(("rule_id", "shape"), CASES)
 def test_pass_case_produces_no_ops(rule_id: str, shape: str) -> None:
     (doc,) = load_all(read(rule_id, shape, "pass"))
