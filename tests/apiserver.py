@@ -26,7 +26,9 @@ from urllib.parse import quote, urlencode
 
 import yaml
 
-K8S = Path(__file__).resolve().parents[2] / "shared" / "k8s"
+from tests._shared import SHARED
+
+K8S = SHARED / "k8s"
 
 # Writes of pods and workloads at RequestResponse level: the event then carries the patch
 # each webhook sent as well as the mutation annotations. Reads of them, of namespaces and of

@@ -1,39 +1,24 @@
-"""Shared test helpers: where the read-only shared data lives, and how to load YAML as
-Kubernetes does."""
+"""Test helpers every area uses: how to load YAML as Kubernetes does, a free port, and the
+session's kube-apiserver. (``../shared`` is reached through ``tests/_shared.py``.)"""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.apiserver import K8S, APIServer
+from tests._shared import need
+from tests.apiserver import APIServer
 from tests.apiserver import start as start_apiserver
 from tests.apiserver import stop as stop_apiserver
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 
 
 def load_all(text: str) -> list[Any]:
     """Documents as Kubernetes reads them (YAML 1.1, libyaml)."""
     return [doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc is not None]
-
-
-def shared_path(*parts: str) -> Path | None:
-    path = SHARED.joinpath(*parts)
-    return path if path.exists() else None
-
-
-@pytest.fixture
-def shared() -> Path:
-    if not SHARED.exists():
-        pytest.skip("../shared is not present beside the repository")
-    return SHARED
 
 
 def free_port() -> int:
@@ -47,8 +32,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServer]:
     """The session's real kube-apiserver (tests using it carry ``@pytest.mark.apiserver``)."""
-    if not K8S.is_dir():
-        pytest.skip(f"{K8S} is not present beside the repository: no kube-apiserver to test with")
+    need("k8s")
     server = start_apiserver(tmp_path_factory.mktemp("kube-apiserver"))
     try:
         yield server

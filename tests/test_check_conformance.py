@@ -23,13 +23,9 @@ from hardener.cli import main
 from hardener.fixer.run import CheckOptions, check_text
 from hardener.pss import CHECKS, OVERRIDES
 from hardener.results import LocatedFinding
+from tests._shared import copy_of, shared
 
-REPO = Path(__file__).resolve().parents[1]
-ROOTS = [
-    root
-    for root in (REPO / "tests" / "data" / "pss", REPO.parent / "shared" / "fixtures" / "pss")
-    if root.is_dir()
-]
+ROOTS = [root for root in (copy_of("fixtures/pss"), shared("fixtures/pss")) if root is not None]
 IDS = {check.id.lower(): check.id for check in CHECKS}
 
 
@@ -88,7 +84,7 @@ def test_check_after_fix_command_on_fixtures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same verdicts through the command line, on the newest version's fixtures."""
-    source = REPO / "tests" / "data" / "pss" / "restricted" / "v1.35" / "fail"
+    source = copy_of("fixtures/pss") / "restricted" / "v1.35" / "fail"
     fixable_dir = tmp_path / "fixable"
     unfixable_dir = tmp_path / "unfixable"
     fixable_dir.mkdir()

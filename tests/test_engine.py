@@ -1,9 +1,10 @@
 """The engine end to end: kinds, explicit values, enforce, Windows, ephemeral containers,
-opt-outs, exemptions and the API server's own rules.
+opt-outs, exemptions, profiles, the config and the patch it emits. What one rule decides is
+tested beside that rule's golden files, in ``tests/rules/test_<rule>.py``.
 
 These tests are about the mechanics, not about images: they run with no image facts under
-``images.unknown: assume-nonroot`` (what every image got before the engine knew about images).
-The image decisions have their own tests in ``test_engine_images.py``.
+``images.unknown: assume-nonroot`` (``tests/engine_support.py``). The image decisions have
+their own tests in ``test_engine_images.py``.
 """
 
 from __future__ import annotations
@@ -14,55 +15,10 @@ from typing import Any
 import jsonpatch
 import pytest
 
-import hardener
 from hardener import ConfigError, InvalidObjectError, Scope, pod_sites
-from hardener.config import Config
-from hardener.model import Plan
 from hardener.pointer import escape, join, resolve, split
 from hardener.rules import RULES
-
-ASSUME_NONROOT = {"unknown": "assume-nonroot"}
-
-
-def parse_config(data: Any, source: str = "<config>") -> Config:
-    if isinstance(data, dict) and "images" not in data:
-        data = {**data, "images": ASSUME_NONROOT}
-    return hardener.parse_config(data, source)
-
-
-DEFAULT = parse_config({})
-
-
-def plan(obj: Any, config: Config | None = None, **kwargs: Any) -> Plan:
-    return hardener.plan(obj, config or DEFAULT, **kwargs)
-
-
-def pod(*containers: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "p", "namespace": "default"},
-        "spec": {"containers": list(containers) or [{"name": "app", "image": "nginx"}], **spec},
-    }
-
-
-def hardened(obj: Any, config: Any = None, **kwargs: Any) -> Any:
-    result = plan(obj, config, **kwargs)
-    patched = jsonpatch.apply_patch(obj, result.ops)
-    assert plan(patched, config, **kwargs).ops == [], "hardening must be idempotent"
-    return patched
-
-
-def template(kind: str, spec: dict[str, Any], api: str = "apps/v1") -> dict[str, Any]:
-    return {
-        "apiVersion": api,
-        "kind": kind,
-        "metadata": {"name": "w"},
-        "spec": {"template": {"metadata": {}, "spec": spec}},
-    }
-
-
-POD_SPEC = {"containers": [{"name": "app", "image": "nginx"}]}
+from tests.engine_support import POD_SPEC, hardened, parse_config, plan, pod, template
 
 
 @pytest.mark.parametrize(
@@ -295,27 +251,6 @@ def test_enforce_replaces_explicit_values() -> None:
     assert sc["capabilities"] == {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}
 
 
-@pytest.mark.parametrize(
-    "security_context",
-    [
-        {"privileged": True},
-        {"capabilities": {"add": ["SYS_ADMIN"]}},
-        {"capabilities": {"add": ["cap_sys_admin"]}},
-        {"privileged": True, "allowPrivilegeEscalation": True},
-    ],
-)
-def test_no_privilege_escalation_never_next_to_privileged(security_context: dict[str, Any]) -> None:
-    config = parse_config({"rules": {"no-privilege-escalation": {"enforce": True}}})
-    obj = pod({"name": "app", "image": "x", "securityContext": security_context})
-    result = plan(obj, config)
-    patched = hardened(obj, config)
-    assert (
-        patched["spec"]["containers"][0]["securityContext"].get("allowPrivilegeEscalation")
-        is not False
-    )
-    assert any(f.rule == "no-privilege-escalation" for f in result.findings)
-
-
 LINUX_ONLY = (
     "seccompProfile",
     "capabilities",
@@ -441,86 +376,6 @@ def test_exempt_namespaces_and_names() -> None:
     assert plan(obj, config, namespace="default").ops
 
 
-def test_runtime_blockers_for_run_as_non_root() -> None:
-    obj = pod(
-        {"name": "app", "image": "x"},
-        {"name": "root", "image": "y", "securityContext": {"runAsUser": 0}},
-    )
-    result = plan(obj)
-    patched = jsonpatch.apply_patch(obj, result.ops)
-    assert "runAsNonRoot" not in patched["spec"]["securityContext"]
-    assert patched["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] is True
-    assert "runAsNonRoot" not in patched["spec"]["containers"][1]["securityContext"]
-    assert any(f.check == "runAsUser" and f.container == "root" for f in result.findings)
-
-    root_pod = pod(securityContext={"runAsUser": 0})
-    result = plan(root_pod)
-    assert not any("runAsNonRoot" in str(op["value"]) for op in result.ops)
-    assert any(f.check == "runAsUser" for f in result.findings)
-
-
-def test_seccomp_legacy_annotations() -> None:
-    obj = pod()
-    obj["metadata"]["annotations"] = {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}
-    result = plan(obj)
-    patched = jsonpatch.apply_patch(obj, result.ops)
-    assert "seccompProfile" not in patched["spec"]["securityContext"]
-    assert any(f.check == "seccompProfile_baseline" for f in result.findings)
-
-    obj = pod({"name": "a", "image": "x"}, {"name": "b", "image": "x"})
-    obj["metadata"]["annotations"] = {
-        "container.seccomp.security.alpha.kubernetes.io/a": "runtime/default"
-    }
-    patched = hardened(obj)
-    assert patched["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-
-
-def test_seccomp_not_set_when_every_container_has_a_profile() -> None:
-    profile = {"type": "Localhost", "localhostProfile": "x.json"}
-    obj = pod({"name": "a", "image": "x", "securityContext": {"seccompProfile": profile}})
-    patched = hardened(obj)
-    assert "seccompProfile" not in patched["spec"]["securityContext"]
-
-
-def test_read_only_root_filesystem_never_duplicates_volumes_or_mounts() -> None:
-    obj = pod(
-        {"name": "app", "image": "x", "volumeMounts": [{"name": "t", "mountPath": "/tmp/"}]},
-        {"name": "side", "image": "y"},
-        volumes=[{"name": "t", "emptyDir": {}}, {"name": "hardener-tmp", "secret": {}}],
-    )
-    obj["metadata"]["annotations"] = {"hardener.dev/writable-paths": "/var/cache/nginx"}
-    patched = hardened(obj)
-    names = [v["name"] for v in patched["spec"]["volumes"]]
-    assert len(names) == len(set(names))
-    assert names == ["t", "hardener-tmp", "hardener-var-cache-nginx", "hardener-tmp-2"]
-    for container in patched["spec"]["containers"]:
-        paths = [m["mountPath"] for m in container.get("volumeMounts", [])]
-        assert len(paths) == len(set(paths))
-    assert patched["spec"]["containers"][0]["volumeMounts"] == [
-        {"name": "t", "mountPath": "/tmp/"},
-        {"name": "hardener-var-cache-nginx", "mountPath": "/var/cache/nginx"},
-    ]
-    assert patched["spec"]["containers"][1]["volumeMounts"] == [
-        {"name": "hardener-tmp-2", "mountPath": "/tmp"},
-        {"name": "hardener-var-cache-nginx", "mountPath": "/var/cache/nginx"},
-    ]
-
-
-def test_fs_group_only_with_volumes_option() -> None:
-    config = parse_config(
-        {
-            "rules": {
-                "fs-group": {"only-with-volumes": True},
-                "read-only-root-filesystem": {"enabled": False},
-            }
-        }
-    )
-    patched = hardened(pod(), config)
-    assert "fsGroup" not in patched["spec"]["securityContext"]
-    with_volume = pod(volumes=[{"name": "d", "emptyDir": {}}])
-    assert hardened(with_volume, config)["spec"]["securityContext"]["fsGroup"] == 65532
-
-
 def test_baseline_profile_changes_neither_user_nor_filesystem() -> None:
     config = parse_config({"profile": "baseline"})
     patched = hardened(pod(), config)
@@ -530,17 +385,6 @@ def test_baseline_profile_changes_neither_user_nor_filesystem() -> None:
         "capabilities": {"drop": ["ALL"]},
     }
     assert "volumes" not in patched["spec"]
-
-
-def test_run_as_user_rule_and_ids() -> None:
-    config = parse_config(
-        {
-            "ids": {"user": 1001, "group": 1002, "fs-group": 1003},
-            "rules": {"run-as-user": {"enabled": True}},
-        }
-    )
-    sc = hardened(pod(), config)["spec"]["securityContext"]
-    assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]) == (1001, 1002, 1002)
 
 
 @pytest.mark.parametrize(

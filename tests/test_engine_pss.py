@@ -26,11 +26,9 @@ from hardener.image_facts import ImageFacts
 from hardener.model import PointerError
 from hardener.pointer import resolve
 from hardener.pss import CHECKS, evaluate
+from tests._shared import shared_or_copy
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "fixtures" / "pss" / "restricted"
-COPY = REPO / "tests" / "data" / "pss" / "restricted"
-ROOT = SHARED if SHARED.is_dir() else COPY
+ROOT = shared_or_copy("fixtures/pss") / "restricted"
 _IDS = {check.id.lower(): check.id for check in CHECKS}
 
 

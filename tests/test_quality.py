@@ -1,4 +1,5 @@
-"""The house rules, checked: lint, strict typing, the layer contract, the public surface."""
+"""The house rules, checked: lint, formatting, strict typing, the layer contract, the public
+surface."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def _run(*args: str) -> None:
 
 def test_ruff_finds_nothing() -> None:
     _run(_tool("ruff"), "check", "hardener", "tests")
+
+
+def test_ruff_format_changes_nothing() -> None:
+    _run(_tool("ruff"), "format", "--check", "--diff", "hardener", "tests")
 
 
 def test_mypy_strict_passes() -> None:

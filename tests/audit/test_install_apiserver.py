@@ -187,3 +187,15 @@ def test_install_and_uninstall_without_the_permission(
     code, _, err = _run(capsys, "uninstall", "--kubeconfig", str(path))
     assert code == 2
     assert "deleting mutatingwebhookconfiguration 'hardener': 403 Forbidden" in err
+
+
+def test_uninstall_with_rejected_credentials(
+    apiserver: APIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = yaml.safe_load(apiserver.kubeconfig.read_text(encoding="utf-8"))
+    config["users"][0]["user"]["token"] = "not-a-valid-token"
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    code, out, err = _run(capsys, "uninstall", "--kubeconfig", str(path))
+    assert (code, out) == (2, "")
+    assert "rejected the credentials (401 Unauthorized: Unauthorized)" in err

@@ -16,12 +16,12 @@ from hardener.fixer.fastload import FastLoadError, load_fast
 from hardener.fixer.run import same_json
 from hardener.fixer.source import SourceError, SourceFile
 from hardener.pointer import join
+from tests._shared import shared
 
-REPO = Path(__file__).resolve().parents[2]
 CORPORA = [
     root
-    for root in (Path(__file__).parent / "data" / "run-corpus", REPO.parent / "shared" / "corpus")
-    if root.is_dir()
+    for root in (Path(__file__).parent / "data" / "run-corpus", shared("corpus"))
+    if root is not None
 ]
 
 

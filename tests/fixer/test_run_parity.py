@@ -21,17 +21,14 @@ import yaml
 from hardener.config import default_config
 from hardener.engine import plan
 from hardener.fixer.run import FixOptions, fix_text
+from tests._shared import copy_of, shared
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
 CORPORA = [
     root
-    for root in (Path(__file__).parent / "data" / "run-corpus", SHARED / "corpus")
-    if root.is_dir()
+    for root in (Path(__file__).parent / "data" / "run-corpus", shared("corpus"))
+    if root is not None
 ]
-FIXTURES = [
-    root for root in (REPO / "tests" / "data" / "pss", SHARED / "fixtures" / "pss") if root.is_dir()
-]
+FIXTURES = [root for root in (copy_of("fixtures/pss"), shared("fixtures/pss")) if root is not None]
 CONFIG = default_config()
 # The only reason a corpus file may fail: it is ambiguous, so it is reported and left alone.
 ALLOWED_ERRORS = ("duplicate key",)

@@ -1,9 +1,10 @@
 """Property test over real manifests: surgical edits keep every unrelated line and comment.
 
-For every document with a pod spec in ``../shared/corpus`` and ``../shared/fixtures/pss``, ops
-are built the way the engine builds them (securityContext members at pod and container level,
-``ALL`` appended to an existing ``capabilities.drop``, a volume and a mount appended or created),
-and once more with the engine itself. Then, per file:
+For every document with a pod spec in ``../shared/corpus`` and ``../shared/fixtures/pss`` (its
+copy in ``tests/data/pss`` when ``../shared`` is not there), ops are built the way the engine
+builds them (securityContext members at pod and container level, ``ALL`` appended to an
+existing ``capabilities.drop``, a volume and a mount appended or created), and once more with
+the engine itself. Then, per file:
 
 1. the edited text parses back to exactly ``jsonpatch.apply_patch(value, ops)`` per document
    (``SourceFile.apply`` checks this itself and raises EditError otherwise);
@@ -29,13 +30,12 @@ from hardener.fixer.source import EditError, SourceError, SourceFile, skip_reaso
 from hardener.locate import pod_sites
 from hardener.model import HardenerError, Operation
 from hardener.pointer import join
+from tests._shared import need, needs, shared, shared_or_copy
 from tests.fixer.diffcheck import comment_count, touched_lines, value_lines
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-CORPUS = SHARED / "corpus"
-# The 4,000 PSS fixtures are small variations of one another: every 4th one keeps the suite
-# quick while still covering each check and level.
-PSS_FIXTURES = SHARED / "fixtures" / "pss"
+# The 4,000 PSS fixtures of ../shared are small variations of one another: every 4th one keeps
+# the suite quick while still covering each check and level. (The copy in tests/data, one
+# version, runs whole.)
 PSS_EVERY = 4
 
 POD_WANTS = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -183,23 +183,18 @@ def corpus_figures(
     return figures, problems
 
 
-needs_corpus = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason="../shared/corpus is not present beside the repository"
-)
-
-
-@needs_corpus
+@needs("corpus")
 @pytest.mark.parametrize("make_ops", [engine_like_ops, engine_ops], ids=["engine-like", "engine"])
 def test_corpus_edits_touch_only_what_they_must(make_ops: Callable[[Any], list[Operation]]) -> None:
-    figures, problems = corpus_figures(make_ops, _files(CORPUS))
+    figures, problems = corpus_figures(make_ops, _files(need("corpus")))
     assert figures["files edited"] > 100, figures
     assert not problems, "\n".join(problems[:40])
     assert figures["unrelated lines touched"] == 0
 
 
-@pytest.mark.skipif(not PSS_FIXTURES.is_dir(), reason="../shared/fixtures/pss is not present")
 def test_pss_fixture_edits_touch_only_what_they_must() -> None:
-    figures, problems = corpus_figures(engine_ops, _files(PSS_FIXTURES, PSS_EVERY))
+    every = PSS_EVERY if shared("fixtures/pss") is not None else 1
+    figures, problems = corpus_figures(engine_ops, _files(shared_or_copy("fixtures/pss"), every))
     assert figures["files edited"] > 100, figures
     assert not problems, "\n".join(problems[:40])
     assert figures["unrelated lines touched"] == 0
@@ -207,7 +202,10 @@ def test_pss_fixture_edits_touch_only_what_they_must() -> None:
 
 if __name__ == "__main__":
     for label, make_ops in (("engine-like", engine_like_ops), ("engine", engine_ops)):
-        for name, files in (("corpus", _files(CORPUS)), ("pss fixtures", _files(PSS_FIXTURES))):
+        for name, files in (
+            ("corpus", _files(need("corpus"))),
+            ("pss fixtures", _files(need("fixtures/pss"))),
+        ):
             found, trouble = corpus_figures(make_ops, files)
             print(f"{label} ops on {name}: {dict(found)}; problems: {len(trouble)}")
             for problem in trouble[:20]:

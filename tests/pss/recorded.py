@@ -37,10 +37,9 @@ import yaml
 
 from hardener.model import HardenerError
 from hardener.pss import LEVELS, evaluate, evaluate_pod
+from tests._shared import SHARED, copy_of, shared
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO / ".." / "shared"
-FIXTURE_ROOTS = [root for root in (SHARED / "fixtures" / "pss", REPO / "tests" / "data" / "pss")]
+FIXTURE_ROOTS = [SHARED / "fixtures" / "pss", copy_of("fixtures/pss")]
 CORPUS = SHARED / "corpus"
 RECORDED = Path(__file__).resolve().parent / "data" / "recorded.json"
 
@@ -543,7 +542,7 @@ def _members(mapping: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    if not (SHARED / "fixtures" / "pss").is_dir() or not CORPUS.is_dir():
+    if shared("fixtures/pss") is None or shared("corpus") is None:
         raise SystemExit(f"record with {SHARED.resolve()} present: it holds most of the cases")
     data = record()
     RECORDED.parent.mkdir(exist_ok=True)

@@ -1,6 +1,6 @@
 """Capability spellings and version labels against a real kube-apiserver with Pod Security
-Admission (``../shared/k8s``, v1.36): what PSA admits is what the evaluator passes, and a pod
-that hardener fixes is admitted in a restricted namespace.
+Admission (the session's server from ``../shared/k8s``, v1.36): what PSA admits is what the
+evaluator passes, and a pod that hardener fixes is admitted in a restricted namespace.
 
 The conformance fixtures hold no ``drop: [all]`` and no malformed version label; the API
 server is the ground truth for those.
@@ -9,9 +9,7 @@ server is the ground truth for those.
 from __future__ import annotations
 
 import copy
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +20,13 @@ from hardener import plan
 from hardener.config import default_config
 from hardener.patch import apply_shared
 from hardener.pss import evaluate, parse_version
+from tests.apiserver import APIServer
 
 from .pods import restricted_pod
 
-K8S = Path(__file__).resolve().parents[3] / "shared" / "k8s"
-NAMESPACE = "restricted"
+pytestmark = pytest.mark.apiserver
+
+NAMESPACE = "psa-restricted"
 
 DROP_LISTS: list[list[Any]] = [
     ["all"],
@@ -47,24 +47,15 @@ VERSION_LABELS = ["latest", "v1.0", "v1.25", "v1.99", "v1.07", "v1.00", "1.25", 
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.CoreV1Api]:
-    if not (K8S / "up.sh").is_file():
-        pytest.skip(f"{K8S} is not there (the kube-apiserver for tests)")
-    state = tmp_path_factory.mktemp("k8s")
-    started = subprocess.run(
-        [str(K8S / "up.sh"), str(state)], capture_output=True, text=True, timeout=180
-    )
+def api(apiserver: APIServer) -> Iterator[client.CoreV1Api]:
+    """The ``kubernetes`` client on the session's server, and a namespace enforcing
+    restricted (latest)."""
+    apiserver.create_namespace(NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
+    api_client = config.new_client_from_config(config_file=str(apiserver.kubeconfig))
     try:
-        assert started.returncode == 0, started.stderr[-2000:]
-        api_client = config.new_client_from_config(config_file=started.stdout.strip())
-        core = client.CoreV1Api(api_client)
-        labels = {"pod-security.kubernetes.io/enforce": "restricted"}
-        core.create_namespace({"metadata": {"name": NAMESPACE, "labels": labels}})
-        core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": "default"}})
-        yield core
-        api_client.close()
+        yield client.CoreV1Api(api_client)
     finally:
-        subprocess.run([str(K8S / "down.sh"), str(state), "--purge"], capture_output=True)
+        api_client.close()
 
 
 def _admitted(api: client.CoreV1Api, pod: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
+from tests._shared import needs
 
 from . import recorded
 
@@ -65,9 +65,8 @@ def _check_group(name: str) -> int:
     return len(keys)
 
 
+@needs("corpus")
 def test_corpus_gives_the_recorded_violations() -> None:
-    if not recorded.CORPUS.is_dir():
-        pytest.skip(f"{recorded.CORPUS} is not there")
     assert _check_group("corpus") > 1000
 
 

@@ -11,11 +11,20 @@ from typing import Any
 import jsonschema
 
 from hardener.results import DocumentResult, FileResult, LocatedChange, LocatedFinding
+from tests._shared import shared
 
 DATA = Path(__file__).parent / "data"
 SARIF_SCHEMA = Path(__file__).parents[1] / "data" / "sarif-2.1.0.json"
-CORPUS = Path(__file__).parents[2] / ".." / "shared" / "corpus"
 BOM = "\ufeff"
+
+
+def corpus_paths() -> list[Path]:
+    """Every YAML and JSON file of ``../shared/corpus`` (none when it is not there)."""
+    corpus = shared("corpus")
+    if corpus is None:
+        return []
+    return sorted(p for p in corpus.rglob("*") if p.suffix in {".yaml", ".yml", ".json"})
+
 
 POD = """\
 apiVersion: v1

@@ -16,14 +16,11 @@ import yaml
 
 from hardener.fixer.run import fix_text
 from hardener.pointer import split
-from tests.report.factory import CORPUS, DATA
+from tests.report.factory import DATA, corpus_paths
 
 
 def _paths() -> list[Path]:
-    paths = sorted(DATA.glob("*.yaml"))
-    if CORPUS.is_dir():
-        paths += sorted(p for p in CORPUS.rglob("*") if p.suffix in {".yaml", ".yml", ".json"})
-    return paths
+    return sorted(DATA.glob("*.yaml")) + corpus_paths()
 
 
 def _deepest(value: Any, pointer: str) -> str | int | None:

@@ -16,11 +16,11 @@ import pytest
 from hardener.report import render, unified_diff
 from hardener.results import DocumentResult, FileResult
 from tests.report.factory import (
-    CORPUS,
     DATA,
     apply_by_lines,
     apply_by_offset,
     change,
+    corpus_paths,
     replacements_for,
     sarif_validator,
 )
@@ -29,10 +29,7 @@ _NAME = re.compile(r"^(\s*)- name:.*(\r?\n)$")
 
 
 def _paths() -> list[Path]:
-    paths = sorted(DATA.glob("*.yaml"))
-    if CORPUS.is_dir():
-        paths += sorted(p for p in CORPUS.rglob("*") if p.suffix in {".yaml", ".yml", ".json"})
-    return paths
+    return sorted(DATA.glob("*.yaml")) + corpus_paths()
 
 
 def _edit(text: str) -> tuple[str, list[tuple[int, int]]]:

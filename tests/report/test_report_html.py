@@ -23,10 +23,10 @@ from hardener.fixer.files import collect_paths
 from hardener.fixer.run import CheckOptions, FixOptions, check_file, fix_text
 from hardener.report import render
 from hardener.results import FileResult
+from tests._shared import shared
 
 HERE = Path(__file__).parent
 ARTIFACTS = HERE.parents[0] / "artifacts"
-CORPUS = HERE.parents[1].parent / "shared" / "corpus"
 FALLBACK = HERE / "data"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CSP = re.compile(r'<meta http-equiv="Content-Security-Policy"[^>]*>\n')
@@ -76,7 +76,7 @@ def dump_dom(tmp_path: Path, page: Path, *extra: str) -> str:
 
 
 def _corpus_results() -> list[FileResult]:
-    root = CORPUS if CORPUS.is_dir() else FALLBACK
+    root = shared("corpus") or FALLBACK
     collected = collect_paths([str(root)], [])
     assert not collected.missing
     return [check_file(path, CheckOptions()) for path in collected.files]

@@ -4,14 +4,14 @@ byte for byte, and every location points at the right line of the original file.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from hardener import __version__
 from hardener.fixer.run import fix_text
 from hardener.report import render
-from tests.report.factory import CORPUS, apply_by_lines, apply_by_offset, replacements_for
+from tests._shared import needs
+from tests.report.factory import apply_by_lines, apply_by_offset, corpus_paths, replacements_for
 
 POD = (
     "apiVersion: v1\n"
@@ -39,12 +39,6 @@ def _variants() -> list[tuple[str, str]]:
     ]
 
 
-def _corpus() -> list[Path]:
-    if not CORPUS.is_dir():
-        return []
-    return sorted(p for p in CORPUS.rglob("*") if p.suffix in {".yaml", ".yml", ".json"})
-
-
 def _check_sarif(path: str, text: str) -> None:
     result = fix_text(text, path)
     if result.fixed is None:
@@ -64,11 +58,9 @@ def test_sarif_fixes_reproduce_the_fixer(name: str, text: str) -> None:
     _check_sarif(name, text)
 
 
+@needs("corpus")  # the small files above run without it
 def test_sarif_fixes_reproduce_the_fixer_on_the_corpus() -> None:
-    paths = _corpus()
-    if not paths:
-        pytest.skip("../shared/corpus is not present; the small files above still ran")
-    for path in paths:
+    for path in corpus_paths():
         _check_sarif(path.name, path.read_bytes().decode("utf-8"))
 
 

@@ -21,10 +21,9 @@ import pytest
 import uvloop
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+from tests._shared import copy_of, shared
+
 DATA = Path(__file__).parent / "data"
-PSS_COPY = REPO / "tests" / "data" / "pss"
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -163,8 +162,8 @@ def _texts(root: Path, pattern: str) -> list[tuple[str, str]]:
 def pss_files() -> list[tuple[str, str]]:
     """Every distinct PSS fixture file (``../shared`` when present, and the local copy)."""
     found: dict[str, tuple[str, str]] = {}
-    for root in (SHARED / "fixtures" / "pss", PSS_COPY):
-        if root.is_dir():
+    for root in (shared("fixtures/pss"), copy_of("fixtures/pss")):
+        if root is not None:
             for name, text in _texts(root, "*/*/*/*.yaml"):
                 found.setdefault(text, (name, text))
     return list(found.values())
@@ -173,8 +172,9 @@ def pss_files() -> list[tuple[str, str]]:
 def corpus_files() -> list[tuple[str, str]]:
     """Every file of ``../shared/corpus`` (when present) and the local samples."""
     found = [(f"data/{name}", text) for name, text in _texts(DATA, "**/*")]
-    if (SHARED / "corpus").is_dir():
-        found += _texts(SHARED / "corpus", "**/*")
+    corpus = shared("corpus")
+    if corpus is not None:
+        found += _texts(corpus, "**/*")
     return found
 
 

@@ -26,8 +26,8 @@ from hardener.image_facts import ImageFacts
 from hardener.model import InvalidObjectError
 from hardener.pss import evaluate
 from hardener.webhook import create_app, decode_review, review
+from tests._shared import shared
 from tests.webhook.conftest import (
-    SHARED,
     admission_review,
     as_json,
     corpus_files,
@@ -145,7 +145,7 @@ async def test_parity_over_the_corpus_workloads(aiohttp_client: MakeClient) -> N
         "CronJob",
         "Pod",
     } <= tally.kinds
-    if (SHARED / "corpus").is_dir():
+    if shared("corpus") is not None:
         assert tally.objects > 200
     # Files the fixer leaves alone (Helm-style templates) are the only ones not compared.
     assert tally.fixer_compared > tally.objects * 0.9
@@ -186,8 +186,9 @@ def _images_of(files: list[tuple[str, str]]) -> dict[str, ImageFacts]:
 
 @pytest.mark.parametrize("policy", [{}, {"root": "run-as-user", "unknown": "assume-nonroot"}])
 def test_webhook_and_fix_decide_the_same_from_the_same_facts(policy: dict[str, str]) -> None:
-    # Every tenth file keeps this test quick; the image strings still cover every palette entry.
-    files = corpus_files()[::10]
+    # Every tenth file of ../shared/corpus keeps this test quick; the image strings still cover
+    # every palette entry. Without it, the local samples run whole.
+    files = corpus_files()[:: 10 if shared("corpus") is not None else 1]
     images = _images_of(files)
     assert len(images) >= len(_PALETTE)
     config = parse_config({"images": policy})
@@ -221,6 +222,7 @@ def test_webhook_and_fix_decide_the_same_from_the_same_facts(policy: dict[str, s
                 said = " ".join(answer.response.get("warnings", []))
                 notes += "runs as root" in said or "not known" in said
     assert not problems, "\n".join(problems[:20])
-    assert compared > 10
+    # The local samples hold 9 objects; every tenth corpus file, many more.
+    assert compared >= (11 if shared("corpus") is not None else 9)
     if not policy:
         assert notes > 0, "the image decisions must travel as webhook warnings"

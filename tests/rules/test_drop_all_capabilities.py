@@ -17,8 +17,7 @@ import pytest
 from hardener import parse_config, plan
 from hardener.cli import main
 from hardener.pss import drops_all, evaluate
-
-from .test_engine import hardened, pod
+from tests.engine_support import hardened, pod
 
 ONLY_CAPABILITIES = parse_config(
     {

@@ -1,6 +1,7 @@
 """Golden files per rule, driven by the registry.
 
-``tests/rules/<rule id>/`` holds pass, fail and fixed YAML on a bare Pod and on a controller.
+``tests/rules/<rule id>/`` holds pass, fail and fixed YAML on a bare Pod and on a controller;
+what a rule decides beyond them is tested in ``tests/rules/test_<rule>.py``.
 For each rule, run alone:
 - a pass case produces no ops;
 - fixing a fail case gives the fixed file byte for byte, comments kept;
@@ -26,7 +27,7 @@ from hardener.model import Plan
 from hardener.rules import RULES
 from tests.conftest import load_all
 
-GOLDEN = Path(__file__).parent / "rules"
+GOLDEN = Path(__file__).parent
 SHAPES = ("pod", "controller")
 FILES = ("fail", "fixed", "pass")
 
@@ -73,8 +74,19 @@ def test_every_rule_has_golden_files() -> None:
         if not (GOLDEN / rule.id / f"{shape}-{name}.yaml").is_file()
     ]
     assert not missing, f"rules without golden files: {missing}"
-    unknown = {p.name for p in GOLDEN.iterdir() if p.is_dir()} - {rule.id for rule in RULES}
+    folders = {p.name for p in GOLDEN.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    unknown = folders - {rule.id for rule in RULES}
     assert not unknown, f"golden folders for rules that do not exist: {unknown}"
+
+
+def test_every_rule_has_a_behaviour_test_file() -> None:
+    """Golden files show one fix each; what else a rule decides is tested in its own file."""
+    missing = [
+        name
+        for name in (f"test_{rule.id.replace('-', '_')}.py" for rule in RULES)
+        if not (GOLDEN / name).is_file()
+    ]
+    assert not missing, f"rules without tests/rules/test_<rule>.py: {missing}"
 
 
 @pytest.mark.parametrize(("rule_id", "shape"), CASES)
