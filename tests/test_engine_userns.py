@@ -23,6 +23,7 @@ from hardener.kubelet import refusals
 from hardener.locate import pod_sites
 from hardener.model import Plan
 from hardener.pss import evaluate_pod
+from hardener.rules.user_namespace import REASONS
 from hardener.userns import MAX_ID, ClusterView, NodeSupport, Support, conflicts
 
 ROOT = ImageFacts(reference="docker.io/library/nginx:1.27", source="registry", user="")
@@ -395,13 +396,21 @@ def test_auto_follows_the_cluster_view() -> None:
     patched, result = harden(pod(), auto, view(node("a"), node("b", default=False)))
     assert "hostUsers" not in patched["spec"]
     assert reasons(result) == ["unsupported"]
-    # The warning on the pod whose root image was kept because support is missing.
-    (message,) = notes(result, "run-as-non-root")
-    assert message.startswith('container "web": image nginx:1.27 runs as root;')
-    assert (
-        "would let it run as root safely, but node b reports no user namespace support for "
-        "the default runtime handler"
-    ) in message
+    # The warning on the pod whose root image was kept because support is missing: the
+    # image's own line, and one that says why the pod got no user namespace.
+    kept, why = notes(result, "run-as-non-root")
+    assert kept.startswith('container "web": image nginx:1.27 runs as root;')
+    assert why == (
+        'no user namespace for this pod, in which container "web" could run as root safely: '
+        "node b reports no user namespace support for the default runtime handler"
+    )
+    (finding,) = [f for f in result.findings if f.message == why]
+    assert finding.pointer == "/spec"
+    # With images.root: keep, user namespaces are not the way chosen: nothing said about them.
+    _, result = harden(
+        pod(), parse_config({"images": {"root": "keep"}}), view(node("b", default=False))
+    )
+    assert len(notes(result, "run-as-non-root")) == 1
     # A Windows node needs nothing; a cluster without Linux nodes gets nothing.
     patched, _ = harden(pod(), auto, view(node("a"), node("w", default=False, os="windows")))
     assert patched["spec"]["hostUsers"] is False
@@ -420,7 +429,7 @@ def test_unknown_support_turns_the_rule_off_and_says_why() -> None:
     patched, result = harden(pod(), parse_config({}), support)
     assert "hostUsers" not in patched["spec"]
     assert reasons(result) == ["unknown"]
-    assert "the API server has not answered yet" in notes(result, "run-as-non-root")[0]
+    assert "the API server has not answered yet" in notes(result, "run-as-non-root")[1]
 
 
 def test_runtime_class_handlers() -> None:
@@ -436,7 +445,7 @@ def test_runtime_class_handlers() -> None:
     assert "hostUsers" not in patched["spec"]
     assert (
         'node a reports no user namespace support for runtime handler "kata"'
-        in (notes(result, "run-as-non-root")[0])
+        in (notes(result, "run-as-non-root")[1])
     )
     _, result = harden(pod(runtimeClassName="gone"), auto, support)
     assert reasons(result) == ["unknown-runtime-class"]
@@ -699,6 +708,7 @@ def test_any_pod_any_facts_any_support(
     obj, truth, images, cfg, support = scenario
     result = plan(obj, cfg, images=images, user_namespaces=support)
     patched = jsonpatch.apply_patch(obj, result.ops)
+    assert {d.reason for d in result.decisions} <= set(REASONS)
     (before,) = pod_sites(obj)
     (after,) = pod_sites(patched)
 

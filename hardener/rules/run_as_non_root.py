@@ -16,7 +16,8 @@ the caller passes to ``plan(..., images=...)``):
   ``runAsNonRoot`` and no finding: root in it is not root on the node, and Pod Security
   ``restricted`` accepts it; elsewhere, and with ``images.root: keep``, the container gets no
   ``runAsNonRoot`` and a finding says "image X runs as root; set runAsUser or use a non-root
-  image" (and, when only node support kept the pod from a user namespace, says that too);
+  image" (and, when only node support kept the pod from a user namespace, one more finding
+  says that);
   with ``images.root: run-as-user`` it gets ``runAsUser``/``runAsGroup`` from ``ids`` and
   ``runAsNonRoot``;
 - a name whose uid is not known, or a uid the kubelet calls invalid: no ``runAsNonRoot``, and a
@@ -421,21 +422,27 @@ def apply(ctx: RuleContext) -> None:
             f'set runAsNonRoot=true on container "{container.name}": {verdict(container).reason}',
             container=container,
         )
-    missing = ctx.user_namespace_missing
+    kept_root: list[str] = []
     for container in ctx.containers:
         decided = verdict(container)
         if explicit(container) is None and not decided.ok and decided.image and not decided.quiet:
-            reason = decided.reason
-            if missing and decided.root and ctx.image_policy.root == "user-namespace":
-                reason += (
-                    "; a user namespace (hostUsers: false) would let it run as root safely, "
-                    f"but {missing}"
-                )
             ctx.note(
-                f'container "{container.name}": {reason}',
+                f'container "{container.name}": {decided.reason}',
                 (*container.path, "image"),
                 container=container,
             )
+            if decided.root:
+                kept_root.append(container.name)
+    missing = ctx.user_namespace_missing
+    if kept_root and missing and ctx.image_policy.root == "user-namespace":
+        # Its own line (a webhook warning is cut at 256 characters): why the pod got no user
+        # namespace, in which these containers would run as root safely.
+        names = ", ".join(f'"{name}"' for name in kept_root)
+        ctx.note(
+            f"no user namespace for this pod, in which container {names} could run as root "
+            f"safely: {missing}",
+            ctx.site.spec_path,
+        )
 
 
 def _report_refusal(ctx: RuleContext, container: ContainerSite) -> None:

@@ -51,10 +51,35 @@ from hardener.locate import ContainerSite, Path
 from hardener.rules.base import MISSING, Rule, RuleContext, as_bool
 from hardener.userns import MAX_ID, Conflict, conflicts
 
-__all__ = ["INVALID_CHECK", "RULE", "invalid_message"]
+__all__ = ["INVALID_CHECK", "REASONS", "RULE", "invalid_message"]
 
 INVALID_CHECK = "user-namespace-invalid"
 """The finding for ``hostUsers: false`` next to what the API server rejects with it."""
+
+REASONS: tuple[str, ...] = (
+    "added",
+    "set",
+    "host-users-true",
+    "never",
+    "offline",
+    "windows",
+    "host-network",
+    "host-pid",
+    "host-ipc",
+    "volume-devices",
+    "privileged",
+    "ids",
+    "unknown",
+    "unsupported",
+    "no-linux-nodes",
+    "unknown-runtime-class",
+)
+"""Every reason the rule records for a pod (``Plan.decisions``): ``added`` it set
+``hostUsers: false``; ``set`` the pod has it already; ``host-users-true`` the pod sets
+``hostUsers: true``; ``never`` and ``offline`` the config's ``user-namespaces`` (``offline``:
+``auto`` with no cluster to ask); the pod's own blockers; and the support verdicts: ``unknown``
+(the API server has not answered or cannot be reached), ``unsupported``, ``no-linux-nodes``,
+``unknown-runtime-class``."""
 
 
 def invalid_message(conflict: Conflict) -> str:
