@@ -71,6 +71,8 @@ class _Follower:
     list_call: Callable[..., Any]
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     synced: bool = False
+    answered: bool = False
+    """A list has answered, or failed, at least once."""
     error: str | None = "not listed yet"
     response: Any = None
 
@@ -113,8 +115,9 @@ class SupportWatch:
 
     @property
     def synced(self) -> bool:
-        """The Nodes are listed and watched: ``support()`` reflects the cluster."""
-        return self._support.state == "cluster"
+        """The Nodes are listed and watched, and the RuntimeClasses have answered (or failed):
+        ``support()`` reflects the cluster."""
+        return self._synced.is_set()
 
     def wait_synced(self, timeout: float) -> bool:
         """Wait until ``synced``, at most ``timeout`` seconds (for tests and for a command
@@ -176,6 +179,7 @@ class SupportWatch:
                 reason = describe_failure(exc)
                 with self._lock:
                     follower.synced = False
+                    follower.answered = True
                     follower.error = reason
                     self._publish()
                 _log.warning(
@@ -219,6 +223,7 @@ class SupportWatch:
         with self._lock:
             follower.items = items
             follower.synced = True
+            follower.answered = True
             follower.error = None
             self._publish()
         return version
@@ -276,7 +281,7 @@ class SupportWatch:
             )
         before = self._support
         self._support = support
-        if support.state == "cluster":
+        if support.state == "cluster" and classes.answered:
             self._synced.set()
         else:
             self._synced.clear()
