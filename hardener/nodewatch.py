@@ -88,11 +88,14 @@ class SupportWatch:
         watch_seconds: int = 60,
         retry_seconds: tuple[float, float] = (0.5, 10.0),
         on_change: Callable[[Support], None] | None = None,
+        follow: bool = True,
     ) -> None:
         self.api = api
         self.watch_seconds = watch_seconds
         self.retry_seconds = retry_seconds
         self.on_change = on_change
+        self.follow = follow
+        """False: list once, no watch and no retry (``read_once``)."""
         core = k8s.CoreV1Api(api)
         node = k8s.NodeV1Api(api)
         self._nodes = _Follower("nodes", core.list_node)
@@ -100,6 +103,7 @@ class SupportWatch:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._synced = threading.Event()
+        self._answered = threading.Event()
         self._threads: list[threading.Thread] = []
         self._support = Support.unknown(
             "the API server has not answered the list of nodes yet (user-namespaces: auto)"
@@ -123,6 +127,21 @@ class SupportWatch:
         """Wait until ``synced``, at most ``timeout`` seconds (for tests and for a command
         that must know before it starts); whether it is."""
         return self._synced.wait(timeout)
+
+    @classmethod
+    def read_once(cls, api: Any, timeout: float = 30.0) -> Support:
+        """List the Nodes and RuntimeClasses once (for ``audit``): the support they give, or
+        ``Support.unknown`` saying why they could not be read within ``timeout`` seconds."""
+        watch = cls(api, follow=False)
+        watch.start()
+        try:
+            if not watch._answered.wait(timeout):
+                return Support.unknown(
+                    f"the nodes of the cluster did not answer within {timeout:g}s"
+                )
+            return watch.support()
+        finally:
+            watch.stop()
 
     # -- running --------------------------------------------------------------------------
 
@@ -168,6 +187,8 @@ class SupportWatch:
         while not self._stop.is_set():
             try:
                 version = self._list(follower)
+                if not self.follow:
+                    return
                 pause = self.retry_seconds[0]
                 while not self._stop.is_set():
                     version = self._watch(follower, version)
@@ -182,6 +203,8 @@ class SupportWatch:
                     follower.answered = True
                     follower.error = reason
                     self._publish()
+                if not self.follow:
+                    return
                 _log.warning(
                     f"user namespaces: cannot follow {follower.resource}",
                     extra={"fields": {"error": reason, "retry_seconds": pause}},
@@ -269,10 +292,7 @@ class SupportWatch:
         """Build and publish the support from both followers (called holding the lock)."""
         nodes, classes = self._nodes, self._classes
         if not nodes.synced:
-            support = Support.unknown(
-                f"the nodes of the cluster cannot be read ({nodes.error}); user namespaces "
-                "stay off until they can"
-            )
+            support = Support.unknown(f"the nodes of the cluster cannot be read ({nodes.error})")
         else:
             support = Support.of_cluster(
                 ClusterView.from_objects(
@@ -285,6 +305,8 @@ class SupportWatch:
             self._synced.set()
         else:
             self._synced.clear()
+        if nodes.answered and classes.answered:
+            self._answered.set()
         if _verdict(before) != _verdict(support):
             self.changes += 1
             if (before.state, before.default_on) != (support.state, support.default_on):

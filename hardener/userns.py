@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hardener.image_facts import ImageFacts, parse_image_user
+from hardener.kubelet import is_windows
 from hardener.locate import Path, PodSite
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "Support",
     "conflicts",
     "kernel_version",
+    "runs_as_root",
     "runtime_class_handler",
 ]
 
@@ -108,6 +111,37 @@ def conflicts(site: PodSite) -> list[Conflict]:
             )
         )
     return found
+
+
+def runs_as_root(
+    site: PodSite, images: Mapping[str, ImageFacts] | None = None
+) -> dict[str, bool | None]:
+    """Per container of a Linux pod, whether it runs as root (uid 0 on the node, were it not
+    in a user namespace): ``True``, ``False``, or ``None`` when only the image's facts could
+    tell and they are not known. A Windows pod gives ``{}``."""
+    if is_windows(site):
+        return {}
+    pod_sc = site.spec.get("securityContext")
+    pod_user = pod_sc.get("runAsUser") if isinstance(pod_sc, dict) else None
+    verdicts: dict[str, bool | None] = {}
+    for container in site.containers:
+        sc = container.container.get("securityContext")
+        user = sc.get("runAsUser") if isinstance(sc, dict) else None
+        user = user if user is not None else pod_user
+        if isinstance(user, int) and not isinstance(user, bool):
+            verdicts[container.name] = user == 0
+            continue
+        reference = container.container.get("image")
+        facts = images.get(reference) if images and isinstance(reference, str) else None
+        if facts is None or not facts.known:
+            verdicts[container.name] = None
+            continue
+        parsed = parse_image_user(facts.user)
+        if parsed.name is not None:
+            verdicts[container.name] = None if facts.uid is None else facts.uid == 0
+        else:
+            verdicts[container.name] = parsed.is_root
+    return verdicts
 
 
 # -- what nodes report ------------------------------------------------------------------------

@@ -537,7 +537,13 @@ def test_nothing_to_change_exits_zero(
 ) -> None:
     code, out, _ = _audit(capsys, config_file, "-n", "empty")
     assert code == 0
+    # The fake API serves no Nodes: user namespaces stay off, and the audit says why.
     assert out == (
+        "user namespaces (user-namespaces: auto): off: the nodes of the cluster cannot be read "
+        "(404 the server could not find the requested resource); grant get, list and watch on "
+        "nodes and runtimeclasses.node.k8s.io to read them\n"
+        "  workloads running as root: 0, maybe (image user not known): 0; would move into a "
+        "user namespace: 0; could not: 0\n"
         "hardener audit: 0 workloads in 0 namespaces, 0 would change (0 changes), 0 findings, "
         "PSS: 0 not allowed now, 0 after hardening\n"
     )

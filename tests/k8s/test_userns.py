@@ -468,3 +468,72 @@ def test_the_webhook_adds_host_users_only_while_every_node_supports_it(
     log = userns_webhook.log.read_text(encoding="utf-8")
     events = [json.loads(line).get("event") for line in log.splitlines() if line.startswith("{")]
     assert "user namespaces: off" in events and "user namespaces: on" in events
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def test_audit_reports_support_per_handler_and_the_root_workloads(
+    apiserver: APIServer, cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hardener.cli import main
+
+    for name, handlers in (("userns-a", {"": True, "kata": True}), ("userns-b", {"": True})):
+        if name not in cluster.nodes:
+            cluster.add_node(name, handlers)
+        cluster.set_status(name, handlers)
+    old = "userns-old-kernel"
+    cluster.add_node(old, {"": True, "kata": False})
+    status = apiserver.must("GET", f"{NODES}/{old}")
+    status["status"]["nodeInfo"]["kernelVersion"] = "5.15.0-105-generic"
+    apiserver.must("PUT", f"{NODES}/{old}/status", status)
+    namespace = "userns-audit"
+    apiserver.create_namespace(namespace)
+    root = _pod("root", {"containers": [_web(securityContext={"runAsUser": 0})]})
+    unknown = _pod("unknown", {"containers": [_web()]})
+    host = _pod(
+        "host", {"hostNetwork": True, "containers": [_web(securityContext={"runAsUser": 0})]}
+    )
+    non_root = _pod("nonroot", {"containers": [_web(securityContext={"runAsUser": 1000})]})
+    for obj in (root, unknown, host, non_root):
+        apiserver.must("POST", f"/api/v1/namespaces/{namespace}/pods", obj)
+    try:
+        code = main(
+            [
+                "audit",
+                "--kubeconfig",
+                str(apiserver.kubeconfig),
+                "-n",
+                namespace,
+                "--format",
+                "json",
+            ]
+        )
+        out, err = capsys.readouterr()
+        assert code == 1, err
+        section = json.loads(out)["user_namespaces"]
+        assert section["mode"] == "auto" and section["enabled"] is True
+        nodes = {n["name"]: n for n in section["nodes"] if n["name"].startswith("userns-")}
+        assert nodes[old]["kernel"] == "5.15.0-105-generic"
+        assert nodes[old]["kernel_idmap_mounts"] is False
+        assert nodes["userns-a"]["kernel_idmap_mounts"] is True
+        assert nodes["userns-a"]["handlers"] == {"": True, "kata": True}
+        kata = section["handlers"]["kata"]
+        assert "userns-a" in kata["with"] and {"userns-b", old} <= set(kata["without"])
+        assert section["root_workloads"] == 2 and section["maybe_root_workloads"] == 1
+        moved = {w["name"]: w["root"] for w in section["would_move"]}
+        assert moved == {"root": "yes", "unknown": "maybe"}
+        (blocked,) = section["could_not_move"]
+        assert (blocked["name"], blocked["reason"]) == ("host", "host-network")
+        assert "hostNetwork: true" in blocked["message"]
+
+        code = main(["audit", "--kubeconfig", str(apiserver.kubeconfig), "-n", namespace])
+        out, _ = capsys.readouterr()
+        assert "user namespaces (user-namespaces: auto): on: every Linux node supports" in out
+        assert (
+            f"kernels older than Linux 6.3 (idmapped mounts of some volume types fail): {old}"
+            in out
+        )
+        assert "    Pod userns-audit/host: host-network: the pod sets hostNetwork: true" in out
+    finally:
+        cluster.remove_node(old)
