@@ -751,3 +751,50 @@ def test_any_pod_any_facts_any_support(
         assert not [v for v in left if v.check in ("runAsNonRoot", "runAsUser")]
 
     assert plan(patched, cfg, images=images, user_namespaces=support).ops == []
+
+
+# -- fix and check without a cluster ---------------------------------------------------------
+
+POD_YAML = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n" + (
+    "  - name: c\n    image: nginx\n"
+)
+OFF = "user namespaces: off (user-namespaces: auto, and no cluster to ask); set user-namespaces: "
+
+
+@pytest.mark.parametrize("command", ["fix", "check"])
+def test_fix_and_check_say_once_that_auto_is_off_and_how_to_turn_it_on(
+    command: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hardener.cli import main
+
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text(POD_YAML, encoding="utf-8")
+    (tmp_path / "c.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    extra = ["--check"] if command == "fix" else []
+    main([command, *extra, str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err.count(OFF) == 1, err
+    assert "always in the config when every node supports them" in err
+
+    # Files without pods: nothing to say. always: on, nothing to say either.
+    main([command, *extra, str(tmp_path / "c.yaml")])
+    assert OFF not in capsys.readouterr().err
+    config = tmp_path / "always.yml"
+    config.write_text("user-namespaces: always\n", encoding="utf-8")
+    main([command, *extra, "--config", str(config), str(tmp_path / "a.yaml")])
+    assert OFF not in capsys.readouterr().err
+
+
+def test_fix_with_always_writes_host_users_false(tmp_path: Any) -> None:
+    from hardener.cli import main
+
+    path = tmp_path / "pod.yaml"
+    path.write_text(POD_YAML, encoding="utf-8")
+    config = tmp_path / "hardener.yml"
+    config.write_text("user-namespaces: always\n", encoding="utf-8")
+    assert main(["fix", "--config", str(config), str(path)]) == 0
+    text = path.read_text(encoding="utf-8")
+    assert "  hostUsers: false\n" in text
+    before = text
+    assert main(["fix", "--config", str(config), str(path)]) == 0
+    assert path.read_text(encoding="utf-8") == before, "a hardened file stays byte-identical"
