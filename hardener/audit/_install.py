@@ -206,23 +206,41 @@ def apply_configuration(
     """Create or update the configuration with server-side apply (field manager ``hardener``).
     ``dry_run`` asks the server to validate and answer without storing anything."""
     api = k8s.AdmissionregistrationV1Api(connection.api)
+    return _apply(
+        connection,
+        api.patch_mutating_webhook_configuration,
+        body,
+        "mutatingwebhookconfiguration",
+        _refused,
+        dry_run=dry_run,
+        force=force,
+    )
+
+
+def _apply(
+    connection: Connection,
+    method: Any,
+    body: dict[str, Any],
+    what: str,
+    refused: Any,
+    *,
+    dry_run: bool,
+    force: bool,
+) -> Applied:
+    """Server-side apply of ``body`` with ``method`` (a client ``patch_*`` call); ``refused``
+    turns a refusal into the ``InstallError`` to raise."""
     name = body["metadata"]["name"]
     options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": force}
     if dry_run:
         options["dry_run"] = "All"
     try:
         status, obj = call(
-            connection,
-            api.patch_mutating_webhook_configuration,
-            name=name,
-            body=body,
-            _content_type=_APPLY,
-            **options,
+            connection, method, name=name, body=body, _content_type=_APPLY, **options
         )
     except RequestDenied as exc:
-        raise _refused(f"applying mutatingwebhookconfiguration {name!r}", exc) from exc
+        raise refused(f"applying {what} {name!r}", exc) from exc
     if not isinstance(obj, dict):
-        raise ClusterError(f"applying mutatingwebhookconfiguration {name!r}: empty answer")
+        raise ClusterError(f"applying {what} {name!r}: empty answer")
     return Applied(created=status == 201, obj=obj)
 
 
@@ -258,27 +276,18 @@ def apply_rbac(
 ) -> list[Applied]:
     """Create or update ``rbac_objects`` with server-side apply (field manager ``hardener``)."""
     api = k8s.RbacAuthorizationV1Api(connection.api)
-    applied: list[Applied] = []
-    for body in objects:
-        kind, name = body["kind"], body["metadata"]["name"]
-        options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": force}
-        if dry_run:
-            options["dry_run"] = "All"
-        try:
-            status, obj = call(
-                connection,
-                getattr(api, _RBAC_CALLS[kind][0]),
-                name=name,
-                body=body,
-                _content_type=_APPLY,
-                **options,
-            )
-        except RequestDenied as exc:
-            raise _rbac_refused(f"applying {kind.lower()} {name!r}", exc) from exc
-        if not isinstance(obj, dict):
-            raise ClusterError(f"applying {kind.lower()} {name!r}: empty answer")
-        applied.append(Applied(created=status == 201, obj=obj))
-    return applied
+    return [
+        _apply(
+            connection,
+            getattr(api, _RBAC_CALLS[body["kind"]][0]),
+            body,
+            body["kind"].lower(),
+            _rbac_refused,
+            dry_run=dry_run,
+            force=force,
+        )
+        for body in objects
+    ]
 
 
 def delete_rbac(connection: Connection, *, dry_run: bool = False) -> list[str]:

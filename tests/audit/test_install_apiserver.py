@@ -57,6 +57,22 @@ def clean(apiserver: APIServer) -> Iterator[set[str]]:
     apiserver.request("DELETE", ROLE)
 
 
+def _as_account(
+    apiserver: APIServer, namespace: str, account: str, directory: Path
+) -> tuple[Path, str]:
+    """A kubeconfig that speaks as the ServiceAccount (a TokenRequest token), and the token."""
+    token: str = apiserver.must(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )["status"]["token"]
+    config = yaml.safe_load(apiserver.kubeconfig.read_text(encoding="utf-8"))
+    config["users"][0]["user"]["token"] = token
+    path = directory / f"{namespace}-{account}.kubeconfig"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path, token
+
+
 def _stored_as_sent(stored: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
     """``stored`` cut down to the fields of ``sent`` (the server adds its own)."""
     if isinstance(sent, dict):
@@ -178,15 +194,7 @@ def test_install_and_uninstall_without_the_permission(
 ) -> None:
     """A ServiceAccount with no rights on webhook configurations: the server's 403, named."""
     apiserver.create_namespace("install-test")
-    token = apiserver.must(
-        "POST",
-        "/api/v1/namespaces/install-test/serviceaccounts/default/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
-    )["status"]["token"]
-    config = yaml.safe_load(apiserver.kubeconfig.read_text(encoding="utf-8"))
-    config["users"][0]["user"]["token"] = token
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path, _ = _as_account(apiserver, "install-test", "default", tmp_path)
     user = "system:serviceaccount:install-test:default"
 
     code, _, err = _run(
@@ -247,12 +255,8 @@ def test_the_installed_role_lets_the_webhook_read_nodes_and_nothing_else(
         str(ca[0]),
     )
     assert code == 0, err
-    token = apiserver.must(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/webhook/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
-    )["status"]["token"]
-    for verb, path, allowed in (
+    path, token = _as_account(apiserver, namespace, "webhook", tmp_path)
+    for verb, url, allowed in (
         ("GET", "/api/v1/nodes", True),
         ("GET", "/api/v1/nodes?watch=true&timeoutSeconds=1", True),
         ("GET", "/apis/node.k8s.io/v1/runtimeclasses", True),
@@ -260,12 +264,8 @@ def test_the_installed_role_lets_the_webhook_read_nodes_and_nothing_else(
         ("GET", "/api/v1/secrets", False),
         ("DELETE", "/api/v1/nodes/none", False),
     ):
-        status = apiserver.request(verb, path, token=token).status
-        assert (status != 403) == allowed, (verb, path, status)
-    config = yaml.safe_load(apiserver.kubeconfig.read_text(encoding="utf-8"))
-    config["users"][0]["user"]["token"] = token
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        status = apiserver.request(verb, url, token=token).status
+        assert (status != 403) == allowed, (verb, url, status)
     connection = connect(str(path))
     try:
         assert SupportWatch.read_once(connection.api, 10).state == "cluster"
