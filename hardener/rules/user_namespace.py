@@ -24,7 +24,8 @@ The rule adds ``hostUsers: false`` only when all of these hold, and says why not
   of the cluster; ``auto`` is off in ``fix`` and ``check``, which say so once).
 
 A pod left without a user namespace only because support is missing is mentioned where it
-matters: on each container whose root image keeps it from ``runAsNonRoot``.
+matters: ``run-as-non-root`` adds a finding on the pod (a webhook warning) when it keeps a root
+image from ``runAsNonRoot``, saying which node or RuntimeClass lacks support.
 
 FAIL::
 
