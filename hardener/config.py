@@ -6,6 +6,7 @@
     mode: mutate                 # mutate | warn (the webhook only warns, never patches)
     level: restricted            # Pod Security Standards level reported as still violated
     version: latest              # PSS policy version: latest | v1.NN (or 1.NN)
+    user-namespaces: auto        # auto | always | never: may pods get hostUsers: false
     ids:                         # defaults for the rules that set IDs
       user: 65532
       group: 65532
@@ -27,7 +28,7 @@
     images:                      # image facts (docs/images.md); parsed by parse_image_settings
       lookup: true               # false: the offline table and the cache only
       platform: linux/amd64
-      root: keep                 # keep | run-as-user
+      root: user-namespace       # user-namespace | keep | run-as-user
       unknown: keep              # keep | assume-nonroot
       timeout-seconds: 2.0       # per image lookup
       cache-dir: ~/.cache/hardener/images
@@ -62,6 +63,8 @@ from hardener.image_facts import (
 from hardener.model import ConfigError
 from hardener.pss import canonical_version
 from hardener.rules import RULES, RULES_BY_ID, Rule
+from hardener.userns import MODES as USER_NAMESPACE_MODES
+from hardener.userns import Mode as UserNamespaceMode
 
 __all__ = [
     "MODES",
@@ -86,6 +89,7 @@ _TOP_KEYS = (
     "mode",
     "level",
     "version",
+    "user-namespaces",
     "ids",
     "writable-paths",
     "rules",
@@ -153,7 +157,7 @@ class ImageSettings:
 
     lookup: bool = True
     platform: str = "linux/amd64"
-    root: RootPolicy = "keep"
+    root: RootPolicy = "user-namespace"
     unknown: UnknownPolicy = "keep"
     timeout_seconds: float = 2.0
     cache_dir: str = "~/.cache/hardener/images"
@@ -173,6 +177,10 @@ class Config:
     exempt_names: tuple[str, ...] = ()
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
+    user_namespaces: UserNamespaceMode = "auto"
+    """``user-namespaces``: whether pods may get ``hostUsers: false``. ``auto`` asks the
+    cluster (the webhook and ``audit``; off in ``fix`` and ``check``), ``always`` states that
+    every node supports them, ``never`` turns the ``user-namespace`` rule off."""
     source: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The data the config was parsed from, to derive variants (``with_profile``)."""
@@ -298,6 +306,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         version = canonical_version(data.get("version", "latest"))
     except ValueError as exc:
         raise _fail(source, "version", str(exc)) from None
+    user_namespaces = _choice(data, "user-namespaces", USER_NAMESPACE_MODES, "auto", source)
 
     rules = _default_rules(profile)
     ids = data.get("ids") or {}
@@ -414,6 +423,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
             max_values=counts["max-values"],
         ),
         images=parse_image_settings(data.get("images"), source),
+        user_namespaces=cast(UserNamespaceMode, user_namespaces),
         source=None if source.startswith("<") else source,
         raw=dict(data),
     )
@@ -469,10 +479,10 @@ def parse_image_settings(data: Any, source: str = "<config>") -> ImageSettings:
             source, "images.platform", f"{platform!r} is not OS/ARCH[/VARIANT], e.g. linux/amd64"
         )
     root = _choice(
-        {"images.root": block.get("root", "keep")},
+        {"images.root": block.get("root", defaults.root)},
         "images.root",
         IMAGE_ROOT_CHOICES,
-        "keep",
+        defaults.root,
         source,
     )
     unknown = _choice(

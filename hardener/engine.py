@@ -25,11 +25,12 @@ from hardener.config import Config, default_config
 from hardener.image_facts import ImageFacts
 from hardener.kubelet import is_windows
 from hardener.locate import ContainerSite, PodSite, pod_sites
-from hardener.model import Change, Finding, Plan
+from hardener.model import Change, Decision, Finding, Plan
 from hardener.patch import PatchBuilder
 from hardener.pointer import join
-from hardener.pss import evaluate_pod
+from hardener.pss import V1_35_USER_NAMESPACES, evaluate_pod, parse_version
 from hardener.rules import RULES_BY_ID, RuleContext
+from hardener.userns import Support
 
 __all__ = [
     "SKIP_ANNOTATION",
@@ -123,6 +124,7 @@ def plan(
     scope: Scope | None = None,
     evaluate: bool = True,
     images: Mapping[str, ImageFacts] | None = None,
+    user_namespaces: Support | None = None,
 ) -> Plan:
     """Decide how to harden every pod in ``obj``.
 
@@ -135,6 +137,10 @@ def plan(
     ``images`` maps each container's ``image`` string, exactly as written, to the facts the
     caller learnt about it (``hardener.images``); the engine itself never looks anything up.
     An image it has no facts for is handled by ``config.image_policy.unknown``.
+
+    ``user_namespaces`` is what the caller learnt of the cluster's support for user
+    namespaces (the webhook's and the audit's node watch); it counts only under
+    ``user-namespaces: auto``, and without it ``auto`` is off (``fix``, ``check``).
     """
     config = config or _DEFAULT
     scope = scope or _ALL
@@ -144,6 +150,10 @@ def plan(
     builder = PatchBuilder(obj)
     changes: list[Change] = []
     findings: list[Finding] = []
+    decisions: list[Decision] = []
+    support = Support.for_mode(config.user_namespaces, user_namespaces)
+    relaxed = _relaxes_user_namespaces(config.version)
+    planned_ids = _planned_ids(config)
     pod_editable = scope.ephemeral_containers is None
     enabled = config.enabled_rules()
     facts: Mapping[str, ImageFacts] = images or {}
@@ -192,6 +202,10 @@ def plan(
                     image_policy=config.image_policy,
                     ids=ids,
                     windows=windows,
+                    support=support,
+                    user_namespace_policy=relaxed,
+                    planned_ids=planned_ids,
+                    decisions=decisions,
                 )
             else:
                 # One context per site: the next rule gets it with its own settings.
@@ -203,7 +217,32 @@ def plan(
     ops = builder.ops()
     if evaluate and considered:
         findings.extend(_still_violated(builder.result(), considered, config, findings))
-    return Plan(ops=ops, changes=changes, findings=findings, hardened=builder.result())
+    return Plan(
+        ops=ops,
+        changes=changes,
+        findings=findings,
+        decisions=decisions,
+        hardened=builder.result(),
+    )
+
+
+def _planned_ids(config: Config) -> tuple[tuple[str, int], ...]:
+    """The ids that enabled rules may set on a pod after ``user-namespace`` has decided."""
+    planned: list[tuple[str, int]] = []
+    fs_group = config.rules["fs-group"]
+    if fs_group.enabled:
+        planned.append(("fsGroup", int(fs_group.options["fs-group"])))
+    if config.images.root == "run-as-user":
+        run_as = config.rules["run-as-user"].options
+        planned += [("runAsUser", int(run_as["user"])), ("runAsGroup", int(run_as["group"]))]
+    return tuple(planned)
+
+
+def _relaxes_user_namespaces(version: str) -> bool:
+    """Whether Pod Security ``restricted`` at ``version`` lets a pod with ``hostUsers: false``
+    run as root (v1.35 and later, ``latest``)."""
+    parsed = parse_version(version)
+    return parsed is None or parsed >= V1_35_USER_NAMESPACES
 
 
 def _still_violated(

@@ -71,9 +71,9 @@ def parse_image_user(user: str | None) -> ImageUser:
     return ImageUser(uid=None, name=head)
 
 
-RootPolicy = Literal["keep", "run-as-user"]
+RootPolicy = Literal["user-namespace", "keep", "run-as-user"]
 UnknownPolicy = Literal["keep", "assume-nonroot"]
-ROOT_POLICIES: tuple[RootPolicy, ...] = ("keep", "run-as-user")
+ROOT_POLICIES: tuple[RootPolicy, ...] = ("user-namespace", "keep", "run-as-user")
 UNKNOWN_POLICIES: tuple[UnknownPolicy, ...] = ("keep", "assume-nonroot")
 
 
@@ -83,7 +83,10 @@ class ImagePolicy:
 
     ``root`` (config ``images.root``), for an image that runs as root (no user, ``0``, or a
     name whose uid is 0): ``keep`` leaves ``runAsNonRoot`` off that container and reports it;
-    ``run-as-user`` gives the container the configured ``ids`` as ``runAsUser``/``runAsGroup``.
+    ``run-as-user`` gives the container the configured ``ids`` as ``runAsUser``/``runAsGroup``;
+    ``user-namespace`` (the default) leaves the image its user in a pod with
+    ``hostUsers: false`` (root in the container is not root on the node there), with no
+    ``runAsNonRoot`` and no finding, and is ``keep`` in any other pod.
 
     ``unknown`` (config ``images.unknown``), for an image whose facts are not known (no lookup,
     a failed one, a ``$IMAGE`` reference): ``keep`` (the default) leaves ``runAsNonRoot`` off
@@ -91,7 +94,7 @@ class ImagePolicy:
     ``assume-nonroot`` adds it as if the image ran as a numeric non-root user.
     """
 
-    root: RootPolicy = "keep"
+    root: RootPolicy = "user-namespace"
     unknown: UnknownPolicy = "keep"
 
 

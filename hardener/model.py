@@ -36,6 +36,7 @@ from typing import Any, Literal, TypedDict, TypeVar
 __all__ = [
     "Change",
     "ConfigError",
+    "Decision",
     "Finding",
     "HardenerError",
     "InvalidObjectError",
@@ -157,6 +158,20 @@ class Finding:
     fixable: bool = False
 
 
+@direct_init
+@dataclass(frozen=True)
+class Decision:
+    """What a rule decided for one pod, by reason, when the decision is worth counting
+    (the webhook's metrics, the audit's tallies): ``reason`` is a short code such as
+    ``added`` or ``host-network``, ``message`` says it in words, ``pointer`` is the pod spec.
+    """
+
+    rule: str
+    reason: str
+    pointer: str
+    message: str = ""
+
+
 @dataclass(frozen=True)
 class Plan:
     """What the engine decided for one object: the ops, why, and what it left alone."""
@@ -164,6 +179,8 @@ class Plan:
     ops: list[Operation] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    """Per pod, the decisions rules record by reason (``user-namespace`` does)."""
     hardened: JSONValue = field(default=None, repr=False, compare=False)
     """The object as the ops leave it (what ``jsonpatch.apply_patch`` would give), sharing
     every part they do not touch with the object: read-only. ``None`` when not known."""

@@ -65,6 +65,10 @@ def test_an_empty_file_is_the_default(tmp_path: Path) -> None:
         ("rules:\n  fs-group: {fs-group: -1}\n", "rules.fs-group.fs-group: must be between"),
         ("exempt: {namespaces: kube-system}\n", "exempt.namespaces: must be a list of strings"),
         ("webhook: {deadline-seconds: 0}\n", "webhook.deadline-seconds: must be a number"),
+        (
+            "user-namespaces: sometimes\n",
+            "user-namespaces: 'sometimes' is not allowed; allowed: auto, always, never",
+        ),
         (b"\xff\xfe".decode("latin-1"), "not UTF-8"),
     ],
 )
@@ -75,6 +79,20 @@ def test_bad_files_name_the_file_and_the_key(tmp_path: Path, content: str, messa
         load_config(path)
     assert str(caught.value).startswith(f"invalid config: {path}")
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["auto", "always", "never"])
+def test_user_namespaces_loads_and_survives_a_change_of_profile(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "hardener.yaml"
+    path.write_text(f"user-namespaces: {mode}\n", encoding="utf-8")
+    assert load_config(path).user_namespaces == mode
+    assert load_config(path).with_profile("baseline").user_namespaces == mode
+
+
+def test_user_namespaces_defaults_to_auto(tmp_path: Path) -> None:
+    path = tmp_path / "hardener.yaml"
+    path.write_text("profile: restricted\n", encoding="utf-8")
+    assert load_config(path).user_namespaces == "auto"
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
@@ -129,7 +147,10 @@ images:
         ("images: {lookups: true}\n", "images.lookups: unknown key; allowed: lookup, platform"),
         ("images: {lookup: maybe}\n", "images.lookup: must be true or false"),
         ("images: {platform: amd64}\n", "images.platform: 'amd64' is not OS/ARCH"),
-        ("images: {root: nobody}\n", "images.root: 'nobody' is not allowed; allowed: keep"),
+        (
+            "images: {root: nobody}\n",
+            "images.root: 'nobody' is not allowed; allowed: user-namespace, keep, run-as-user",
+        ),
         ("images: {unknown: guess}\n", "images.unknown: 'guess' is not allowed"),
         ("images: {timeout-seconds: 0}\n", "images.timeout-seconds: must be a number in (0, 60]"),
         ("images: {max-layer-bytes: -1}\n", "images.max-layer-bytes: must be a non-negative"),

@@ -187,7 +187,9 @@ def test_unknown_image_with_assume_nonroot_gets_run_as_non_root() -> None:
 
 def test_default_config_keeps_unknown_images() -> None:
     assert parse_config({}).image_policy.unknown == "keep"
-    assert parse_config({}).image_policy.root == "keep"
+    # user-namespace: a root image keeps its user in a pod with hostUsers: false, and is
+    # kept (no runAsNonRoot, a finding) in any other pod, as keep does.
+    assert parse_config({}).image_policy.root == "user-namespace"
 
 
 # -- explicit values -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ version are used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +29,16 @@ from hardener.audit._cluster import (
     list_pages,
 )
 from hardener.audit._results import AuditReport, Denied, NamespaceAudit, Policy, WorkloadAudit
+from hardener.audit._userns import RootWorkload, read_user_namespaces
 from hardener.config import Config
 from hardener.engine import plan
+from hardener.image_facts import ImageFacts
+from hardener.locate import pod_sites
 from hardener.model import InvalidObjectError
 from hardener.patch import apply_shared
 from hardener.pss import Violation, evaluate, format_version, parse_version
+from hardener.rules.user_namespace import RULE as USER_NAMESPACE_RULE
+from hardener.userns import Support, runs_as_root
 
 __all__ = [
     "ENFORCE_LABEL",
@@ -171,9 +176,16 @@ def _violations(obj: Any, policy: Policy) -> list[Violation]:
 
 
 def audit_workload(
-    obj: dict[str, Any], resource: Resource, policy: Policy, config: Config
+    obj: dict[str, Any],
+    resource: Resource,
+    policy: Policy,
+    config: Config,
+    *,
+    images: Mapping[str, ImageFacts] | None = None,
+    user_namespaces: Support | None = None,
 ) -> WorkloadAudit:
-    """What the webhook would do to one object as the API server returned it."""
+    """What the webhook would do to one object as the API server returned it, given the facts
+    of its images and the cluster's support for user namespaces (as the webhook has them)."""
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
     namespace = str(metadata.get("namespace") or "")
@@ -192,10 +204,19 @@ def audit_workload(
             result.exempt = "exempt by the config (exempt namespaces or names)"
             result.after = list(result.before)
             return result
-        decided = plan(obj, config, namespace=namespace)
+        decided = plan(
+            obj, config, namespace=namespace, images=images, user_namespaces=user_namespaces
+        )
         result.ops = decided.ops
         result.changes = decided.changes
         result.findings = decided.findings
+        for decision in decided.decisions:
+            if decision.rule == USER_NAMESPACE_RULE.id:
+                result.user_namespace = decision.reason
+                result.user_namespace_why = decision.message
+                break
+        roots = [v for site in pod_sites(obj) for v in runs_as_root(site, images).values()]
+        result.root = True if True in roots else (None if None in roots else False)
         result.after = _violations(apply_shared(obj, decided.ops), policy)
     except InvalidObjectError as exc:
         result.error = f"{resource.kind} {namespace}/{name}: {exc}"
@@ -271,6 +292,7 @@ def audit(
     )
     policies = _Policies(connection, config, report)
     policies.load(namespace, chunk_size)
+    userns = report.user_namespaces = read_user_namespaces(connection.api, config.user_namespaces)
     by_namespace: dict[str, NamespaceAudit] = {}
     for resource in RESOURCES:
         api = resource.api(connection.api)
@@ -296,7 +318,21 @@ def audit(
                     policy = policies.get(ns)
                     if ns not in by_namespace:
                         by_namespace[ns] = NamespaceAudit(ns, policy)
-                    by_namespace[ns].workloads.append(audit_workload(obj, resource, policy, config))
+                    audited = audit_workload(
+                        obj, resource, policy, config, user_namespaces=userns.support
+                    )
+                    by_namespace[ns].workloads.append(audited)
+                    if audited.root is not False and audited.user_namespace is not None:
+                        userns.workloads.append(
+                            RootWorkload(
+                                ns,
+                                resource.kind,
+                                audited.name,
+                                audited.root is True,
+                                audited.user_namespace,
+                                audited.user_namespace_why,
+                            )
+                        )
         except RequestDenied as exc:
             report.denied.append(
                 Denied(resource.resource, namespace, exc.code, exc.reason, exc.message)

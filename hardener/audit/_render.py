@@ -158,6 +158,8 @@ def _render_text(report: AuditReport) -> str:
         out.append(f"skipped, owned by a controller (audited through it): {owners}")
     for denied in report.denied:
         out.append(f"not audited: {denied.describe()}")
+    if report.user_namespaces is not None:
+        out.extend(report.user_namespaces.lines())
     out.append(sentence(report))
     return "\n".join(out) + "\n"
 
@@ -207,6 +209,10 @@ def _render_markdown(report: AuditReport) -> str:
     if errors:
         out.append("### Could not be audited\n\n")
         out.extend(f"- {_cell(w.error or '')}\n" for w in errors)
+        out.append("\n")
+    if report.user_namespaces is not None:
+        out.append("### User namespaces\n\n")
+        out.extend(f"- {_cell(line.strip())}\n" for line in report.user_namespaces.lines())
         out.append("\n")
     if report.denied:
         out.append("### Not audited: requests the server refused\n\n")
@@ -320,7 +326,11 @@ def posture(report: AuditReport) -> Posture:
         command="audit",
         level=f"{report.level} ({report.version})",
         group_label="Namespace",
-        context=[f"{where}server {report.server}, {scope}.", sentence(report)],
+        context=[
+            f"{where}server {report.server}, {scope}.",
+            sentence(report),
+            *(report.user_namespaces.lines()[:1] if report.user_namespaces is not None else []),
+        ],
     )
     for w in report.workloads:
         result.workloads.append(

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from hardener.audit._userns import UserNamespaceAudit
 from hardener.model import Change, Finding, Operation
 from hardener.pss import Violation
 
@@ -84,6 +85,12 @@ class WorkloadAudit:
     error: str | None = None
     obj: dict[str, Any] = field(default_factory=dict, repr=False)
     """The object as read, for ``--format diff`` manifests."""
+    user_namespace: str | None = None
+    """What the ``user-namespace`` rule decided for its pod (``added``, or why not)."""
+    user_namespace_why: str = ""
+    root: bool | None = False
+    """A container runs as root (``True``), may (``None``: its image's user is not known),
+    or none does (``False``)."""
 
     @property
     def allowed_before(self) -> bool:
@@ -129,6 +136,11 @@ class WorkloadAudit:
                 }
                 for f in self.findings
             ],
+            "user_namespace": {
+                "decision": self.user_namespace,
+                "message": self.user_namespace_why,
+                "runs_as_root": {True: "yes", False: "no", None: "maybe"}[self.root],
+            },
             "pss": {
                 **self.policy.to_json(),
                 "allowed_now": self.allowed_before,
@@ -196,6 +208,8 @@ class AuditReport:
     denied: list[Denied] = field(default_factory=list)
     skipped_owned: Counter[str] = field(default_factory=Counter)
     """Objects left out because a controller owns them, by the owner's kind."""
+    user_namespaces: UserNamespaceAudit | None = None
+    """The cluster's support for user namespaces and what it means for the workloads."""
 
     @property
     def workloads(self) -> list[WorkloadAudit]:
@@ -220,6 +234,11 @@ class AuditReport:
             "errors": sum(1 for w in workloads if w.error),
             "skipped_owned": sum(self.skipped_owned.values()),
             "forbidden": len(self.forbidden),
+            **(
+                {"user_namespaces": self.user_namespaces.summary()}
+                if self.user_namespaces is not None
+                else {}
+            ),
         }
 
     def to_json(self, version: str) -> dict[str, Any]:
@@ -234,4 +253,7 @@ class AuditReport:
             "namespaces": [ns.to_json() for ns in self.namespaces],
             "denied": [d.to_json() for d in self.denied],
             "skipped_owned": dict(sorted(self.skipped_owned.items())),
+            "user_namespaces": self.user_namespaces.to_json()
+            if self.user_namespaces is not None
+            else None,
         }

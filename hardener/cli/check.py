@@ -14,7 +14,14 @@ from typing import Any
 from hardener import __version__
 from hardener.cli.fix import add_common_arguments, load_run_config
 from hardener.fixer.files import STDIN, FileReadError, collect_paths, decode
-from hardener.fixer.output import Progress, check_lines, check_summary, error_line, use_color
+from hardener.fixer.output import (
+    Progress,
+    check_lines,
+    check_summary,
+    error_line,
+    use_color,
+    user_namespaces_line,
+)
 from hardener.fixer.run import CheckOptions, check_text, check_worker, read_error_result, run_files
 from hardener.model import ConfigError
 from hardener.pss import LEVELS, canonical_version
@@ -135,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
             results, level=level, version=version, after_fix=args.after_fix, collected=collected
         )
     )
+    sys.stderr.write(user_namespaces_line(config.user_namespaces, results))
     if any(r.error for r in results):
         return 2
     if any(d.findings for r in results for d in r.documents):

@@ -25,7 +25,14 @@ from hardener.fixer.files import (
     display_path,
     link_roots,
 )
-from hardener.fixer.output import Progress, error_line, fix_lines, fix_summary, use_color
+from hardener.fixer.output import (
+    Progress,
+    error_line,
+    fix_lines,
+    fix_summary,
+    use_color,
+    user_namespaces_line,
+)
 from hardener.fixer.run import FixOptions, fix_text, fix_worker, read_error_result, run_files
 from hardener.model import ConfigError
 from hardener.report import FORMATS, render, unified_diff
@@ -219,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         )
     sys.stdout.flush()
     sys.stderr.write(fix_summary(results, check=args.check or args.diff, collected=collected))
+    sys.stderr.write(user_namespaces_line(config.user_namespaces, results))
     if any(r.error for r in results):
         return 2
     if args.check and any(r.changed for r in results):

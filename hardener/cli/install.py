@@ -1,4 +1,5 @@
-"""``hardener install`` and ``hardener uninstall``: the webhook's MutatingWebhookConfiguration.
+"""``hardener install`` and ``hardener uninstall``: the webhook's MutatingWebhookConfiguration,
+and the read-only RBAC that ``user-namespaces: auto`` needs (``--service`` installs).
 
 Exit status: 0 done (for ``uninstall`` also when there was nothing to remove), 2 when the
 input is unusable (CA bundle, URL), the cluster cannot be reached, or the server refused.
@@ -18,6 +19,10 @@ from hardener.model import HardenerError
 __all__ = ["register", "run_install", "run_uninstall"]
 
 _KIND = "mutatingwebhookconfiguration.admissionregistration.k8s.io"
+_RBAC_KINDS = {
+    "ClusterRole": "clusterrole.rbac.authorization.k8s.io",
+    "ClusterRoleBinding": "clusterrolebinding.rbac.authorization.k8s.io",
+}
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -28,8 +33,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "Create or update the MutatingWebhookConfiguration 'hardener' (the webhooks of "
             "deploy/base) with server-side apply and the field manager 'hardener'. The webhook "
             "is reached through a Service (--service and --namespace) or a URL (--url), and "
-            "trusted through the CA bundle. --dry-run has the server validate the object and "
-            "prints it without storing anything."
+            "trusted through the CA bundle. With --service, the ClusterRole and "
+            "ClusterRoleBinding 'hardener' of deploy/base are applied too: get, list and watch "
+            "on nodes and runtimeclasses for the webhook's ServiceAccount, which "
+            "user-namespaces: auto reads (--no-rbac leaves them out). --dry-run has the server "
+            "validate the objects and prints them without storing anything."
         ),
     )
     add_cluster_arguments(install)
@@ -40,6 +48,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--namespace",
         metavar="NS",
         help="the Service's namespace, left out by the webhook (default: hardener-system)",
+    )
+    install.add_argument(
+        "--service-account",
+        default="hardener",
+        metavar="NAME",
+        help="with --service: the webhook's ServiceAccount in --namespace, bound to the "
+        "ClusterRole that reads nodes and runtimeclasses (default: hardener)",
+    )
+    install.add_argument(
+        "--no-rbac",
+        action="store_true",
+        help="do not apply the ClusterRole and ClusterRoleBinding (RBAC managed elsewhere, or "
+        "user-namespaces: always or never)",
     )
     install.add_argument(
         "--ca-bundle",
@@ -70,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="delete the webhook's MutatingWebhookConfiguration from a cluster",
         description=(
             "Delete the MutatingWebhookConfiguration 'hardener', so the API server stops "
-            "calling the webhook. The webhook's Deployment and Service are left alone."
+            "calling the webhook, and the ClusterRole and ClusterRoleBinding 'hardener' when "
+            "'hardener install' made them. The webhook's Deployment and Service are left alone."
         ),
     )
     add_cluster_arguments(uninstall)
@@ -85,7 +107,9 @@ def run_install(args: argparse.Namespace) -> int:
     from hardener.audit import (
         FIELD_MANAGER,
         apply_configuration,
+        apply_rbac,
         connect,
+        rbac_objects,
         read_ca_bundle,
         webhook_configuration,
     )
@@ -93,6 +117,8 @@ def run_install(args: argparse.Namespace) -> int:
     if args.url is not None and args.namespace is not None:
         print(f"{prog}: error: --namespace goes with --service, not --url", file=sys.stderr)
         return 2
+    rbac = args.service is not None and not args.no_rbac
+    rbac_applied = []
     try:
         body = webhook_configuration(
             read_ca_bundle(args.ca_bundle),
@@ -106,30 +132,49 @@ def run_install(args: argparse.Namespace) -> int:
             applied = apply_configuration(
                 connection, body, dry_run=args.dry_run, force=args.force_conflicts
             )
+            if rbac:
+                objects = rbac_objects(
+                    namespace=args.namespace, service_account=args.service_account
+                )
+                rbac_applied = apply_rbac(
+                    connection, objects, dry_run=args.dry_run, force=args.force_conflicts
+                )
         finally:
             connection.close()
     except HardenerError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     name = body["metadata"]["name"]
+    done = [(f"{_KIND}/{name}", applied)] + [
+        (f"{_RBAC_KINDS[a.obj['kind']]}/{a.obj['metadata']['name']}", a) for a in rbac_applied
+    ]
     if args.dry_run:
-        sys.stdout.write(yaml.safe_dump(applied.obj, sort_keys=False))
-        verb = "would be created" if applied.created else "would be configured"
-        print(f"{_KIND}/{name} {verb} (server dry run)", file=sys.stderr)
+        sys.stdout.write(yaml.safe_dump_all([a.obj for _, a in done], sort_keys=False))
+        for what, result in done:
+            verb = "would be created" if result.created else "would be configured"
+            print(f"{what} {verb} (server dry run)", file=sys.stderr)
     else:
-        verb = "created" if applied.created else "configured"
-        print(f"{_KIND}/{name} {verb} (server-side apply, field manager {FIELD_MANAGER})")
+        for what, result in done:
+            verb = "created" if result.created else "configured"
+            print(f"{what} {verb} (server-side apply, field manager {FIELD_MANAGER})")
     return 0
 
 
 def run_uninstall(args: argparse.Namespace) -> int:
     prog = "hardener uninstall"
-    from hardener.audit import CONFIGURATION_NAME, connect, delete_configuration
+    from hardener.audit import (
+        CONFIGURATION_NAME,
+        RBAC_NAME,
+        connect,
+        delete_configuration,
+        delete_rbac,
+    )
 
     try:
         connection = connect(args.kubeconfig, args.context)
         try:
             deleted = delete_configuration(connection, dry_run=args.dry_run)
+            rbac_deleted = delete_rbac(connection, dry_run=args.dry_run)
         finally:
             connection.close()
     except HardenerError as exc:
@@ -142,4 +187,7 @@ def run_uninstall(args: argparse.Namespace) -> int:
         print(f"{name} would be deleted (server dry run)")
     else:
         print(f"{name} deleted")
+    for kind in rbac_deleted:
+        what = f"{_RBAC_KINDS[kind]}/{RBAC_NAME}"
+        print(f"{what} would be deleted (server dry run)" if args.dry_run else f"{what} deleted")
     return 0

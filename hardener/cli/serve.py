@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "printed webhook URL",
     )
     parser.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig of the cluster whose Nodes and RuntimeClasses user-namespaces: auto "
+        "follows (default: $KUBECONFIG, else ~/.kube/config, else the pod's service account)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="serve plain HTTP instead of TLS (local tests only: the API "
@@ -112,5 +119,14 @@ def run(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         insecure=args.insecure,
         sans=tuple(args.san),
+        cluster=functools.partial(_cluster, args.kubeconfig),
     )
     return run_server(options)
+
+
+def _cluster(kubeconfig: str | None) -> Any:
+    """The API client ``user-namespaces: auto`` follows the cluster with: ``--kubeconfig``,
+    else ``$KUBECONFIG`` or ``~/.kube/config``, else (in a pod) its service account."""
+    from hardener.audit import connect  # the client is loaded only when it is needed
+
+    return connect(kubeconfig).api

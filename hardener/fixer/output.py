@@ -26,6 +26,7 @@ __all__ = [
     "fix_lines",
     "fix_summary",
     "use_color",
+    "user_namespaces_line",
 ]
 
 PROGRESS_MIN_FILES = 25
@@ -149,6 +150,18 @@ def fix_summary(
         counts = ", ".join(f"{rule} {count}" for rule, count in sorted(by_rule.items()))
         lines.append(f"  changes by rule: {counts}")
     return "\n".join(lines) + "\n"
+
+
+def user_namespaces_line(mode: str, results: list[FileResult]) -> str:
+    """Said once at the end of ``fix`` and ``check`` when ``user-namespaces: auto`` had no
+    cluster to ask and the files hold pods: the rule was off, and how to turn it on."""
+    if mode != "auto" or not any(d.holds_pods for r in results for d in r.documents):
+        return ""
+    return (
+        "  user namespaces: off (user-namespaces: auto, and no cluster to ask); set "
+        "user-namespaces: always in the config when every node supports them (Kubernetes "
+        "1.33+, containerd 2.0+ or CRI-O 1.25+, runc 1.2+ or crun 1.9+, Linux 6.3+)\n"
+    )
 
 
 def check_lines(result: FileResult, color: bool = False) -> list[str]:

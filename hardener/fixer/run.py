@@ -52,11 +52,14 @@ from hardener.kubelet import refusals
 from hardener.locate import pod_sites
 from hardener.model import Finding, InvalidObjectError, Operation, Plan
 from hardener.patch import apply_shared
-from hardener.pointer import join, split
+from hardener.pointer import join, join_path, split
 from hardener.pss import evaluate
 from hardener.results import DocumentResult, FileResult, LocatedChange, LocatedFinding
+from hardener.rules.user_namespace import INVALID_CHECK, invalid_message
+from hardener.userns import conflicts
 
 __all__ = [
+    "INVALID_CHECK",
     "KUBELET_CHECK",
     "CheckOptions",
     "FixOptions",
@@ -111,7 +114,9 @@ class CheckOptions:
     Besides the PSS verdict, ``check`` replays the kubelet's ``runAsNonRoot`` verification
     (finding ``kubelet-run-as-non-root``): without ``images`` it reports only what the
     manifest alone proves (``runAsUser: 0`` with ``runAsNonRoot: true``); with the facts of
-    the images, also the containers whose image user the kubelet refuses.
+    the images, also the containers whose image user the kubelet refuses. A pod that sets
+    ``hostUsers: false`` next to what the API server rejects with it (a host namespace,
+    ``volumeDevices``, Windows) is finding ``user-namespace-invalid``.
 
     ``rendered`` as in ``FixOptions``: ``{{ }}`` is data in rendered output.
     """
@@ -494,9 +499,9 @@ def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileRes
                 else:
                     violations = evaluate(value, level=options.level, version=options.version)
                     remaining = {(v.check, v.container) for v in after}
-                refused = _kubelet_findings(
-                    hardened if options.after_fix else value, options.images
-                )
+                checked = hardened if options.after_fix else value
+                refused = _kubelet_findings(checked, options.images)
+                refused += _user_namespace_findings(checked)
             except InvalidObjectError as exc:
                 raise _invalid(document, exc) from exc
             for violation in violations:
@@ -539,6 +544,22 @@ def _kubelet_findings(obj: Any, images: Mapping[str, ImageFacts] | None) -> list
         )
         for site in pod_sites(obj)
         for refused in refusals(site, images)
+    ]
+
+
+def _user_namespace_findings(obj: Any) -> list[Finding]:
+    """Pods with ``hostUsers: false`` next to a field the API server rejects with it, at that
+    field."""
+    return [
+        Finding(
+            rule=INVALID_CHECK,
+            message=invalid_message(conflict),
+            pointer=join_path(conflict.path),
+            check=INVALID_CHECK,
+        )
+        for site in pod_sites(obj)
+        if site.spec.get("hostUsers") is False
+        for conflict in conflicts(site)
     ]
 
 

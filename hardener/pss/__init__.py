@@ -41,6 +41,7 @@ from hardener.pss._registry import (
     resolve_version,
 )
 from hardener.pss._version import Version, canonical_version, format_version, parse_version
+from hardener.pss.checks._common import V1_35_USER_NAMESPACES
 
 __all__ = [
     "ALL",
@@ -49,6 +50,7 @@ __all__ = [
     "LEVELS",
     "NET_BIND_SERVICE",
     "OVERRIDES",
+    "V1_35_USER_NAMESPACES",
     "Check",
     "Version",
     "Violation",

@@ -2,7 +2,9 @@
 
 The order is the order in which rules run on a pod site, and so the order of their operations:
 later rules see what earlier ones decided (``run-as-non-root`` sees the pod's ``runAsUser``
-that ``run-as-user`` set, which makes ``runAsNonRoot`` safe whatever the image; ``fs-group``
+that ``run-as-user`` set, which makes ``runAsNonRoot`` safe whatever the image, and the
+``hostUsers: false`` that ``user-namespace`` set, which lets a root image keep its user;
+``user-namespace`` sees the ids that ``run-as-user`` set; ``fs-group``
 sees the volumes that ``read-only-root-filesystem`` added, and the group that ``run-as-user``
 set;
 ``no-privilege-escalation`` sees the capabilities that an enforced ``drop-all-capabilities``
@@ -19,6 +21,7 @@ from hardener.rules import (
     run_as_non_root,
     run_as_user,
     seccomp_runtime_default,
+    user_namespace,
 )
 from hardener.rules.base import Rule, RuleContext
 
@@ -26,6 +29,7 @@ __all__ = ["RULES", "RULES_BY_ID", "Rule", "RuleContext"]
 
 RULES: tuple[Rule, ...] = (
     run_as_user.RULE,
+    user_namespace.RULE,
     run_as_non_root.RULE,
     seccomp_runtime_default.RULE,
     drop_all_capabilities.RULE,

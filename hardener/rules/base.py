@@ -15,9 +15,10 @@ from typing import Any
 
 from hardener.image_facts import ImageFacts, ImagePolicy
 from hardener.locate import ContainerSite, Path, PodSite
-from hardener.model import Change, Finding, JSONValue
+from hardener.model import Change, Decision, Finding, JSONValue
 from hardener.patch import MISSING, PatchBuilder
 from hardener.pointer import join_path
+from hardener.userns import Support
 
 __all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "pod_or_containers"]
 
@@ -67,6 +68,18 @@ class RuleContext:
     """The configured ``ids`` (user, group), for ``images.root: run-as-user``."""
     windows: bool = False
     """The pod is meant for Windows nodes."""
+    support: Support = field(default_factory=Support.offline)
+    """What is known of the cluster's support for user namespaces (``user-namespaces``)."""
+    user_namespace_policy: bool = True
+    """The config's policy version has the restricted relaxation for pods with
+    ``hostUsers: false`` (v1.35 and later): root images may then rely on it."""
+    planned_ids: tuple[tuple[str, int], ...] = ()
+    """Ids that rules running later may give the pod, by the field they go in (``fsGroup``
+    from ``fs-group``): a user namespace must map them too."""
+    decisions: list[Decision] = field(default_factory=list)
+    user_namespace_missing: str | None = None
+    """Why the pod gets no user namespace for want of node support (set by the
+    ``user-namespace`` rule); the rules that keep a root image say so."""
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -94,6 +107,10 @@ class RuleContext:
     def container_sc(self, container: ContainerSite, *keys: str) -> JSONValue:
         """A container ``securityContext`` field as it stands now (``MISSING`` if absent)."""
         return self.builder.get_in(container.container, ("securityContext", *keys))
+
+    def in_user_namespace(self) -> bool:
+        """The pod has ``hostUsers: false``, its own or just added."""
+        return self.get((*self.site.spec_path, "hostUsers")) is False
 
     def mine(self, container: ContainerSite) -> bool:
         return container in self.containers
@@ -176,6 +193,12 @@ class RuleContext:
                 container=container.name if container else None,
                 fixable=fixable,
             )
+        )
+
+    def decide(self, reason: str, message: str = "") -> None:
+        """Record the rule's decision for this pod by ``reason`` (counted by the faces)."""
+        self.decisions.append(
+            Decision(self.rule.id, reason, join_path(self.site.spec_path), message)
         )
 
     def note(self, message: str, path: Path, *, container: ContainerSite | None = None) -> None:

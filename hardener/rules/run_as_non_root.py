@@ -10,14 +10,21 @@ the caller passes to ``plan(..., images=...)``):
 - an image whose user is a name with a known non-zero uid (from its ``/etc/passwd``): the
   container gets ``runAsUser: <that uid>`` too, so it keeps its own user and the kubelet can
   verify it;
-- an image that runs as root (no user, ``0``, or a name with uid 0): with ``images.root: keep``
-  (the default) the container gets no ``runAsNonRoot`` and a finding says "image X runs as
-  root; set runAsUser or use a non-root image"; with ``images.root: run-as-user`` it gets
-  ``runAsUser``/``runAsGroup`` from ``ids`` and ``runAsNonRoot``;
+- an image that runs as root (no user, ``0``, or a name with uid 0): in a pod with
+  ``hostUsers: false`` (``user-namespace``), under ``images.root: user-namespace`` (the
+  default) and a policy version of v1.35 or later, the container keeps its user with no
+  ``runAsNonRoot`` and no finding: root in it is not root on the node, and Pod Security
+  ``restricted`` accepts it; elsewhere, and with ``images.root: keep``, the container gets no
+  ``runAsNonRoot`` and a finding says "image X runs as root; set runAsUser or use a non-root
+  image" (and, when only node support kept the pod from a user namespace, one more finding
+  says that);
+  with ``images.root: run-as-user`` it gets ``runAsUser``/``runAsGroup`` from ``ids`` and
+  ``runAsNonRoot``;
 - a name whose uid is not known, or a uid the kubelet calls invalid: no ``runAsNonRoot``, and a
   finding (the kubelet refuses a bare ``runAsNonRoot`` on those);
 - an image with no known facts: ``images.unknown: keep`` (the default) treats it like a root
-  image; ``assume-nonroot`` adds ``runAsNonRoot`` alone.
+  image (and so does a pod's user namespace with a name whose uid is not known);
+  ``assume-nonroot`` adds ``runAsNonRoot`` alone.
 
 Why ``images.unknown: keep`` is the default: a pod left without ``runAsNonRoot`` is reported
 (a finding at the image line, and the Pod Security verdict), and a person can act on it when
@@ -71,7 +78,7 @@ from hardener.rules.base import MISSING, Rule, RuleContext, as_bool, pod_or_cont
 
 __all__ = ["RULE", "ImageDecision", "decide_image"]
 
-Action = Literal["non-root", "run-as-uid", "run-as-ids", "assume", "keep"]
+Action = Literal["non-root", "run-as-uid", "run-as-ids", "assume", "keep", "user-namespace"]
 
 
 @dataclass(frozen=True)
@@ -81,18 +88,22 @@ class ImageDecision:
     ``action``: ``non-root`` (``runAsNonRoot`` alone is safe), ``run-as-uid`` (with
     ``runAsUser: run_as_user``, the image's own uid), ``run-as-ids`` (with the configured
     ``run_as_user``/``run_as_group``, ``images.root: run-as-user``), ``assume`` (facts unknown,
-    ``images.unknown: assume-nonroot``) or ``keep`` (no ``runAsNonRoot``; ``reason`` is the
-    finding). ``reason`` explains the decision in change messages and findings.
+    ``images.unknown: assume-nonroot``), ``keep`` (no ``runAsNonRoot``; ``reason`` is the
+    finding) or ``user-namespace`` (no ``runAsNonRoot`` and nothing to report: the image may
+    run as root, inside the pod's own user namespace). ``reason`` explains the decision in
+    change messages and findings. ``root``: the image runs, or may run, as root, which a user
+    namespace would make harmless (``images.root: user-namespace``).
     """
 
     action: Action
     reason: str
     run_as_user: int | None = None
     run_as_group: int | None = None
+    root: bool = False
 
     @property
     def adds_non_root(self) -> bool:
-        return self.action != "keep"
+        return self.action not in ("keep", "user-namespace")
 
 
 def decide_image(
@@ -102,9 +113,14 @@ def decide_image(
     ids: tuple[int, int] = (65532, 65532),
     *,
     windows: bool = False,
+    user_namespace: bool = False,
 ) -> ImageDecision:
     """The decision for a container whose ``image`` (as written) has ``facts`` (``None`` or
-    unknown facts: ``policy.unknown`` decides), when no ``runAsUser`` is set."""
+    unknown facts: ``policy.unknown`` decides), when no ``runAsUser`` is set.
+
+    ``user_namespace``: the pod has ``hostUsers: false`` and the policy version relaxes
+    ``restricted`` for it (v1.35 and later)."""
+    inside = user_namespace and policy.root == "user-namespace"
     if facts is None or not facts.known:
         detail = f" ({facts.detail})" if facts is not None and facts.detail else ""
         if policy.unknown == "assume-nonroot":
@@ -113,11 +129,14 @@ def decide_image(
                 f"the user of image {image} is not known{detail}; assumed non-root "
                 "(images.unknown: assume-nonroot)",
             )
+        if inside and not windows:
+            return _in_user_namespace(image, f" may run as root (its user is not known{detail})")
         return ImageDecision(
             "keep",
             f"the user of image {image} is not known{detail}; runAsNonRoot left out, as the "
             "kubelet refuses it for an image that runs as root or as a named user "
             "(images.unknown: keep); set runAsUser, or let hardener look the image up",
+            root=True,
         )
     user = parse_image_user(facts.user)
     if windows:
@@ -131,13 +150,18 @@ def decide_image(
         return ImageDecision("non-root", f"image {image} runs {who}, not {WINDOWS_ROOT_USER}")
     if user.name is not None:
         if facts.uid is None:
+            if inside:
+                return _in_user_namespace(
+                    image, f' runs as user "{user.name}", whose uid is not known'
+                )
             return ImageDecision(
                 "keep",
                 f'image {image} runs as user "{user.name}", a name the kubelet cannot verify as '
                 "non-root, and its uid is not known; set runAsUser to its uid",
+                root=True,
             )
         if facts.uid == 0:
-            return _root(image, f' (user "{user.name}" is uid 0)', policy, ids)
+            return _root(image, f' (user "{user.name}" is uid 0)', policy, ids, inside)
         if not 0 < facts.uid <= MAX_UID:
             return _invalid(image, facts.uid)
         return ImageDecision(
@@ -147,13 +171,26 @@ def decide_image(
             run_as_user=facts.uid,
         )
     if user.uid is None or user.uid == 0:
-        return _root(image, "", policy, ids)
+        return _root(image, "", policy, ids, inside)
     if not 0 < user.uid <= MAX_UID:
         return _invalid(image, user.uid)
     return ImageDecision("non-root", f"image {image} runs as uid {user.uid}")
 
 
-def _root(image: str, how: str, policy: ImagePolicy, ids: tuple[int, int]) -> ImageDecision:
+def _in_user_namespace(image: str, what: str) -> ImageDecision:
+    return ImageDecision(
+        "user-namespace",
+        f"image {image}{what}, inside the pod's own user namespace (hostUsers: false), where "
+        "root is not root on the node",
+        root=True,
+    )
+
+
+def _root(
+    image: str, how: str, policy: ImagePolicy, ids: tuple[int, int], inside: bool = False
+) -> ImageDecision:
+    if inside:
+        return _in_user_namespace(image, f" runs as root{how}")
     if policy.root == "run-as-user":
         return ImageDecision(
             "run-as-ids",
@@ -163,7 +200,7 @@ def _root(image: str, how: str, policy: ImagePolicy, ids: tuple[int, int]) -> Im
             run_as_group=ids[1],
         )
     return ImageDecision(
-        "keep", f"image {image} runs as root{how}; set runAsUser or use a non-root image"
+        "keep", f"image {image} runs as root{how}; set runAsUser or use a non-root image", root=True
     )
 
 
@@ -193,6 +230,11 @@ class _Verdict:
     image: bool = False
     """The verdict comes from the image (not from an explicit user): worth a finding when not
     ok."""
+    quiet: bool = False
+    """Not ok, and nothing to report: the pod's user namespace makes the image's root
+    harmless."""
+    root: bool = False
+    """The image runs, or may run, as root (a user namespace would make it harmless)."""
 
 
 def _verdict(ctx: RuleContext, container: ContainerSite) -> _Verdict:
@@ -220,6 +262,7 @@ def _verdict(ctx: RuleContext, container: ContainerSite) -> _Verdict:
         ctx.image_policy,
         ctx.ids,
         windows=ctx.windows,
+        user_namespace=_relaxed(ctx),
     )
     fill: tuple[tuple[str, int], ...] = ()
     if decision.run_as_user is not None:
@@ -228,7 +271,19 @@ def _verdict(ctx: RuleContext, container: ContainerSite) -> _Verdict:
         ctx.container_sc(container, "runAsGroup") is MISSING and ctx.pod_sc("runAsGroup") is MISSING
     ):
         fill = (*fill, ("runAsGroup", decision.run_as_group))
-    return _Verdict(decision.adds_non_root, decision.reason, fill, image=True)
+    return _Verdict(
+        decision.adds_non_root,
+        decision.reason,
+        fill,
+        image=True,
+        quiet=decision.action == "user-namespace",
+        root=decision.root,
+    )
+
+
+def _relaxed(ctx: RuleContext) -> bool:
+    """The pod has ``hostUsers: false`` and the policy version lets such a pod run as root."""
+    return ctx.user_namespace_policy and ctx.in_user_namespace()
 
 
 def apply(ctx: RuleContext) -> None:
@@ -240,8 +295,11 @@ def apply(ctx: RuleContext) -> None:
     spec_sc = (*ctx.site.spec_path, "securityContext")
     pod_flag = as_bool(ctx.pod_sc("runAsNonRoot"))
     pod_root = _root_user(ctx.pod_sc("runAsUser"))
+    # In its own user namespace (v1.35 policies) a pod may run as root: Pod Security accepts
+    # runAsUser 0 and runAsNonRoot false there, so neither is a finding.
+    relaxed = _relaxed(ctx)
 
-    if pod_root:
+    if pod_root and not relaxed:
         ctx.finding(
             "pod sets securityContext.runAsUser=0 (root); set a non-zero user",
             (*spec_sc, "runAsUser"),
@@ -249,6 +307,8 @@ def apply(ctx: RuleContext) -> None:
             level="restricted",
         )
     for container in ctx.site.containers:
+        if relaxed:
+            break
         if ctx.mine(container) and _root_user(ctx.container_sc(container, "runAsUser")):
             ctx.finding(
                 f'container "{container.name}" sets securityContext.runAsUser=0 (root); '
@@ -297,7 +357,7 @@ def apply(ctx: RuleContext) -> None:
                 "enforced runAsNonRoot=true on the pod",
                 replace=True,
             )
-        else:
+        elif not relaxed:
             ctx.finding(
                 "pod sets securityContext.runAsNonRoot=false",
                 (*spec_sc, "runAsNonRoot"),
@@ -316,7 +376,7 @@ def apply(ctx: RuleContext) -> None:
                     container=container,
                     replace=True,
                 )
-            else:
+            elif not relaxed:
                 ctx.finding(
                     f'container "{container.name}" sets securityContext.runAsNonRoot=false',
                     (*container.path, "securityContext", "runAsNonRoot"),
@@ -362,14 +422,27 @@ def apply(ctx: RuleContext) -> None:
             f'set runAsNonRoot=true on container "{container.name}": {verdict(container).reason}',
             container=container,
         )
+    kept_root: list[str] = []
     for container in ctx.containers:
         decided = verdict(container)
-        if explicit(container) is None and not decided.ok and decided.image:
+        if explicit(container) is None and not decided.ok and decided.image and not decided.quiet:
             ctx.note(
                 f'container "{container.name}": {decided.reason}',
                 (*container.path, "image"),
                 container=container,
             )
+            if decided.root:
+                kept_root.append(container.name)
+    missing = ctx.user_namespace_missing
+    if kept_root and missing and ctx.image_policy.root == "user-namespace":
+        # Its own line (a webhook warning is cut at 256 characters): why the pod got no user
+        # namespace, in which these containers would run as root safely.
+        names = ", ".join(f'"{name}"' for name in kept_root)
+        ctx.note(
+            f"no user namespace for this pod, in which container {names} could run as root "
+            f"safely: {missing}",
+            ctx.site.spec_path,
+        )
 
 
 def _report_refusal(ctx: RuleContext, container: ContainerSite) -> None:

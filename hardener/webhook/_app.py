@@ -34,6 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hardener.config import Config, default_config
 from hardener.model import preview
+from hardener.userns import Support
 from hardener.webhook._logs import LOGGER_NAME, log_review
 from hardener.webhook._metrics import BAD_REQUEST, Metrics
 from hardener.webhook._review import (
@@ -57,6 +58,7 @@ __all__ = [
     "OFFLOAD_VOLUMES",
     "REVIEW_THREADS",
     "STATE_KEY",
+    "SUPPORT_KEY",
     "ServerState",
     "create_app",
     "create_metrics_app",
@@ -124,6 +126,10 @@ class ServerState:
 CONFIG_KEY = web.AppKey("config", Config)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 STATE_KEY = web.AppKey("state", ServerState)
+SUPPORT_KEY: web.AppKey[Callable[[], Support | None]] = web.AppKey("user_namespaces")
+"""What the cluster supports for user namespaces now, read from memory in each review (the
+node watch of ``user-namespaces: auto``); ``None`` when no watch runs: ``auto`` is then off,
+as in ``fix``."""
 
 
 def _json(status: int, payload: dict[str, object]) -> web.Response:
@@ -147,9 +153,11 @@ def _prepare(body: bytes, config: Config) -> ReviewResult | ReviewWork:
     return prepare_review(decode_review(body), config, body_bytes=len(body))
 
 
-def _finish(work: ReviewWork, config: Config, deadline: float) -> ReviewResult:
+def _finish(
+    work: ReviewWork, config: Config, deadline: float, support: Support | None
+) -> ReviewResult:
     try:
-        return finish_review(work, config, deadline=deadline)
+        return finish_review(work, config, deadline=deadline, user_namespaces=support)
     except Exception:
         _log.exception("review failed", extra={"fields": {"uid": work.request["uid"]}})
         return error_result(work.request)
@@ -232,7 +240,9 @@ async def _mutate(request: web.Request) -> web.Response:
             refused.force_close()
             return refused
         try:
-            result = await _review_body(state, body, config, deadline)
+            # A read from memory: the node watch publishes, a review never waits on it.
+            support = app[SUPPORT_KEY]()
+            result = await _review_body(state, body, config, deadline, support)
         except BadReviewError as exc:
             return _bad_request(metrics, started, exc)
         except Exception:
@@ -246,6 +256,8 @@ async def _mutate(request: web.Request) -> web.Response:
         metrics.by_outcome[outcome].inc()
         if outcome == "patched":
             metrics.count_patch(result.rules)
+        if result.user_namespace:
+            metrics.count_user_namespace(result.user_namespace)
         metrics.latency.observe(latency)
         log_review(
             {
@@ -268,7 +280,7 @@ async def _mutate(request: web.Request) -> web.Response:
 
 
 async def _review_body(
-    state: ServerState, body: bytes, config: Config, deadline: float
+    state: ServerState, body: bytes, config: Config, deadline: float, support: Support | None
 ) -> ReviewResult:
     """Decode, size and harden on the event loop when the work is small; else in a thread."""
     if len(body) <= OFFLOAD_BYTES:
@@ -283,9 +295,9 @@ async def _review_body(
     if isinstance(prepared, ReviewResult):
         return prepared
     if len(body) <= OFFLOAD_BYTES and _small(prepared):
-        return _finish(prepared, config, deadline)
+        return _finish(prepared, config, deadline, support)
     try:
-        return await _in_thread(state, deadline, _finish, prepared, config, deadline)
+        return await _in_thread(state, deadline, _finish, prepared, config, deadline, support)
     except TimeoutError:
         return past_deadline_result(prepared.request, config.webhook.deadline_seconds)
 
@@ -349,11 +361,14 @@ def create_app(
     *,
     tls: CertReloader | None = None,
     metrics: Metrics | None = None,
+    user_namespaces: Callable[[], Support | None] | None = None,
 ) -> web.Application:
     """The webhook app: ``POST /mutate``, ``GET /healthz``, ``GET /readyz``.
 
     ``tls`` is the certificate the server listens with, when it does: ``/readyz`` answers 503
     until it is loaded. ``metrics`` defaults to a fresh registry of the app's own.
+    ``user_namespaces`` answers, without blocking, what the cluster supports now (the node
+    watch's ``support``); without it, ``user-namespaces: auto`` is off, as in ``fix``.
     """
     config = config if config is not None else default_config()
     # aiohttp stops reading past client_max_size; the handler turns that into a 400 that
@@ -365,12 +380,20 @@ def create_app(
     metrics.track_in_flight(lambda: state.in_flight)
     app[METRICS_KEY] = metrics
     app[STATE_KEY] = state
+    app[SUPPORT_KEY] = user_namespaces if user_namespaces is not None else _no_watch
+    metrics.track_user_namespaces(
+        lambda: Support.for_mode(config.user_namespaces, app[SUPPORT_KEY]())
+    )
     app.router.add_post("/mutate", _mutate)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app
+
+
+def _no_watch() -> Support | None:
+    return None
 
 
 async def _metrics_handler(request: web.Request) -> web.Response:

@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 
 from hardener.rules import RULES
+from hardener.rules.user_namespace import REASONS as USER_NAMESPACE_REASONS
+from hardener.userns import Support
 from hardener.webhook._review import OUTCOMES
 
 __all__ = ["BAD_REQUEST", "LATENCY_BUCKETS", "Metrics"]
@@ -73,7 +75,8 @@ class _RuleCounter(Counter):
 
 class Metrics:
     """Requests by outcome, patches by rule, latency, requests in flight, certificate reloads
-    and expiry."""
+    and expiry, the ``user-namespace`` rule's decisions by reason and the state of user
+    namespace support."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -117,6 +120,42 @@ class Metrics:
         self.by_rule = {rule.id: self.patches.labels(rule.id) for rule in RULES}
         for result in ("success", "failure"):
             self.cert_reloads.labels(result)
+        self.user_namespace = Counter(
+            "hardener_webhook_user_namespace_decisions",
+            "Pods reviewed, by what the user-namespace rule decided for them (added: "
+            "hostUsers: false set; the other reasons say why not).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.by_user_namespace = {
+            reason: self.user_namespace.labels(reason) for reason in USER_NAMESPACE_REASONS
+        }
+        self.user_namespaces_enabled = Gauge(
+            "hardener_webhook_user_namespaces_enabled",
+            "1 while a pod on the default runtime handler gets hostUsers: false "
+            "(user-namespaces: always, or auto with every Linux node reporting support), else 0.",
+            registry=self.registry,
+        )
+        self.user_namespaces_synced = Gauge(
+            "hardener_webhook_user_namespaces_watch_synced",
+            "1 while the node watch of user-namespaces: auto has a current view of the "
+            "cluster's Nodes, else 0 (not listed yet, the API server cannot be reached, or "
+            "auto is not in use).",
+            registry=self.registry,
+        )
+
+    def count_user_namespace(self, reasons: tuple[str, ...]) -> None:
+        """The ``user-namespace`` rule's decisions in one review."""
+        for reason in reasons:
+            counter = self.by_user_namespace.get(reason)
+            if counter is None:  # a reason added without a series: count it all the same
+                counter = self.by_user_namespace[reason] = self.user_namespace.labels(reason)
+            counter.inc()
+
+    def track_user_namespaces(self, support: Callable[[], Support]) -> None:
+        """Report ``support()``'s state whenever the metrics are collected."""
+        self.user_namespaces_enabled.set_function(lambda: float(support().default_on))
+        self.user_namespaces_synced.set_function(lambda: float(support().state == "cluster"))
 
     def count_patch(self, rules: tuple[str, ...]) -> None:
         """One patched review that applied ``rules``."""

@@ -60,6 +60,8 @@ from hardener.model import (
     preview,
 )
 from hardener.pss import Violation, evaluate
+from hardener.rules.user_namespace import RULE as USER_NAMESPACE_RULE
+from hardener.userns import Support
 
 __all__ = [
     "API_VERSION",
@@ -188,6 +190,8 @@ class ReviewResult:
     """Rules applied (``patched``) or that would apply (``warned``)."""
     ops: int = 0
     violations: tuple[str, ...] = field(default=())
+    user_namespace: tuple[str, ...] = ()
+    """The ``user-namespace`` rule's reason for each pod of the object (``REASONS``)."""
 
 
 @dataclass(frozen=True)
@@ -511,6 +515,7 @@ def review(
     *,
     deadline: float | None = None,
     images: Mapping[str, ImageFacts] | None = None,
+    user_namespaces: Support | None = None,
 ) -> ReviewResult:
     """Decide the AdmissionResponse for a validated request: ``prepare_review``, then
     ``finish_review`` when there is work to do.
@@ -519,12 +524,15 @@ def review(
     answer becomes allowed-without-patch plus a warning. ``images`` are the facts of the
     images the object names (by ``image`` string as written), learnt before this pure call;
     without them the config's ``images.unknown`` policy decides. The engine's explanations of
-    its image decisions travel as warnings.
+    its image decisions travel as warnings. ``user_namespaces`` is the cluster's support as
+    the node watch last saw it (``user-namespaces: auto``; without it, ``auto`` is off).
     """
     prepared = prepare_review(request, config)
     if isinstance(prepared, ReviewResult):
         return prepared
-    return finish_review(prepared, config, deadline=deadline, images=images)
+    return finish_review(
+        prepared, config, deadline=deadline, images=images, user_namespaces=user_namespaces
+    )
 
 
 def _size(obj: JSONObject) -> tuple[int, int]:
@@ -628,6 +636,7 @@ def finish_review(
     *,
     deadline: float | None = None,
     images: Mapping[str, ImageFacts] | None = None,
+    user_namespaces: Support | None = None,
 ) -> ReviewResult:
     """Harden ``work.obj`` with the engine and answer (see ``review``)."""
     request, obj, scope, namespace = work.request, work.obj, work.scope, work.namespace
@@ -636,7 +645,15 @@ def finish_review(
         return past_deadline_result(request, config.webhook.deadline_seconds)
     try:
         # The PSS verdict below is the evaluator's own, on the patched object.
-        decided = plan(obj, config, namespace=namespace, scope=scope, evaluate=False, images=images)
+        decided = plan(
+            obj,
+            config,
+            namespace=namespace,
+            scope=scope,
+            evaluate=False,
+            images=images,
+            user_namespaces=user_namespaces,
+        )
     except InvalidObjectError as exc:
         return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
     if deadline is not None and time.monotonic() > deadline:
@@ -690,6 +707,9 @@ def finish_review(
         rules,
         len(ops) if mutate else 0,
         checks,
+        tuple(d.reason for d in decided.decisions if d.rule == USER_NAMESPACE_RULE.id)
+        if decided.decisions
+        else (),
     )
 
 

@@ -47,6 +47,7 @@ from hardener.certs import (
 )
 from hardener.config import Config
 from hardener.model import HardenerError
+from hardener.nodewatch import SupportWatch
 from hardener.webhook._app import STATE_KEY, create_app, create_metrics_app
 from hardener.webhook._logs import LOGGER_NAME, log_event
 from hardener.webhook._metrics import Metrics
@@ -80,6 +81,10 @@ class ServeOptions:
     insecure: bool = False
     sans: tuple[str, ...] = ()
     cert_check_interval: float = 1.0
+    cluster: Callable[[], Any] | None = None
+    """Makes a ``kubernetes.client.ApiClient`` for the cluster the webhook serves, whose Nodes
+    and RuntimeClasses ``user-namespaces: auto`` follows; raises ``HardenerError`` when there
+    is none to reach (``auto`` is then off)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,35 @@ def _addresses(runner: web.AppRunner) -> list[str]:
     return found
 
 
+def _watch_nodes(options: ServeOptions) -> SupportWatch | None:
+    """Start following the cluster's Nodes for ``user-namespaces: auto``, when it applies."""
+    if options.config.user_namespaces != "auto":
+        return None
+    if options.cluster is None:
+        log_event(
+            _log,
+            logging.WARNING,
+            "user namespaces: no cluster to watch; the user-namespace rule is off",
+            hint="set user-namespaces: always or never in the config",
+        )
+        return None
+    try:
+        api = options.cluster()
+    except HardenerError as exc:
+        log_event(
+            _log,
+            logging.WARNING,
+            "user namespaces: no cluster to watch; the user-namespace rule is off",
+            error=str(exc),
+            hint="give --kubeconfig (or run in the cluster), or set user-namespaces: always "
+            "or never in the config",
+        )
+        return None
+    watch = SupportWatch(api)
+    watch.start()
+    return watch
+
+
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """What makes the server's event loop: uvloop's when it can be imported, else asyncio's."""
     if uvloop is not None:
@@ -218,6 +252,7 @@ async def serve(
     metrics = Metrics()
     runner: web.AppRunner | None = None
     metrics_runner: web.AppRunner | None = None
+    watch: SupportWatch | None = None
     loop = asyncio.get_running_loop()
     try:
         if not options.insecure:
@@ -244,7 +279,13 @@ async def serve(
             tls.load()
             metrics.track_cert_expiry(lambda: tls.not_after if tls is not None else 0.0)
 
-        app = create_app(config, tls=tls, metrics=metrics)
+        watch = _watch_nodes(options)
+        app = create_app(
+            config,
+            tls=tls,
+            metrics=metrics,
+            user_namespaces=watch.support if watch is not None else None,
+        )
         shutdown_timeout = config.webhook.deadline_seconds + _SHUTDOWN_MARGIN
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
@@ -275,6 +316,7 @@ async def serve(
             profile=config.profile,
             pss_level=config.level,
             config=config.source,
+            user_namespaces=config.user_namespaces,
         )
         if options.insecure:
             log_event(
@@ -328,5 +370,8 @@ async def serve(
         for leftover in (runner, metrics_runner):
             if leftover is not None:
                 await leftover.cleanup()
+        if watch is not None:
+            watch.stop()
+            watch.api.close()
         if generated is not None:
             shutil.rmtree(generated.directory, ignore_errors=True)

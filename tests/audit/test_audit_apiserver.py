@@ -60,8 +60,11 @@ NAMESPACES = {
 CONFIG = parse_config({"images": {"unknown": "assume-nonroot"}})
 KINDS = ("deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs", "pods")
 READER = "audit-reader"
-# What docs/audit.md says the audit needs: list on the workload kinds and namespaces.
+# What docs/audit.md says the audit needs: list on the workload kinds and namespaces, and on
+# nodes and runtime classes for the user-namespace section.
 RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
+    {"apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["get", "list"]},
     {
         "apiGroups": ["apps"],
@@ -498,7 +501,9 @@ def test_one_namespace_and_a_missing_one(cluster: APIServer, audit: Audit) -> No
 def test_nothing_to_change_exits_zero(audit: Audit) -> None:
     code, out, _ = audit("-n", "audit-empty")
     assert code == 0
-    assert out == (
+    # The user-namespace section comes first; what it says depends on the session's nodes.
+    assert out.startswith("user namespaces (user-namespaces: auto): ")
+    assert out.splitlines(keepends=True)[-1] == (
         "hardener audit: 0 workloads in 0 namespaces, 0 would change (0 changes), 0 findings, "
         "PSS: 0 not allowed now, 0 after hardening\n"
     )
@@ -697,3 +702,19 @@ def test_rejected_credentials(cluster: APIServer, audit: Audit, tmp_path: Path) 
     code, out, err = audit("-A", kubeconfig=path)
     assert (code, out) == (2, "")
     assert "rejected the credentials (401 Unauthorized: Unauthorized)" in err
+
+
+def test_unknown_images_are_kept_by_default(audit: Audit, tmp_path: Path) -> None:
+    # Without the assumption the other tests make: an image whose user is not known gets no
+    # runAsNonRoot (the kubelet would refuse it for a root or named user), and audit says so.
+    settings = tmp_path / "default.yaml"
+    settings.write_text("images: {lookup: false}\n", encoding="utf-8")
+    report = _json(audit, "-A", "--config", str(settings))
+    web = _ours(report)["audit-shop/Deployment/web"]
+    assert not [c for c in web["changes"] if c["pointer"].endswith("/runAsNonRoot")]
+    [kept] = [
+        f for f in web["findings"] if f["rule"] == "run-as-non-root" and f["container"] == "app"
+    ]
+    assert "registry.example/web:1.4 is not known" in kept["message"]
+    assert "images.unknown: keep" in kept["message"]
+    assert "runAsNonRoot" in [v["check"] for v in web["pss"]["after_hardening"]]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hardener.audit import webhook_configuration
+from hardener.audit import NODE_READER_RULES, webhook_configuration
 from hardener.certs import make_bundle
 from hardener.cli import main
 from tests.apiserver import APIServer
@@ -20,6 +20,10 @@ from tests.apiserver import APIServer
 pytestmark = pytest.mark.apiserver
 
 MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+ROLE = f"{RBAC}/clusterroles/hardener"
+BINDING = f"{RBAC}/clusterrolebindings/hardener"
+CREATED = "(server-side apply, field manager hardener)"
 # The server's defaults for fields hardener leaves out of a webhook entry.
 SERVER_DEFAULTS = {"port": 443}
 
@@ -49,6 +53,24 @@ def clean(apiserver: APIServer) -> Iterator[set[str]]:
     assert "hardener" not in before
     yield before
     apiserver.request("DELETE", f"{MWC}/hardener")
+    apiserver.request("DELETE", BINDING)
+    apiserver.request("DELETE", ROLE)
+
+
+def _as_account(
+    apiserver: APIServer, namespace: str, account: str, directory: Path
+) -> tuple[Path, str]:
+    """A kubeconfig that speaks as the ServiceAccount (a TokenRequest token), and the token."""
+    token: str = apiserver.must(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )["status"]["token"]
+    config = yaml.safe_load(apiserver.kubeconfig.read_text(encoding="utf-8"))
+    config["users"][0]["user"]["token"] = token
+    path = directory / f"{namespace}-{account}.kubeconfig"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path, token
 
 
 def _stored_as_sent(stored: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
@@ -73,19 +95,31 @@ def test_install_dry_run_install_update_and_uninstall(
 
     code, out, err = _run(capsys, *args, "--dry-run")
     assert code == 0, err
-    assert "would be created (server dry run)" in err
-    printed = yaml.safe_load(out)
+    assert (
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener would be created" in err
+    )
+    assert "clusterrole.rbac.authorization.k8s.io/hardener would be created" in err
+    assert "clusterrolebinding.rbac.authorization.k8s.io/hardener would be created" in err
+    printed, role, binding = yaml.safe_load_all(out)
     assert printed["metadata"]["uid"] and printed["metadata"]["managedFields"][0]["manager"] == (
         "hardener"
     )
+    assert (role["kind"], binding["kind"]) == ("ClusterRole", "ClusterRoleBinding")
     assert _names(apiserver) == clean  # nothing stored
+    assert apiserver.request("GET", ROLE).status == 404
 
     code, out, err = _run(capsys, *args)
     assert (code, err) == (0, "")
     assert out == (
-        "mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener created "
-        "(server-side apply, field manager hardener)\n"
+        f"mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener created {CREATED}\n"
+        f"clusterrole.rbac.authorization.k8s.io/hardener created {CREATED}\n"
+        f"clusterrolebinding.rbac.authorization.k8s.io/hardener created {CREATED}\n"
     )
+    # Read-only on nodes and RuntimeClasses, for the webhook's ServiceAccount, nothing else.
+    assert apiserver.must("GET", ROLE)["rules"] == NODE_READER_RULES
+    assert apiserver.must("GET", BINDING)["subjects"] == [
+        {"kind": "ServiceAccount", "name": "hardener", "namespace": "hardener-system"}
+    ]
     assert _names(apiserver) == clean | {"hardener"}
     stored = apiserver.must("GET", f"{MWC}/hardener")
     assert stored["metadata"]["generation"] == 1
@@ -107,8 +141,13 @@ def test_install_dry_run_install_update_and_uninstall(
 
     code, out, _ = _run(capsys, "uninstall", *kc)
     assert code == 0
-    assert out == "mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener deleted\n"
+    assert out == (
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/hardener deleted\n"
+        "clusterrolebinding.rbac.authorization.k8s.io/hardener deleted\n"
+        "clusterrole.rbac.authorization.k8s.io/hardener deleted\n"
+    )
     assert _names(apiserver) == clean
+    assert apiserver.request("GET", ROLE).status == 404
 
     code, out, _ = _run(capsys, "uninstall", *kc)
     assert code == 0 and out.endswith("hardener not found: nothing to remove\n")
@@ -155,15 +194,7 @@ def test_install_and_uninstall_without_the_permission(
 ) -> None:
     """A ServiceAccount with no rights on webhook configurations: the server's 403, named."""
     apiserver.create_namespace("install-test")
-    token = apiserver.must(
-        "POST",
-        "/api/v1/namespaces/install-test/serviceaccounts/default/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
-    )["status"]["token"]
-    config = yaml.safe_load(apiserver.kubeconfig.read_text(encoding="utf-8"))
-    config["users"][0]["user"]["token"] = token
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path, _ = _as_account(apiserver, "install-test", "default", tmp_path)
     user = "system:serviceaccount:install-test:default"
 
     code, _, err = _run(
@@ -199,3 +230,82 @@ def test_uninstall_with_rejected_credentials(
     code, out, err = _run(capsys, "uninstall", "--kubeconfig", str(path))
     assert (code, out) == (2, "")
     assert "rejected the credentials (401 Unauthorized: Unauthorized)" in err
+
+
+def test_the_installed_role_lets_the_webhook_read_nodes_and_nothing_else(
+    apiserver: APIServer,
+    ca: tuple[Path, bytes],
+    clean: set[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The ServiceAccount bound by install reads what the node watch needs; writes and other
+    resources stay forbidden. A ClusterRole made by deploy/ (no managed-by hardener label) is
+    left alone by uninstall."""
+    from hardener.audit import connect
+    from hardener.nodewatch import SupportWatch
+
+    namespace = "install-rbac"
+    apiserver.create_namespace(namespace)
+    apiserver.must(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts",
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "webhook"}},
+    )
+    kc = ("--kubeconfig", str(apiserver.kubeconfig))
+    code, _, err = _run(
+        capsys,
+        "install",
+        *kc,
+        "--service",
+        "hardener",
+        "--namespace",
+        namespace,
+        "--service-account",
+        "webhook",
+        "--ca-bundle",
+        str(ca[0]),
+    )
+    assert code == 0, err
+    path, token = _as_account(apiserver, namespace, "webhook", tmp_path)
+    for verb, url, allowed in (
+        ("GET", "/api/v1/nodes", True),
+        ("GET", "/api/v1/nodes?watch=true&timeoutSeconds=1", True),
+        ("GET", "/apis/node.k8s.io/v1/runtimeclasses", True),
+        ("GET", "/api/v1/pods", False),
+        ("GET", "/api/v1/secrets", False),
+        ("DELETE", "/api/v1/nodes/none", False),
+    ):
+        status = apiserver.request(verb, url, token=token).status
+        assert (status != 403) == allowed, (verb, url, status)
+    connection = connect(str(path))
+    try:
+        assert SupportWatch.read_once(connection.api, 10).state == "cluster"
+    finally:
+        connection.close()
+
+    # Without --service (a URL), or with --no-rbac, no RBAC is applied.
+    assert _run(capsys, "uninstall", *kc)[0] == 0
+    assert apiserver.request("GET", ROLE).status == 404
+    for extra in (("--url", "https://hooks.example.com/mutate"), ("--service", "x", "--no-rbac")):
+        code, out, err = _run(capsys, "install", *kc, *extra, "--ca-bundle", str(ca[0]))
+        assert code == 0 and "clusterrole" not in out, err
+        assert apiserver.request("GET", ROLE).status == 404
+
+    # A ClusterRole of the same name that install did not make stays.
+    apiserver.must(
+        "POST",
+        f"{RBAC}/clusterroles",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": "hardener",
+                "labels": {"app.kubernetes.io/managed-by": "kustomize"},
+            },
+            "rules": NODE_READER_RULES,
+        },
+    )
+    code, out, _ = _run(capsys, "uninstall", *kc)
+    assert code == 0 and "clusterrole" not in out
+    assert apiserver.request("GET", ROLE).status == 200

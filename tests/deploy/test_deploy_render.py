@@ -29,7 +29,12 @@ Rendered = dict[str, list[Obj]]
 # The oldest Kubernetes minor the manifests claim to support (docs/deploy.md) and the newest the
 # installed kubernetes-validate ships schemas for.
 KUBERNETES_VERSIONS = ["1.30", kubernetes_validate.latest_version()]
-CLUSTER_SCOPED = {"Namespace", "MutatingWebhookConfiguration"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "MutatingWebhookConfiguration",
+    "ClusterRole",
+    "ClusterRoleBinding",
+}
 CERT_MANAGER_KINDS = {"Issuer", "Certificate"}
 
 # kubernetes-validate has no schemas for cert-manager's CRDs. This covers the cert-manager.io/v1
@@ -131,6 +136,8 @@ def test_every_overlay_directory_is_rendered() -> None:
 def test_renders_the_expected_objects(rendered: Rendered, target: str) -> None:
     kinds = sorted(o["kind"] for o in rendered[target])
     expected = [
+        "ClusterRole",
+        "ClusterRoleBinding",
         "ConfigMap",
         "Deployment",
         "MutatingWebhookConfiguration",
@@ -232,7 +239,20 @@ def test_references_between_objects_resolve(rendered: Rendered, target: str) -> 
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     assert admitted == {8443, 9090}
-    assert policy["spec"]["egress"] == []
+    # Egress: the API server's ports only, for user-namespaces: auto's watch.
+    (egress,) = policy["spec"]["egress"]
+    assert {(p["port"], p["protocol"]) for p in egress["ports"]} == {(443, "TCP"), (6443, "TCP")}
+
+    binding = find(objects, "ClusterRoleBinding", "hardener")
+    assert (
+        binding["roleRef"]["name"] == find(objects, "ClusterRole", "hardener")["metadata"]["name"]
+    )
+    (subject,) = binding["subjects"]
+    assert (subject["kind"], subject["name"], subject["namespace"]) == (
+        "ServiceAccount",
+        pod["serviceAccountName"],
+        deployment["metadata"]["namespace"],
+    )
 
     webhooks = find(objects, "MutatingWebhookConfiguration", "hardener")["webhooks"]
     for webhook in webhooks:
@@ -240,17 +260,44 @@ def test_references_between_objects_resolve(rendered: Rendered, target: str) -> 
         assert (ref["name"], ref["namespace"], ref["port"]) == ("hardener", "hardener-system", 443)
 
 
-def test_service_account_has_no_token(rendered: Rendered) -> None:
+def test_the_token_is_mounted_for_the_node_watch(rendered: Rendered) -> None:
+    # user-namespaces: auto reads Nodes and RuntimeClasses with the pod's token.
     account = find(rendered["base"], "ServiceAccount", "hardener")
-    assert account["automountServiceAccountToken"] is False
+    assert account["automountServiceAccountToken"] is True
     pod = find(rendered["base"], "Deployment", "hardener")["spec"]["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is True
 
 
-def test_no_rbac_anywhere(rendered: Rendered) -> None:
+# What the webhook may read, and nothing else: get, list and watch on nodes and RuntimeClasses.
+WEBHOOK_RULES = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+    {
+        "apiGroups": ["node.k8s.io"],
+        "resources": ["runtimeclasses"],
+        "verbs": ["get", "list", "watch"],
+    },
+]
+
+
+def test_rbac_is_read_only_on_nodes_and_runtime_classes(rendered: Rendered) -> None:
     rbac = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
     for target, objects in rendered.items():
-        assert not [o for o in objects if o["kind"] in rbac], target
+        found = sorted((o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] in rbac)
+        assert found == [("ClusterRole", "hardener"), ("ClusterRoleBinding", "hardener")], target
+        role = find(objects, "ClusterRole", "hardener")
+        assert role["rules"] == WEBHOOK_RULES, target
+        assert "aggregationRule" not in role
+
+
+def test_install_grants_what_deploy_grants(rendered: Rendered) -> None:
+    from hardener.audit import rbac_objects
+
+    role, binding = rbac_objects(namespace="hardener-system", service_account="hardener")
+    deployed_role = find(rendered["base"], "ClusterRole", "hardener")
+    deployed_binding = find(rendered["base"], "ClusterRoleBinding", "hardener")
+    assert role["rules"] == deployed_role["rules"]
+    assert binding["roleRef"] == deployed_binding["roleRef"]
+    assert binding["subjects"] == deployed_binding["subjects"]
 
 
 def test_own_namespace_enforces_restricted(rendered: Rendered) -> None:

@@ -79,7 +79,13 @@ def _rule(objects: list[Obj]) -> Obj:
 def test_components_render_onto_the_overlay(observed: dict[str, list[Obj]], overlay: str) -> None:
     objects = observed[overlay]
     for obj in objects:
-        if obj["kind"] not in {"Namespace", "MutatingWebhookConfiguration"}:
+        cluster_scoped = {
+            "Namespace",
+            "MutatingWebhookConfiguration",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        }
+        if obj["kind"] not in cluster_scoped:
             assert obj["metadata"].get("namespace") == "hardener-system", obj["kind"]
     service = find(objects, "Service", "hardener")
     monitor = find(objects, "ServiceMonitor", "hardener")

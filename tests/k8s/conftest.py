@@ -43,12 +43,18 @@ class Webhook:
     configuration: str
     process: subprocess.Popen[bytes]
     log: Path
+    metrics: str = ""
+    """``http://127.0.0.1:PORT`` of its metrics port."""
 
 
-def _serve(tls: Path, work: Path, mode: str) -> Webhook:
+def serve(
+    tls: Path, work: Path, mode: str, *, config_text: str = "", args: tuple[str, ...] = ()
+) -> Webhook:
+    """Start ``hardener serve`` in ``mode`` (``config_text`` adds config lines, ``args`` command
+    line options) and wait until it is ready."""
     port, metrics_port = free_port(), free_port()
     config = work / f"{mode}.yaml"
-    config.write_text(f"mode: {mode}\n", encoding="utf-8")
+    config.write_text(f"mode: {mode}\n{config_text}", encoding="utf-8")
     log = work / f"serve-{mode}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -69,6 +75,7 @@ def _serve(tls: Path, work: Path, mode: str) -> Webhook:
                 str(tls / "tls.crt"),
                 "--tls-key",
                 str(tls / "tls.key"),
+                *args,
             ],
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -82,7 +89,13 @@ def _serve(tls: Path, work: Path, mode: str) -> Webhook:
         except OSError:
             assert time.monotonic() < deadline, "hardener serve did not become ready"
             time.sleep(0.1)
-    return Webhook(f"https://127.0.0.1:{port}/mutate", f"hardener-e2e-{mode}", process, log)
+    return Webhook(
+        f"https://127.0.0.1:{port}/mutate",
+        f"hardener-e2e-{mode}",
+        process,
+        log,
+        f"http://127.0.0.1:{metrics_port}",
+    )
 
 
 def register(apiserver: APIServer, name: str, url: str, ca: bytes, label: str) -> dict[str, Any]:
@@ -115,7 +128,7 @@ def webhooks(
     running: dict[str, Webhook] = {}
     try:
         for mode in ("mutate", "warn"):
-            running[mode] = hook = _serve(tls, work, mode)
+            running[mode] = hook = serve(tls, work, mode)
             register(apiserver, hook.configuration, hook.url, ca, mode)
         yield running
     finally:

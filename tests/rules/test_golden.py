@@ -10,7 +10,8 @@ For each rule, run alone:
 
 A folder's optional ``images.yaml`` gives the facts of the images its cases name (image string
 to ``user``, ``uid``, ``volumes``); without it the cases run with no facts, under the config's
-``images.unknown`` policy.
+``images.unknown`` policy. An optional ``config.yaml`` adds top-level config keys (such as
+``user-namespaces: always``, which ``user-namespace`` needs to act in a face without a cluster).
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ FILES = ("fail", "fixed", "pass")
 
 
 def only(rule_id: str) -> Config:
-    return parse_config({"rules": {rule.id: {"enabled": rule.id == rule_id} for rule in RULES}})
+    extra: dict[str, object] = {}
+    path = GOLDEN / rule_id / "config.yaml"
+    if path.is_file():
+        (extra,) = load_all(path.read_text(encoding="utf-8"))
+    return parse_config(
+        {**extra, "rules": {rule.id: {"enabled": rule.id == rule_id} for rule in RULES}}
+    )
 
 
 def facts(rule_id: str) -> dict[str, ImageFacts]:
