@@ -51,6 +51,7 @@ def _ids(level: str, version: str) -> set[str]:
 def test_public_surface() -> None:
     assert set(hardener.pss.__all__) == {
         "ALL",
+        "V1_35_USER_NAMESPACES",
         "NET_BIND_SERVICE",
         "drops_all",
         "loose_all",

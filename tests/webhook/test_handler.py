@@ -519,7 +519,10 @@ async def test_a_review_of_many_small_containers_never_stalls_the_event_loop(
     assert answer["response"]["auditAnnotations"] == {"outcome": "deadline"}
     assert took < 0.6 + 0.4, took
     assert len(latencies) >= 4
-    assert max(latencies) < 0.1, sorted(latencies)[-3:]
+    # Hardening on the loop would hold every probe for over a second; a busy machine can
+    # deschedule the process for a few hundred milliseconds, which is not a stall.
+    assert sorted(latencies)[len(latencies) // 2] < 0.1, sorted(latencies)
+    assert max(latencies) < 0.5, sorted(latencies)[-3:]
 
 
 async def test_reviews_of_more_than_a_few_containers_are_hardened_off_the_event_loop(
