@@ -43,7 +43,9 @@ _OTHER_READERS = re.compile(
     re.VERBOSE,
 )
 _INDICATORS = set("-?:,[]{}#&*!|>'\"%@`")
-_FLOW_INDICATORS = set(",[]{}")
+# Inside flow collections PyYAML misreads a plain scalar with ":?" ("{0:?: 1}" does not load):
+# "?" is quoted there too.
+_FLOW_INDICATORS = set(",[]{}?")
 
 
 def _needs_escape(char: str) -> bool:

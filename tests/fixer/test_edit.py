@@ -269,3 +269,11 @@ def test_old_mac_line_endings_are_kept() -> None:
 
 def test_a_flow_document_in_a_yaml_file_gets_yaml_not_json() -> None:
     assert _apply("--- {a: 1}\n", _add("/b", {"c": "yes"})) == '--- {a: 1, b: {c: "yes"}}\n'
+
+
+@pytest.mark.parametrize("text", ["0:?", "a?b", "?x"])
+def test_a_question_mark_in_flow_is_quoted(text: str) -> None:
+    """PyYAML cannot read ``0:?`` as a plain scalar inside a flow collection (found by the
+    property test above): ``?`` is quoted there."""
+    for quote in ('"', "'"):
+        assert _value(f"root: {flow_text({text: [text]}, quote)}\n") == {"root": {text: [text]}}
