@@ -13,6 +13,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from hardener.locate import KINDS
+
 __all__ = [
     "CONFIGURATION_NAME",
     "SKIP_LABEL",
@@ -26,6 +28,16 @@ WEBHOOK_NAMES: tuple[str, str] = ("pods.hardener.dev", "workloads.hardener.dev")
 SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
 SKIP_LABEL = "hardener.dev/skip"
 """A label (the API server's selectors read labels) that keeps a namespace or object away."""
+
+
+def _controller_resources() -> dict[str, list[str]]:
+    """The resources of the controllers the webhook hardens, by API group (``hardener.locate``
+    owns the list)."""
+    by_group: dict[str, list[str]] = {}
+    for kind in KINDS:
+        if kind.admitted and kind.template:
+            by_group.setdefault(kind.group, []).append(kind.resource)
+    return by_group
 
 
 def _rule(group: str, operations: list[str], resources: list[str]) -> dict[str, Any]:
@@ -92,13 +104,8 @@ def webhook_configuration(
                 "name": WEBHOOK_NAMES[1],
                 **copy.deepcopy(common),
                 "rules": [
-                    _rule(
-                        "apps",
-                        ["CREATE", "UPDATE"],
-                        ["deployments", "statefulsets", "daemonsets", "replicasets"],
-                    ),
-                    _rule("", ["CREATE", "UPDATE"], ["replicationcontrollers"]),
-                    _rule("batch", ["CREATE", "UPDATE"], ["jobs", "cronjobs"]),
+                    _rule(group, ["CREATE", "UPDATE"], resources)
+                    for group, resources in _controller_resources().items()
                 ],
             },
         ],

@@ -4,6 +4,12 @@ A *pod site* is one pod spec inside an object, with the JSON pointers of the spe
 metadata that goes with it, and of every container. Nothing downstream of this module knows
 about kinds: rules and the engine only see pod sites.
 
+It also owns the Kubernetes shapes every face derives from: ``KINDS`` names each built-in kind
+that holds a pod spec, with its API group, version, resource and where its pod template lives,
+and ``CONTAINER_FIELDS`` the container lists. The webhook's rules and kinds, the fixer's choice of
+documents, the audit's listings and the webhook configuration all read them, so adding a kind
+is one line here.
+
 The shapes handled, by where the pod spec lives:
 
 ==========================================================  ===================================
@@ -34,11 +40,16 @@ from hardener.pointer import join_path
 
 __all__ = [
     "CONTAINER_FIELDS",
+    "KINDS",
     "ContainerSite",
     "Path",
     "PodSite",
+    "WorkloadKind",
+    "image_references",
     "is_pod_spec",
+    "kind_named",
     "pod_sites",
+    "pod_spec_places",
 ]
 
 Path = tuple[str | int, ...]
@@ -48,6 +59,67 @@ CONTAINER_FIELDS: tuple[ContainerField, ...] = (
     "containers",
     "ephemeralContainers",
 )
+
+
+@dataclass(frozen=True)
+class WorkloadKind:
+    """A built-in kind that holds a pod spec.
+
+    ``template`` is where its pod template (``metadata`` and ``spec``) lives, ``()`` for a Pod,
+    which is its own template. ``admitted``: the webhook hardens it on admission. ``owned``:
+    usually created by a controller, whose own template is the place to harden. ``immutable``:
+    its pod spec cannot be changed once created (re-create it instead of patching).
+    """
+
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    resource: str  # plural, as in RBAC and admission rules
+    template: Path
+    admitted: bool = True
+    owned: bool = False
+    immutable: bool = False
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified_resource(self) -> str:
+        """``deployments.apps``: the resource with its group, as RBAC errors name it."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    @property
+    def kubectl_name(self) -> str:
+        """``deployment.apps``: qualified, so a custom resource of the same kind never wins."""
+        return f"{self.kind.lower()}.{self.group}" if self.group else self.kind.lower()
+
+
+_TEMPLATE: Path = ("spec", "template")
+
+KINDS: tuple[WorkloadKind, ...] = (
+    WorkloadKind("Deployment", "apps", "v1", "deployments", _TEMPLATE),
+    WorkloadKind("StatefulSet", "apps", "v1", "statefulsets", _TEMPLATE),
+    WorkloadKind("DaemonSet", "apps", "v1", "daemonsets", _TEMPLATE),
+    WorkloadKind("ReplicaSet", "apps", "v1", "replicasets", _TEMPLATE, owned=True),
+    WorkloadKind("ReplicationController", "", "v1", "replicationcontrollers", _TEMPLATE),
+    WorkloadKind("Job", "batch", "v1", "jobs", _TEMPLATE, owned=True, immutable=True),
+    WorkloadKind("CronJob", "batch", "v1", "cronjobs", ("spec", "jobTemplate", *_TEMPLATE)),
+    WorkloadKind("Pod", "", "v1", "pods", (), owned=True, immutable=True),
+    WorkloadKind("PodTemplate", "", "v1", "podtemplates", ("template",), admitted=False),
+)
+"""Every built-in kind that holds a pod spec. Any other kind with
+``spec.template.spec.containers`` (an Argo Rollout, a Knative Service) is handled too, by shape."""
+
+_KINDS_BY_NAME = {k.kind: k for k in KINDS}
+# Kinds whose pod template sits at spec.template: a wrong type there is an error, not a
+# sign that the object is something else.
+_WORKLOAD_KINDS = frozenset(k.kind for k in KINDS if k.template == _TEMPLATE)
+
+
+def kind_named(kind: str) -> WorkloadKind | None:
+    """The built-in kind of that name, or ``None`` (custom resources, kinds with no pod)."""
+    return _KINDS_BY_NAME.get(kind)
 
 
 @direct_init
@@ -323,11 +395,6 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
         yield _site(obj, item_path, ("spec", "template"), kind)
 
 
-_WORKLOAD_KINDS = frozenset(
-    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
-)
-
-
 def pod_sites(obj: Any) -> list[PodSite]:
     """Every pod spec in ``obj``, in document order. Objects with no pod spec give ``[]``.
 
@@ -348,3 +415,54 @@ def image_references(obj: Any) -> list[str]:
             if isinstance(image, str) and image:
                 seen.setdefault(image, None)
     return list(seen)
+
+
+def pod_spec_places(obj: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """Where ``pod_sites`` looks for pod specs, with what stands there, without judging its
+    shape (a value of the wrong type is yielded as it is). A CronJob whose job template has no
+    pod spec yields ``{}`` for it, so that a caller can tell a partial object."""
+    if not isinstance(obj, dict):
+        return
+    kind = obj.get("kind")
+    kind = kind if isinstance(kind, str) else ""
+    items = obj.get("items")
+    if kind.endswith("List") and isinstance(items, list):
+        for index, item in enumerate(items):
+            yield from pod_spec_places(item, (*path, "items", index))
+        return
+    spec = obj.get("spec")
+    if kind == "Pod":
+        if spec is not None:
+            yield (*path, "spec"), spec
+        return
+    if kind == "PodTemplate":
+        template = obj.get("template")
+        if isinstance(template, dict) and template.get("spec") is not None:
+            yield (*path, "template", "spec"), template["spec"]
+        return
+    if not isinstance(spec, dict):
+        return
+    if kind == "CronJob":
+        job = spec.get("jobTemplate")
+        job_spec = job.get("spec") if isinstance(job, dict) else None
+        template = job_spec.get("template") if isinstance(job_spec, dict) else None
+        where: Path = (*path, "spec", "jobTemplate", "spec", "template", "spec")
+        if isinstance(template, dict) and template.get("spec") is not None:
+            yield where, template["spec"]
+        elif (
+            isinstance(job, dict)
+            and (job_spec is None or isinstance(job_spec, dict))
+            and (template is None or isinstance(template, dict))
+        ):
+            yield where, {}
+        return
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return
+    template_spec = template.get("spec")
+    if template_spec is None:
+        return
+    if kind in _WORKLOAD_KINDS or (
+        isinstance(template_spec, dict) and "containers" in template_spec
+    ):
+        yield (*path, "spec", "template", "spec"), template_spec

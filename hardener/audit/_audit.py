@@ -1,6 +1,7 @@
 """``audit``: read the workloads of a cluster and say what the webhook would do to each.
 
-The kinds listed (``RESOURCES``) are the ones the webhook mutates. ReplicaSets, Jobs and Pods
+The kinds listed (``RESOURCES``) are the ones the webhook mutates, except
+ReplicationControllers (a legacy kind, not listed yet). ReplicaSets, Jobs and Pods
 that a controller owns (an ``ownerReference`` with ``controller: true``) are left out: their
 controller (Deployment, CronJob, StatefulSet, ...) re-creates them from its own template, which
 is what the audit reports on. Every list is paged (``limit`` and ``continue``). Only ``GET``
@@ -15,6 +16,7 @@ version are used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +35,7 @@ from hardener.audit._userns import RootWorkload, read_user_namespaces
 from hardener.config import Config
 from hardener.engine import plan
 from hardener.image_facts import ImageFacts
-from hardener.locate import pod_sites
+from hardener.locate import WorkloadKind, kind_named, pod_sites
 from hardener.model import InvalidObjectError
 from hardener.patch import apply_shared
 from hardener.pss import Violation, evaluate, format_version, parse_version
@@ -57,77 +59,58 @@ _PSA_LEVELS = ("privileged", "baseline", "restricted")
 
 @dataclass(frozen=True)
 class Resource:
-    """One kind the audit lists: how to name it and which client methods list it."""
+    """One kind the audit lists: its shape (``hardener.locate.KINDS``) and how the client lists
+    it."""
 
-    kind: str
-    api_version: str
-    resource: str  # as in RBAC and error messages: deployments.apps
-    api: Callable[[Any], Any]  # the client API class
-    list_all: str  # method listing every namespace
-    list_namespaced: str
-    skip_owned: bool = False
+    workload: WorkloadKind
+
+    @property
+    def kind(self) -> str:
+        return self.workload.kind
+
+    @property
+    def api_version(self) -> str:
+        return self.workload.api_version
+
+    @property
+    def resource(self) -> str:
+        """As in RBAC and error messages: ``deployments.apps``."""
+        return self.workload.qualified_resource
+
+    @property
+    def skip_owned(self) -> bool:
+        return self.workload.owned
+
+    @property
+    def api(self) -> Callable[[Any], Any]:
+        """The client API class of the kind's group."""
+        return _APIS[self.workload.group]
+
+    @property
+    def list_all(self) -> str:
+        """The client method listing every namespace."""
+        return f"list_{_snake(self.kind)}_for_all_namespaces"
+
+    @property
+    def list_namespaced(self) -> str:
+        return f"list_namespaced_{_snake(self.kind)}"
 
 
-RESOURCES: tuple[Resource, ...] = (
-    Resource(
-        "Deployment",
-        "apps/v1",
-        "deployments.apps",
-        k8s.AppsV1Api,
-        "list_deployment_for_all_namespaces",
-        "list_namespaced_deployment",
-    ),
-    Resource(
-        "StatefulSet",
-        "apps/v1",
-        "statefulsets.apps",
-        k8s.AppsV1Api,
-        "list_stateful_set_for_all_namespaces",
-        "list_namespaced_stateful_set",
-    ),
-    Resource(
-        "DaemonSet",
-        "apps/v1",
-        "daemonsets.apps",
-        k8s.AppsV1Api,
-        "list_daemon_set_for_all_namespaces",
-        "list_namespaced_daemon_set",
-    ),
-    Resource(
-        "ReplicaSet",
-        "apps/v1",
-        "replicasets.apps",
-        k8s.AppsV1Api,
-        "list_replica_set_for_all_namespaces",
-        "list_namespaced_replica_set",
-        skip_owned=True,
-    ),
-    Resource(
-        "CronJob",
-        "batch/v1",
-        "cronjobs.batch",
-        k8s.BatchV1Api,
-        "list_cron_job_for_all_namespaces",
-        "list_namespaced_cron_job",
-    ),
-    Resource(
-        "Job",
-        "batch/v1",
-        "jobs.batch",
-        k8s.BatchV1Api,
-        "list_job_for_all_namespaces",
-        "list_namespaced_job",
-        skip_owned=True,
-    ),
-    Resource(
-        "Pod",
-        "v1",
-        "pods",
-        k8s.CoreV1Api,
-        "list_pod_for_all_namespaces",
-        "list_namespaced_pod",
-        skip_owned=True,
-    ),
+_APIS: dict[str, Callable[[Any], Any]] = {
+    "": k8s.CoreV1Api,
+    "apps": k8s.AppsV1Api,
+    "batch": k8s.BatchV1Api,
+}
+
+
+def _snake(kind: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+
+
+RESOURCES: tuple[Resource, ...] = tuple(
+    Resource(workload)
+    for name in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "CronJob", "Job", "Pod")
+    if (workload := kind_named(name)) is not None
 )
 
 

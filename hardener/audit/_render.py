@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from hardener.audit._results import AuditReport, Policy, WorkloadAudit
+from hardener.locate import KINDS, kind_named
 from hardener.patch import apply_shared
 from hardener.pointer import resolve
 from hardener.pss import Violation
@@ -40,18 +41,8 @@ __all__ = ["FORMATS", "kubectl_command", "posture", "render", "replace_manifest"
 
 FORMATS: tuple[str, ...] = ("text", "json", "markdown", "diff", "html")
 
-# kubectl resource names, qualified by group so a custom resource of the same kind never wins.
-_KUBECTL_NAMES = {
-    "Deployment": "deployment.apps",
-    "StatefulSet": "statefulset.apps",
-    "DaemonSet": "daemonset.apps",
-    "ReplicaSet": "replicaset.apps",
-    "CronJob": "cronjob.batch",
-    "Job": "job.batch",
-    "Pod": "pod",
-}
 # A running Pod's spec, and a Job's pod template, are immutable: re-create instead of patching.
-_RECREATE = frozenset({"Pod", "Job"})
+_RECREATE = frozenset(k.kind for k in KINDS if k.immutable)
 _PATCH_NOTES = {
     "Deployment": " (a rollout replaces its pods)",
     "StatefulSet": " (a rollout replaces its pods)",
@@ -255,7 +246,8 @@ def kubectl_command(workload: WorkloadAudit) -> str:
     """A ready-to-run ``kubectl patch --type json`` for one workload, shell-quoted."""
     ops = [*_guards(workload), *(dict(op) for op in workload.ops)]
     patch = json.dumps(ops, separators=(",", ":"), ensure_ascii=False)
-    kind = _KUBECTL_NAMES.get(workload.kind, workload.kind.lower())
+    known = kind_named(workload.kind)
+    kind = known.kubectl_name if known is not None else workload.kind.lower()
     namespace = workload.namespace
     return shlex.join(
         ["kubectl", "patch", kind, workload.name, "-n", namespace, "--type", "json", "-p", patch]

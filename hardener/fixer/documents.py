@@ -12,19 +12,12 @@ a reason a person can act on:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from hardener.locate import CONTAINER_FIELDS
+from hardener.locate import CONTAINER_FIELDS, pod_spec_places
 from hardener.pointer import join
 
 __all__ = ["describe", "holds_pods", "is_kubernetes_object", "object_label", "skip_reason"]
-
-_WORKLOAD_KINDS = frozenset(
-    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
-)
-
-Path = tuple[str | int, ...]
 
 
 def is_kubernetes_object(value: Any) -> bool:
@@ -69,7 +62,8 @@ def skip_reason(value: Any) -> str | None:
         return None
     if not is_kubernetes_object(value):
         return "not a Kubernetes object (no apiVersion and kind)"
-    for pointer, spec in _pod_specs(value, ()):
+    for path, spec in pod_spec_places(value):
+        pointer = join(path)
         if not isinstance(spec, dict):
             continue  # a wrong type is the engine's to report, with the field
         containers = spec.get("containers")
@@ -95,53 +89,4 @@ def skip_reason(value: Any) -> str | None:
 
 def holds_pods(value: Any) -> bool:
     """Whether the document has a pod spec where ``hardener.locate`` looks for one."""
-    return any(True for _ in _pod_specs(value, ()))
-
-
-def _pod_specs(obj: Any, path: Path) -> Iterator[tuple[str, Any]]:
-    """The pod specs where ``hardener.locate`` looks for them, without judging their shape."""
-    if not isinstance(obj, dict):
-        return
-    kind = obj.get("kind")
-    kind = kind if isinstance(kind, str) else ""
-    items = obj.get("items")
-    if kind.endswith("List") and isinstance(items, list):
-        for index, item in enumerate(items):
-            yield from _pod_specs(item, (*path, "items", index))
-        return
-    spec = obj.get("spec")
-    if kind == "Pod":
-        if spec is not None:
-            yield join((*path, "spec")), spec
-        return
-    if kind == "PodTemplate":
-        template = obj.get("template")
-        if isinstance(template, dict) and template.get("spec") is not None:
-            yield join((*path, "template", "spec")), template["spec"]
-        return
-    if not isinstance(spec, dict):
-        return
-    if kind == "CronJob":
-        job = spec.get("jobTemplate")
-        job_spec = job.get("spec") if isinstance(job, dict) else None
-        template = job_spec.get("template") if isinstance(job_spec, dict) else None
-        pointer = join((*path, "spec", "jobTemplate", "spec", "template", "spec"))
-        if isinstance(template, dict) and template.get("spec") is not None:
-            yield pointer, template["spec"]
-        elif (
-            isinstance(job, dict)
-            and (job_spec is None or isinstance(job_spec, dict))
-            and (template is None or isinstance(template, dict))
-        ):
-            yield pointer, {}  # a job template without a pod spec: reported as partial
-        return
-    template = spec.get("template")
-    if not isinstance(template, dict):
-        return
-    template_spec = template.get("spec")
-    if template_spec is None:
-        return
-    if kind in _WORKLOAD_KINDS or (
-        isinstance(template_spec, dict) and "containers" in template_spec
-    ):
-        yield join((*path, "spec", "template", "spec")), template_spec
+    return any(True for _ in pod_spec_places(value))

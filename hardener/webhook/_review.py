@@ -49,7 +49,7 @@ import orjson
 from hardener.config import Config
 from hardener.engine import Scope, plan
 from hardener.image_facts import ImageFacts
-from hardener.locate import pod_sites
+from hardener.locate import KINDS, pod_sites
 from hardener.model import (
     Change,
     Finding,
@@ -119,15 +119,7 @@ failure, also admitted unchanged.
 """
 
 WORKLOAD_KINDS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("apps", "Deployment"),
-        ("apps", "StatefulSet"),
-        ("apps", "DaemonSet"),
-        ("apps", "ReplicaSet"),
-        ("", "ReplicationController"),
-        ("batch", "Job"),
-        ("batch", "CronJob"),
-    }
+    (k.group, k.kind) for k in KINDS if k.admitted and k.template
 )
 """(API group, kind) of the controllers whose pod template is hardened on CREATE and UPDATE."""
 

@@ -21,6 +21,7 @@ import pytest
 import uvloop
 import yaml
 
+from hardener import locate
 from tests._shared import copy_of, shared
 
 DATA = Path(__file__).parent / "data"
@@ -46,14 +47,7 @@ def pytest_asyncio_loop_factories(
 
 # kind -> (API group, version, resource): what the API server puts in request.kind/resource.
 KINDS: dict[str, tuple[str, str, str]] = {
-    "Pod": ("", "v1", "pods"),
-    "Deployment": ("apps", "v1", "deployments"),
-    "StatefulSet": ("apps", "v1", "statefulsets"),
-    "DaemonSet": ("apps", "v1", "daemonsets"),
-    "ReplicaSet": ("apps", "v1", "replicasets"),
-    "ReplicationController": ("", "v1", "replicationcontrollers"),
-    "Job": ("batch", "v1", "jobs"),
-    "CronJob": ("batch", "v1", "cronjobs"),
+    **{k.kind: (k.group, k.version, k.resource) for k in locate.KINDS},
     "ConfigMap": ("", "v1", "configmaps"),
     "Service": ("", "v1", "services"),
 }
