@@ -39,12 +39,16 @@ from hardener.model import InvalidObjectError, JSONObject, direct_init, json_typ
 from hardener.pointer import join_path
 
 __all__ = [
+    "APPARMOR_CONTAINER_ANNOTATION_PREFIX",
     "CONTAINER_FIELDS",
     "KINDS",
+    "SECCOMP_CONTAINER_ANNOTATION_PREFIX",
+    "SECCOMP_POD_ANNOTATION",
     "ContainerSite",
     "Path",
     "PodSite",
     "WorkloadKind",
+    "declares_windows",
     "image_references",
     "is_pod_spec",
     "kind_named",
@@ -59,6 +63,20 @@ CONTAINER_FIELDS: tuple[ContainerField, ...] = (
     "containers",
     "ephemeralContainers",
 )
+
+SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+SECCOMP_CONTAINER_ANNOTATION_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
+APPARMOR_CONTAINER_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+"""The legacy annotations that set a seccomp or AppArmor profile, followed by a container name
+where they name one."""
+
+
+def declares_windows(spec: Any) -> bool:
+    """The pod spec says ``os.name: windows``, exactly as the API server's validation and Pod
+    Security Admission read it (``hardener.kubelet.is_windows`` also reads the node selector,
+    as the kubelet does)."""
+    os_field = spec.get("os") if isinstance(spec, dict) else None
+    return isinstance(os_field, dict) and os_field.get("name") == "windows"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from hardener.image_facts import ImageFacts, parse_image_user
 from hardener.kubelet import is_windows
-from hardener.locate import Path, PodSite
+from hardener.locate import Path, PodSite, declares_windows
 
 __all__ = [
     "KERNEL_IDMAP",
@@ -101,8 +101,7 @@ def conflicts(site: PodSite) -> list[Conflict]:
                     (*container.path, "volumeDevices"),
                 )
             )
-    os_field = spec.get("os")
-    if isinstance(os_field, dict) and os_field.get("name") == "windows":
+    if declares_windows(spec):
         found.append(
             Conflict(
                 "windows",

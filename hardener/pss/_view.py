@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from hardener.locate import PodSite
+from hardener.locate import CONTAINER_FIELDS, PodSite, declares_windows
 from hardener.model import preview
 from hardener.pss._version import Version
 
 __all__ = ["ContainerView", "Holder", "Path", "PodView", "Problem", "quote"]
 
 Path = tuple[str | int, ...]
-
-_CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 
 
 class Problem(NamedTuple):
@@ -107,7 +105,7 @@ class PodView:
         spec_map: Mapping[str, Any] = spec if isinstance(spec, dict) else {}
         meta_map: Mapping[str, Any] = metadata if isinstance(metadata, dict) else {}
         containers: list[ContainerView] = []
-        for field in _CONTAINER_FIELDS:
+        for field in CONTAINER_FIELDS:
             items = spec_map.get(field)
             if not isinstance(items, list):
                 continue
@@ -145,7 +143,6 @@ class PodView:
     ) -> PodView:
         sc_raw = spec.get("securityContext")
         sc = sc_raw if isinstance(sc_raw, dict) else _EMPTY
-        os_field = spec.get("os")
         sc_fields = set(sc)
         for c in containers:
             sc_fields.update(c.sc)
@@ -159,7 +156,7 @@ class PodView:
             sc_raw,
             sc is _EMPTY and sc_raw is not None,
             version,
-            isinstance(os_field, dict) and os_field.get("name") == "windows",
+            declares_windows(spec),
             spec.get("hostUsers") is False,
             sc_fields,
         )

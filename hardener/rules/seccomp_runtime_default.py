@@ -30,11 +30,13 @@ FIXED::
 
 from __future__ import annotations
 
-from hardener.locate import ContainerSite
+from hardener.locate import (
+    SECCOMP_CONTAINER_ANNOTATION_PREFIX,
+    SECCOMP_POD_ANNOTATION,
+    ContainerSite,
+)
 from hardener.rules.base import MISSING, Rule, RuleContext, pod_or_containers
 
-POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
-CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
 RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 
 
@@ -49,15 +51,15 @@ def apply(ctx: RuleContext) -> None:
     spec_sc = (*ctx.site.spec_path, "securityContext")
     notes = ctx.site.metadata.get("annotations")
     notes = notes if isinstance(notes, dict) else {}
-    pod_note = notes.get(POD_ANNOTATION)
+    pod_note = notes.get(SECCOMP_POD_ANNOTATION)
 
     def container_note(container: ContainerSite) -> object:
-        return notes.get(CONTAINER_ANNOTATION + container.name)
+        return notes.get(SECCOMP_CONTAINER_ANNOTATION_PREFIX + container.name)
 
     if isinstance(pod_note, str) and pod_note.strip().lower() == "unconfined":
         ctx.finding(
-            f"pod annotation {POD_ANNOTATION}=unconfined disables seccomp",
-            (*ctx.site.meta_path, "annotations", POD_ANNOTATION),
+            f"pod annotation {SECCOMP_POD_ANNOTATION}=unconfined disables seccomp",
+            (*ctx.site.meta_path, "annotations", SECCOMP_POD_ANNOTATION),
             check="seccompProfile_baseline",
             level="baseline",
         )
@@ -102,10 +104,10 @@ def apply(ctx: RuleContext) -> None:
                 )
         note = container_note(container)
         if isinstance(note, str) and note.strip().lower() == "unconfined":
+            key = SECCOMP_CONTAINER_ANNOTATION_PREFIX + container.name
             ctx.finding(
-                f"container annotation {CONTAINER_ANNOTATION}{container.name}=unconfined "
-                "disables seccomp",
-                (*ctx.site.meta_path, "annotations", CONTAINER_ANNOTATION + container.name),
+                f"container annotation {key}=unconfined disables seccomp",
+                (*ctx.site.meta_path, "annotations", key),
                 container=container,
                 check="seccompProfile_baseline",
                 level="baseline",

@@ -90,8 +90,6 @@ def unmasked_proc_mounts(pod: PodView) -> Iterator[Problem]:
         )
 
 
-SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
-SECCOMP_CONTAINER_ANNOTATION_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
 SECCOMP_TYPES = frozenset({"RuntimeDefault", "Localhost"})
 SECCOMP_TYPES_TEXT = '"RuntimeDefault" or "Localhost"'
 

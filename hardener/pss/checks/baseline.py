@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from hardener.locate import (
+    APPARMOR_CONTAINER_ANNOTATION_PREFIX,
+    SECCOMP_CONTAINER_ANNOTATION_PREFIX,
+    SECCOMP_POD_ANNOTATION,
+)
 from hardener.model import json_type
 from hardener.pss._capabilities import baseline_may_add
 from hardener.pss._version import Version
 from hardener.pss._view import ContainerView, Holder, Path, PodView, Problem, quote
 from hardener.pss.checks._common import (
-    SECCOMP_CONTAINER_ANNOTATION_PREFIX,
-    SECCOMP_POD_ANNOTATION,
     V1_19_SECCOMP_FIELDS,
     V1_31_SELINUX_ENGINE,
     V1_35_USER_NAMESPACES,
@@ -121,7 +124,6 @@ def host_ports(pod: PodView) -> Iterator[Problem]:
                 )
 
 
-APPARMOR_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
 _APPARMOR_TYPES = frozenset({"RuntimeDefault", "Localhost"})
 
 
@@ -163,10 +165,10 @@ def app_armor_profile(pod: PodView) -> Iterator[Problem]:
     for key, value in annotations.items():
         if (
             isinstance(key, str)
-            and key.startswith(APPARMOR_ANNOTATION_PREFIX)
+            and key.startswith(APPARMOR_CONTAINER_ANNOTATION_PREFIX)
             and not _apparmor_annotation_allowed(value)
         ):
-            container = key[len(APPARMOR_ANNOTATION_PREFIX) :]
+            container = key[len(APPARMOR_CONTAINER_ANNOTATION_PREFIX) :]
             yield Problem(
                 f"annotation {key}={quote(value)} must not set a forbidden AppArmor profile",
                 (*pod.meta_path, "annotations", key),
