@@ -519,9 +519,11 @@ async def test_a_review_of_many_small_containers_never_stalls_the_event_loop(
     assert answer["response"]["auditAnnotations"] == {"outcome": "deadline"}
     assert took < 0.6 + 0.4, took
     assert len(latencies) >= 4
-    # Hardening on the loop would hold every probe for over a second; a busy machine can
-    # deschedule the process for a few hundred milliseconds, which is not a stall.
-    assert sorted(latencies)[len(latencies) // 2] < 0.1, sorted(latencies)
+    # The probes share the server's loop: hardening on it would hold one probe for the whole
+    # work (over the 0.6 s deadline), and a loop starved by the worker thread would delay many
+    # probes. A busy machine may deschedule the whole process once, which delays one probe by a
+    # few hundred milliseconds and is neither.
+    assert sorted(latencies)[-2] < 0.1, sorted(latencies)[-3:]
     assert max(latencies) < 0.5, sorted(latencies)[-3:]
 
 
