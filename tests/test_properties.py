@@ -164,6 +164,8 @@ PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 def test_ops_apply_and_hardening_is_idempotent(obj: dict[str, Any], config: Config) -> None:
     result = plan(obj, config)
     patched = jsonpatch.apply_patch(obj, result.ops)
+    # The fixer verifies its edits against Plan.hardened: it must be what the ops give.
+    assert result.hardened == patched
     assert plan(patched, config).ops == []
 
 

@@ -37,7 +37,6 @@ from hardener.engine import plan
 from hardener.image_facts import ImageFacts
 from hardener.locate import WorkloadKind, kind_named, pod_sites
 from hardener.model import InvalidObjectError
-from hardener.patch import apply_shared
 from hardener.pss import Violation, evaluate, format_version, parse_version
 from hardener.rules.user_namespace import RULE as USER_NAMESPACE_RULE
 from hardener.userns import Support, runs_as_root
@@ -200,7 +199,7 @@ def audit_workload(
                 break
         roots = [v for site in pod_sites(obj) for v in runs_as_root(site, images).values()]
         result.root = True if True in roots else (None if None in roots else False)
-        result.after = _violations(apply_shared(obj, decided.ops), policy)
+        result.after = _violations(decided.hardened, policy)
     except InvalidObjectError as exc:
         result.error = f"{resource.kind} {namespace}/{name}: {exc}"
         result.ops, result.changes, result.findings = [], [], []

@@ -14,8 +14,8 @@ refuses (duplicate keys, odd tags, invalid YAML) goes to ``SourceFile.parse``, w
 the one reported.
 
 Nothing is written unless the edited text, parsed again, equals for every document the
-engine's operations applied with ``jsonpatch`` to the original: the object the webhook would
-produce. Writes are atomic (``files.write_atomic``). ``run_files`` spreads files over worker
+engine's hardened object (``Plan.hardened``): the object the webhook's patch would produce.
+Writes are atomic (``files.write_atomic``). ``run_files`` spreads files over worker
 processes and still returns results in input order.
 """
 
@@ -27,8 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import jsonpatch
 
 from hardener.config import Config, default_config
 from hardener.engine import plan
@@ -51,7 +49,6 @@ from hardener.image_facts import ImageFacts
 from hardener.kubelet import refusals
 from hardener.locate import pod_sites
 from hardener.model import Finding, InvalidObjectError, Operation, Plan
-from hardener.patch import apply_shared
 from hardener.pointer import join, join_path, split
 from hardener.pss import evaluate
 from hardener.results import DocumentResult, FileResult, LocatedChange, LocatedFinding
@@ -403,12 +400,10 @@ def _edit(
     ops: dict[int, list[Operation]] = {i: p.ops for i, p in plans.items() if p.ops}
     if not ops:
         return
-    expected: dict[int, Any] = {}
-    for document in source.documents:
-        value = document.value
-        if document.index in ops:
-            value = jsonpatch.apply_patch(value, ops[document.index])
-        expected[document.index] = value
+    expected: dict[int, Any] = {
+        document.index: plans[document.index].hardened if document.index in ops else document.value
+        for document in source.documents
+    }
     try:
         fixed = source.apply(ops)
     except EditError as exc:
@@ -491,15 +486,14 @@ def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileRes
                 # when the configured fix makes it go away (not merely when a field is absent:
                 # a disabled rule, an opt-out or a privileged container keep it).
                 planned = plan(value, options.config, evaluate=False, images=options.images)
-                hardened = apply_shared(value, planned.ops)
-                after = evaluate(hardened, level=options.level, version=options.version)
+                after = evaluate(planned.hardened, level=options.level, version=options.version)
                 if options.after_fix:
                     record.changes = _located_changes(document, planned)
                     violations, remaining = after, None
                 else:
                     violations = evaluate(value, level=options.level, version=options.version)
                     remaining = {(v.check, v.container) for v in after}
-                checked = hardened if options.after_fix else value
+                checked = planned.hardened if options.after_fix else value
                 refused = _kubelet_findings(checked, options.images)
                 refused += _user_namespace_findings(checked)
             except InvalidObjectError as exc:
