@@ -109,7 +109,8 @@ def test_after_fix_leaves_only_what_fix_does_not_change(
     path.write_text(POD)
     code, out, err = run(["check", "--after-fix", "--color", "never", str(path)], capsys)
     assert code == 1
-    # nginx's user is not known: fix leaves runAsNonRoot out (images.unknown: keep).
+    # nginx runs as root (the offline table): fix leaves runAsNonRoot out (images.root: keep
+    # outside a user namespace).
     assert [line.split("[")[1].split("]")[0] for line in out.splitlines()] == [
         "hostNamespaces",
         "runAsNonRoot",
@@ -119,6 +120,14 @@ def test_after_fix_leaves_only_what_fix_does_not_change(
     path.write_text(POD.replace("  hostNetwork: true\n", ""))
     config = tmp_path / "hardener.yaml"
     config.write_text("images: {unknown: assume-nonroot}\n")
+    # Offline, the table knows that nginx runs as root: assume-nonroot is for unknown images
+    # only, so runAsNonRoot stays left out and violated.
+    code, out, _ = run(["check", "--after-fix", "--config", str(config), str(path)], capsys)
+    assert code == 1 and "[runAsNonRoot]" in out
+    # An image neither the cache nor the table knows is assumed non-root.
+    path.write_text(
+        POD.replace("  hostNetwork: true\n", "").replace("nginx:1.27", "registry.example/app:1")
+    )
     assert run(["check", "--after-fix", "--config", str(config), str(path)], capsys)[0] == 0
 
 

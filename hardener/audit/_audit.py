@@ -35,9 +35,11 @@ from hardener.audit._userns import RootWorkload, read_user_namespaces
 from hardener.config import Config
 from hardener.engine import plan
 from hardener.image_facts import ImageFacts
+from hardener.images import images_of, lookup_run
 from hardener.locate import WorkloadKind, kind_named, pod_sites
 from hardener.model import InvalidObjectError
 from hardener.pss import Violation, evaluate, format_version, parse_version
+from hardener.report import ImageReport
 from hardener.rules.user_namespace import RULE as USER_NAMESPACE_RULE
 from hardener.userns import Support, runs_as_root
 
@@ -258,8 +260,12 @@ def audit(
     *,
     namespace: str | None = None,
     chunk_size: int = 500,
+    offline: bool = False,
 ) -> AuditReport:
     """Audit every workload of ``namespace`` (``None``: all namespaces).
+
+    The images the workloads name are looked up as ``fix`` looks them up (``offline``: the
+    cache and the offline table only), all at once after the lists and before any plan.
 
     Requests the server refuses (403, 404, ...) are recorded in ``AuditReport.denied`` and the
     audit goes on; ``ClusterError`` (no server, rejected credentials, a namespace that does not
@@ -275,7 +281,7 @@ def audit(
     policies = _Policies(connection, config, report)
     policies.load(namespace, chunk_size)
     userns = report.user_namespaces = read_user_namespaces(connection.api, config.user_namespaces)
-    by_namespace: dict[str, NamespaceAudit] = {}
+    listed: list[tuple[Resource, dict[str, Any], str]] = []
     for resource in RESOURCES:
         api = resource.api(connection.api)
         kwargs: dict[str, Any] = {}
@@ -296,28 +302,35 @@ def audit(
                     # List items carry no kind or apiVersion; a manifest printed from one needs
                     # them. The engine's pointers all lie under /spec and /metadata.
                     obj = {"apiVersion": resource.api_version, "kind": resource.kind, **item}
-                    ns = str(metadata.get("namespace") or namespace or "")
-                    policy = policies.get(ns)
-                    if ns not in by_namespace:
-                        by_namespace[ns] = NamespaceAudit(ns, policy)
-                    audited = audit_workload(
-                        obj, resource, policy, config, user_namespaces=userns.support
+                    listed.append(
+                        (resource, obj, str(metadata.get("namespace") or namespace or ""))
                     )
-                    by_namespace[ns].workloads.append(audited)
-                    if audited.root is not False and audited.user_namespace is not None:
-                        userns.workloads.append(
-                            RootWorkload(
-                                ns,
-                                resource.kind,
-                                audited.name,
-                                audited.root is True,
-                                audited.user_namespace,
-                                audited.user_namespace_why,
-                            )
-                        )
         except RequestDenied as exc:
             report.denied.append(
                 Denied(resource.resource, namespace, exc.code, exc.reason, exc.message)
+            )
+    # Every image of every workload, looked up at once, before any is planned.
+    found = lookup_run(images_of(obj for _, obj, _ in listed), config.images, offline=offline)
+    report.images = ImageReport(found.facts, found.offline, found.requests, found.seconds)
+    by_namespace: dict[str, NamespaceAudit] = {}
+    for resource, obj, ns in listed:
+        policy = policies.get(ns)
+        if ns not in by_namespace:
+            by_namespace[ns] = NamespaceAudit(ns, policy)
+        audited = audit_workload(
+            obj, resource, policy, config, images=found.facts, user_namespaces=userns.support
+        )
+        by_namespace[ns].workloads.append(audited)
+        if audited.root is not False and audited.user_namespace is not None:
+            userns.workloads.append(
+                RootWorkload(
+                    ns,
+                    resource.kind,
+                    audited.name,
+                    audited.root is True,
+                    audited.user_namespace,
+                    audited.user_namespace_why,
+                )
             )
     report.namespaces = [by_namespace[name] for name in sorted(by_namespace)]
     return report

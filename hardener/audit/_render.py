@@ -151,6 +151,8 @@ def _render_text(report: AuditReport) -> str:
         out.append(f"not audited: {denied.describe()}")
     if report.user_namespaces is not None:
         out.extend(report.user_namespaces.lines())
+    if report.images is not None:
+        out.extend(line[2:] for line in report.images.lines())  # a section of its own
     out.append(sentence(report))
     return "\n".join(out) + "\n"
 

@@ -13,6 +13,7 @@ from typing import Any
 from hardener.audit._userns import UserNamespaceAudit
 from hardener.model import Change, Finding, Operation
 from hardener.pss import Violation
+from hardener.report import ImageReport
 
 __all__ = [
     "AuditReport",
@@ -210,6 +211,8 @@ class AuditReport:
     """Objects left out because a controller owns them, by the owner's kind."""
     user_namespaces: UserNamespaceAudit | None = None
     """The cluster's support for user namespaces and what it means for the workloads."""
+    images: ImageReport | None = None
+    """What the audit learnt about the images the workloads name."""
 
     @property
     def workloads(self) -> list[WorkloadAudit]:
@@ -239,6 +242,7 @@ class AuditReport:
                 if self.user_namespaces is not None
                 else {}
             ),
+            **({"images": self.images.counts()} if self.images is not None else {}),
         }
 
     def to_json(self, version: str) -> dict[str, Any]:
@@ -256,4 +260,5 @@ class AuditReport:
             "user_namespaces": self.user_namespaces.to_json()
             if self.user_namespaces is not None
             else None,
+            "images": self.images.to_json() if self.images is not None else None,
         }

@@ -80,6 +80,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="list at most N objects per request (default: 500)",
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="look no image up: the image cache and the offline table only (also "
+        "HARDENER_IMAGES_OFFLINE=1, or images.lookup: false in the config)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -107,7 +113,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     namespace = None if args.all_namespaces else (args.namespace or connection.namespace)
     try:
-        report = audit(connection, config, namespace=namespace, chunk_size=args.chunk_size)
+        report = audit(
+            connection,
+            config,
+            namespace=namespace,
+            chunk_size=args.chunk_size,
+            offline=args.offline,
+        )
     except HardenerError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

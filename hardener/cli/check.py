@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 from hardener import __version__
-from hardener.cli.fix import add_common_arguments, load_run_config
-from hardener.fixer.files import STDIN, FileReadError, collect_paths, decode
+from hardener.cli.fix import add_common_arguments, load_run_config, look_up_images, read_stdin
+from hardener.fixer.files import STDIN, FileReadError, collect_paths
 from hardener.fixer.output import (
     Progress,
     check_lines,
@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if paths.count(STDIN) > 1:
         print(f"{prog}: error: '-' (stdin) can be given only once", file=sys.stderr)
         return 2
+    stdin = read_stdin() if STDIN in paths else None
+    options, images = look_up_images(paths, stdin, options, offline=args.offline, jobs=args.jobs)
     results = [FileResult(path=path, error=message) for path, message in missing]
     files = [p for p in paths if p != STDIN]
     progress = Progress(sys.stderr, len(files))
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     for path in paths:
-        results.append(_stdin(options) if path == STDIN else next(checked))
+        results.append(_stdin(stdin, options) if path == STDIN else next(checked))
 
     color = use_color(sys.stdout, args.color)
     if args.format == "text":
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 version=__version__,
                 level=level,
                 after_fix=args.after_fix,
+                images=images,
             )
         )
     sys.stdout.flush()
@@ -142,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             results, level=level, version=version, after_fix=args.after_fix, collected=collected
         )
     )
+    sys.stderr.write("".join(f"{line}\n" for line in images.lines()))
     sys.stderr.write(user_namespaces_line(config.user_namespaces, results))
     if any(r.error for r in results):
         return 2
@@ -150,9 +154,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stdin(options: CheckOptions) -> FileResult:
-    try:
-        text = decode(sys.stdin.buffer.read())
-    except FileReadError as exc:
-        return read_error_result(STDIN, exc)
-    return check_text(text, STDIN, options)
+def _stdin(stdin: str | FileReadError | None, options: CheckOptions) -> FileResult:
+    if stdin is None:
+        stdin = read_stdin()
+    if isinstance(stdin, FileReadError):
+        return read_error_result(STDIN, stdin)
+    return check_text(stdin, STDIN, options)

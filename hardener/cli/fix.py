@@ -11,9 +11,10 @@ Exit status, as black and ruff use it:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from typing import Any
+from typing import Any, TypeVar
 
 from hardener import __version__
 from hardener.config import PROFILES, Config, default_config, load_config
@@ -33,12 +34,29 @@ from hardener.fixer.output import (
     use_color,
     user_namespaces_line,
 )
-from hardener.fixer.run import FixOptions, fix_text, fix_worker, read_error_result, run_files
+from hardener.fixer.run import (
+    CheckOptions,
+    FixOptions,
+    fix_text,
+    fix_worker,
+    images_in_files,
+    images_in_text,
+    read_error_result,
+    run_files,
+)
+from hardener.images import lookup_run
 from hardener.model import ConfigError
-from hardener.report import FORMATS, render, unified_diff
+from hardener.report import FORMATS, ImageReport, render, unified_diff
 from hardener.results import FileResult
 
-__all__ = ["add_common_arguments", "load_run_config", "register", "run"]
+__all__ = [
+    "add_common_arguments",
+    "load_run_config",
+    "look_up_images",
+    "read_stdin",
+    "register",
+    "run",
+]
 
 STDIN_NAME = display_path(STDIN)
 
@@ -81,6 +99,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="process files in N worker processes (0: one per CPU; default: 1); output order "
         "is the same",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="look no image up: the image cache and the offline table only (also "
+        "HARDENER_IMAGES_OFFLINE=1, or images.lookup: false in the config)",
     )
     parser.add_argument(
         "--color",
@@ -148,6 +172,35 @@ def load_run_config(path: str | None, profile: str | None = None) -> Config:
     return config
 
 
+_Options = TypeVar("_Options", FixOptions, CheckOptions)
+
+
+def read_stdin() -> str | FileReadError:
+    """The text on stdin, or why it cannot be read."""
+    try:
+        return decode(sys.stdin.buffer.read())
+    except FileReadError as exc:
+        return exc
+
+
+def look_up_images(
+    paths: list[str],
+    stdin: str | FileReadError | None,
+    options: _Options,
+    *,
+    offline: bool,
+    jobs: int,
+) -> tuple[_Options, ImageReport]:
+    """Look up every image the files (and stdin) name, at once, before any is planned; the
+    options carry the facts to the engine."""
+    images = images_in_files(paths, options, jobs=jobs)
+    if isinstance(stdin, str):
+        images += images_in_text(stdin, rendered=options.rendered)
+    found = lookup_run(images, options.config.images, offline=offline)
+    report = ImageReport(found.facts, found.offline, found.requests, found.seconds)
+    return dataclasses.replace(options, images=found.facts), report
+
+
 def run(args: argparse.Namespace) -> int:
     prog = "hardener fix"
     try:
@@ -188,8 +241,10 @@ def run(args: argparse.Namespace) -> int:
         # Only the machine formats carry what still violates the PSS level after the fix.
         evaluate=args.format != "text",
     )
+    stdin = read_stdin() if STDIN in paths else None
+    options, images = look_up_images(paths, stdin, options, offline=args.offline, jobs=args.jobs)
     results = _missing_results(missing)
-    results.extend(_run(paths, options, args.jobs))
+    results.extend(_run(paths, stdin, options, args.jobs))
 
     fixed_stdin: str | None = None
     if args.format == "text":
@@ -222,10 +277,12 @@ def run(args: argparse.Namespace) -> int:
                 diff=args.diff,
                 level=config.level,
                 after_fix=True,
+                images=images,
             )
         )
     sys.stdout.flush()
     sys.stderr.write(fix_summary(results, check=args.check or args.diff, collected=collected))
+    sys.stderr.write("".join(f"{line}\n" for line in images.lines()))
     sys.stderr.write(user_namespaces_line(config.user_namespaces, results))
     if any(r.error for r in results):
         return 2
@@ -238,7 +295,9 @@ def _missing_results(missing: list[tuple[str, str]]) -> list[FileResult]:
     return [FileResult(path=path, error=message) for path, message in missing]
 
 
-def _run(paths: list[str], options: FixOptions, jobs: int) -> list[FileResult]:
+def _run(
+    paths: list[str], stdin: str | FileReadError | None, options: FixOptions, jobs: int
+) -> list[FileResult]:
     files = [p for p in paths if p != STDIN]
     progress = Progress(sys.stderr, len(files))
     try:
@@ -248,13 +307,13 @@ def _run(paths: list[str], options: FixOptions, jobs: int) -> list[FileResult]:
     results: list[FileResult] = []
     pending = iter(by_path)
     for path in paths:
-        results.append(_stdin(options) if path == STDIN else next(pending))
+        results.append(_stdin(stdin, options) if path == STDIN else next(pending))
     return results
 
 
-def _stdin(options: FixOptions) -> FileResult:
-    try:
-        text = decode(sys.stdin.buffer.read())
-    except FileReadError as exc:
-        return read_error_result(STDIN, exc)
-    return fix_text(text, STDIN, options)
+def _stdin(stdin: str | FileReadError | None, options: FixOptions) -> FileResult:
+    if stdin is None:
+        stdin = read_stdin()
+    if isinstance(stdin, FileReadError):
+        return read_error_result(STDIN, stdin)
+    return fix_text(stdin, STDIN, options)

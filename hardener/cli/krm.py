@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+from hardener.config import Config
 from hardener.fixer.files import FileReadError, decode
 from hardener.fixer.resourcelist import harden_resource_list
 from hardener.fixer.stream import StreamError
+from hardener.image_facts import ImageFacts
+from hardener.images import lookup_run
 
 __all__ = ["register", "run"]
 
@@ -38,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=run)
 
 
+def _look_up(images: list[str], config: Config) -> Mapping[str, ImageFacts]:
+    return lookup_run(images, config.images).facts
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         text = decode(sys.stdin.buffer.read())
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: <stdin>: {exc.message}", file=sys.stderr)
         return 1
     try:
-        outcome = harden_resource_list(text)
+        outcome = harden_resource_list(text, look_up=_look_up)
     except StreamError as exc:
         print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)
         return 1

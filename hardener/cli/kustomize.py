@@ -12,7 +12,9 @@ import sys
 from hardener.config import Config
 from hardener.fixer.files import STDIN
 from hardener.fixer.kustomize import build_component, write_component
+from hardener.fixer.run import CheckOptions, images_in_files
 from hardener.fixer.stream import StreamError
+from hardener.images import lookup_run
 
 __all__ = ["run_emit"]
 
@@ -35,7 +37,12 @@ def run_emit(
     if missing:
         return 2
     try:
-        emission = build_component(paths, config)
+        found = lookup_run(
+            images_in_files(paths, CheckOptions(config=config)),
+            config.images,
+            offline=args.offline,
+        )
+        emission = build_component(paths, config, found.facts)
         write_component(emission, args.emit_kustomize)
     except StreamError as exc:
         print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)

@@ -18,7 +18,9 @@ from hardener.cli.fix import load_run_config
 from hardener.config import PROFILES
 from hardener.fixer.files import FileReadError, decode
 from hardener.fixer.output import check_lines
+from hardener.fixer.run import images_in_text
 from hardener.fixer.stream import StreamError, harden_stream
+from hardener.images import lookup_run
 from hardener.model import ConfigError
 from hardener.results import FileResult
 
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: <stdin>: {exc.message}", file=sys.stderr)
         return 2
     try:
-        hardened = harden_stream(text, config)
+        found = lookup_run(images_in_text(text, rendered=True), config.images)
+        hardened = harden_stream(text, config, images=found.facts)
     except StreamError as exc:
         print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import yaml
@@ -40,6 +40,7 @@ from hardener.fixer.stream import (
     read_objects,
     validate_objects,
 )
+from hardener.image_facts import ImageFacts
 from hardener.model import InvalidObjectError, Operation
 
 __all__ = ["Emission", "Patch", "build_component", "write_component"]
@@ -113,8 +114,11 @@ def _filename(identity: Identity, taken: set[str]) -> str:
     return name
 
 
-def build_component(paths: Sequence[str], config: Config) -> Emission:
-    """Plan every object of ``paths`` (files, already collected) and gather the patches.
+def build_component(
+    paths: Sequence[str], config: Config, images: Mapping[str, ImageFacts] | None = None
+) -> Emission:
+    """Plan every object of ``paths`` (files, already collected) and gather the patches;
+    ``images`` holds the facts of the images they name, as for ``fix``.
 
     Raises ``StreamError`` for anything that makes the component unreliable.
     """
@@ -150,7 +154,7 @@ def build_component(paths: Sequence[str], config: Config) -> Emission:
             if skip_reason(obj.value) is not None:
                 continue
             try:
-                planned = plan(obj.value, config, evaluate=False)
+                planned = plan(obj.value, config, evaluate=False, images=images)
             except InvalidObjectError as exc:
                 raise StreamError(
                     where, f"{object_label(obj.value)}: {exc.pointer or '/'}: {exc.message}"

@@ -28,6 +28,7 @@ a config that does not validate.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,10 +46,12 @@ from hardener.fixer.stream import (
     leave_alone,
     validate_objects,
 )
+from hardener.image_facts import ImageFacts
+from hardener.locate import image_references
 from hardener.model import ConfigError, InvalidObjectError, Operation
 from hardener.pointer import split
 
-__all__ = ["KrmOutcome", "field_path", "function_config", "harden_resource_list"]
+__all__ = ["ImageLookup", "KrmOutcome", "field_path", "function_config", "harden_resource_list"]
 
 PATH_ANNOTATIONS = ("internal.config.kubernetes.io/path", "config.kubernetes.io/path")
 INDEX_ANNOTATIONS = ("internal.config.kubernetes.io/index", "config.kubernetes.io/index")
@@ -161,8 +164,17 @@ def _passes_through(item: Any) -> bool:
     return not is_kubernetes_object(item) or is_local_config(item)
 
 
-def harden_resource_list(text: str, source: str = "<stdin>") -> KrmOutcome:
-    """Harden the items of a ResourceList; the new text, with ``results`` added."""
+ImageLookup = Callable[[list[str], Config], Mapping[str, ImageFacts]]
+"""Facts for the image strings the items name, under the function's config."""
+
+
+def harden_resource_list(
+    text: str, source: str = "<stdin>", look_up: ImageLookup | None = None
+) -> KrmOutcome:
+    """Harden the items of a ResourceList; the new text, with ``results`` added.
+
+    ``look_up`` learns the facts of the images the items name (all at once, with the config
+    of ``functionConfig``), for the engine; without it every image is unknown."""
     try:
         parsed = SourceFile.parse(text)
     except SourceError as exc:
@@ -204,12 +216,22 @@ def harden_resource_list(text: str, source: str = "<stdin>") -> KrmOutcome:
     if note is not None:
         results.append({"message": note, "severity": "warning", "tags": {"rule": "config"}})
     changed = 0
-    for obj in objects:
+    hardened = [
+        obj for obj in objects if skip_reason(obj.value) is None and leave_alone(obj.value) is None
+    ]
+    images: Mapping[str, ImageFacts] | None = None
+    if look_up is not None:
+        names: dict[str, None] = {}
+        for obj in hardened:
+            try:
+                names.update(dict.fromkeys(image_references(obj.value)))
+            except Exception:  # planning the object reports the error with its place
+                continue
+        images = look_up(list(names), config)
+    for obj in hardened:
         item = obj.value
-        if skip_reason(item) is not None or leave_alone(item) is not None:
-            continue
         try:
-            planned = plan(item, config)
+            planned = plan(item, config, images=images)
         except InvalidObjectError as exc:
             raise StreamError(
                 f"{source}:{obj.line}",

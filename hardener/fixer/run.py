@@ -47,7 +47,7 @@ from hardener.fixer.source import EditError, SourceError, SourceFile
 from hardener.fixer.source import skip_reason as template_reason
 from hardener.image_facts import ImageFacts
 from hardener.kubelet import refusals
-from hardener.locate import pod_sites
+from hardener.locate import image_references, pod_sites
 from hardener.model import Finding, InvalidObjectError, Operation, Plan
 from hardener.pointer import join, join_path, split
 from hardener.pss import evaluate
@@ -66,6 +66,8 @@ __all__ = [
     "fix_file",
     "fix_text",
     "fix_worker",
+    "images_in_files",
+    "images_in_text",
     "read_error_result",
     "run_files",
     "same_json",
@@ -563,6 +565,70 @@ def check_file(path: str, options: CheckOptions | None = None) -> FileResult:
     except FileReadError as exc:
         return read_error_result(path, exc)
     return check_text(text, path, options)
+
+
+# ---------------------------------------------------------------------------------------------
+# The images a run must look up first
+
+
+def images_in_text(text: str, *, rendered: bool = False) -> list[str]:
+    """The image strings the documents of ``text`` name, each once, in order: what a run looks
+    up before it plans. Text that ``fix`` or ``check`` would skip or fail on names none (its
+    error is reported when the file is processed)."""
+    if not rendered and template_reason(text) is not None:
+        return []
+    if "image" not in text:  # no container names an image without the key
+        return []
+    try:
+        documents = _read_documents(text, fast=True)
+    except _Failure:
+        return []
+    seen: dict[str, None] = {}
+    for document in documents:
+        if document.value is None or skip_reason(document.value) is not None:
+            continue
+        try:
+            found = image_references(document.value)
+        except Exception:  # a malformed object: planning it reports the error with its place
+            continue
+        seen.update(dict.fromkeys(found))
+    return list(seen)
+
+
+def _file_images(path: str, options: FixOptions | CheckOptions) -> list[str]:
+    if isinstance(options, FixOptions):
+        follow = options.follow_symlinks or (
+            os.path.islink(path) and within(path, options.link_roots)
+        )
+    else:
+        follow = True
+    try:
+        text, _ = read_text(path, follow_symlinks=follow)
+    except FileReadError:
+        return []
+    try:
+        return images_in_text(text, rendered=options.rendered)
+    except Exception:  # the file's own processing reports what went wrong
+        return []
+
+
+def images_in_files(
+    paths: Sequence[str], options: FixOptions | CheckOptions, *, jobs: int = 1
+) -> list[str]:
+    """The image strings the files name, each once, in order (``-`` is the caller's)."""
+    files = [p for p in paths if p != STDIN]
+    read = functools.partial(_file_images, options=options)
+    seen: dict[str, None] = {}
+    if jobs <= 1 or len(files) <= 1:
+        for path in files:
+            seen.update(dict.fromkeys(read(path)))
+        return list(seen)
+    workers = min(jobs, len(files))
+    chunksize = max(1, min(32, len(files) // (workers * 8)))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for found in pool.map(read, files, chunksize=chunksize):
+            seen.update(dict.fromkeys(found))
+    return list(seen)
 
 
 # ---------------------------------------------------------------------------------------------

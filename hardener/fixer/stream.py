@@ -18,7 +18,7 @@ validation are shared with the KRM function (``resourcelist``) and the Kustomize
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from hardener.fixer.documents import is_kubernetes_object, object_label
 from hardener.fixer.fastload import FastLoadError, load_fast
 from hardener.fixer.run import FixOptions, fix_text
 from hardener.fixer.source import SourceError, SourceFile
+from hardener.image_facts import ImageFacts
 from hardener.model import HardenerError
 from hardener.results import FileResult
 
@@ -231,15 +232,23 @@ def template_names(text: str, objects: Sequence[StreamObject]) -> dict[int, str]
     return names
 
 
-def harden_stream(text: str, config: Config, source: str = "<stdin>") -> StreamResult:
-    """Harden every object of a rendered stream, leaving hooks and CRDs alone.
+def harden_stream(
+    text: str,
+    config: Config,
+    source: str = "<stdin>",
+    images: Mapping[str, ImageFacts] | None = None,
+) -> StreamResult:
+    """Harden every object of a rendered stream, leaving hooks and CRDs alone; ``images``
+    holds the facts of the images it names, as for ``fix``.
 
     Raises ``StreamError`` for bad input or when the stream cannot be edited safely; nothing
     is half done.
     """
     objects = read_objects(text, source)
     validate_objects(objects, source)
-    options = FixOptions(config=config, write=False, rendered=True, leave_alone=leave_alone)
+    options = FixOptions(
+        config=config, write=False, rendered=True, leave_alone=leave_alone, images=images
+    )
     result = fix_text(text, source, options)
     if result.error:
         where = f"{source}:{result.error_line}" if result.error_line is not None else source

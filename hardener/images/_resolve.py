@@ -11,6 +11,7 @@ deadline. Nothing here raises for a bad image or a bad registry: every outcome i
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -32,10 +33,12 @@ __all__ = [
     "LATENCY_BUCKETS",
     "ImageResolver",
     "LookupMetrics",
+    "cache_directory",
     "resolve_images",
     "resolve_images_sync",
 ]
 
+DEFAULT_CACHE_DIR = ImageSettings().cache_dir
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -63,6 +66,16 @@ class LookupMetrics:
                 self.latency_buckets[i] += 1
 
 
+def cache_directory(settings: ImageSettings) -> Path:
+    """Where the on-disk cache lives: ``images.cache-dir``; when the config leaves it at its
+    default (``~/.cache/hardener/images``) and ``$XDG_CACHE_HOME`` is set to an absolute path,
+    ``$XDG_CACHE_HOME/hardener/images``, as the XDG base directory specification asks."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if settings.cache_dir == DEFAULT_CACHE_DIR and os.path.isabs(xdg):
+        return Path(xdg) / "hardener" / "images"
+    return Path(settings.cache_dir).expanduser()
+
+
 def _table_ids(entry: ImageTableEntry) -> tuple[int | None, int | None]:
     parsed = parse_image_user(entry.user)
     gid = entry.gid
@@ -77,7 +90,7 @@ class ImageResolver:
     ``offline`` (or ``images.lookup: false``) uses the cache and the table only.
     ``auth_file`` defaults to the first of ``$REGISTRY_AUTH_FILE``,
     ``$DOCKER_CONFIG/config.json``, ``~/.docker/config.json``; ``cache_dir`` to
-    ``images.cache-dir`` (``None`` keeps the cache in memory only)."""
+    ``images.cache-dir`` (see ``cache_directory``; ``None`` keeps the cache in memory only)."""
 
     def __init__(
         self,
@@ -94,7 +107,7 @@ class ImageResolver:
         self.settings = settings
         self.offline = offline or not settings.lookup
         self.metrics = metrics if metrics is not None else LookupMetrics()
-        directory = Path(settings.cache_dir).expanduser() if cache_dir == "config" else cache_dir
+        directory = cache_directory(settings) if cache_dir == "config" else cache_dir
         self.cache = ImageCache(None if directory is None else Path(directory), tag_ttl)
         self._credentials = load_credentials(auth_file or auth_file_path())
         self._concurrency = concurrency

@@ -4,8 +4,9 @@ Formats (``--format``):
 
 - ``text``: one ``path:line:col: [id] message`` line per change or finding and a closing
   summary; with ``diff=True`` a unified diff per changed file.
-- ``json``: ``hardener.results.to_json`` plus ``command`` and ``summary``, described by the JSON
-  Schema ``hardener/data/hardener-report.schema.json`` (see ``json_schema()``).
+- ``json``: ``hardener.results.to_json`` plus ``command``, ``summary`` and ``images``,
+  described by the JSON Schema ``hardener/data/hardener-report.schema.json``
+  (see ``json_schema()``).
 - ``sarif``: SARIF 2.1.0 with one rule per hardener rule and PSS check, one result per change or
   finding, and for changes a fix whose replacements turn the original file into the fixed one.
 - ``github``: GitHub Actions workflow commands that annotate the pull request's lines.
@@ -25,6 +26,7 @@ from typing import Any
 from hardener.report._diff import unified_diff
 from hardener.report._github import render_github
 from hardener.report._html import render_html
+from hardener.report._images import ImageReport
 from hardener.report._json import render_json
 from hardener.report._markdown import MARKDOWN_LIMIT, render_markdown
 from hardener.report._posture import (
@@ -51,6 +53,7 @@ __all__ = [
     "YELLOW",
     "ChangeLine",
     "FindingLine",
+    "ImageReport",
     "Posture",
     "WorkloadPosture",
     "json_schema",
@@ -75,19 +78,22 @@ def render(
     color: bool = False,
     level: str = "restricted",
     after_fix: bool = False,
+    images: ImageReport | None = None,
 ) -> str:
     """The report of ``files`` in format ``fmt`` (one of ``FORMATS``), ending with a newline.
 
     ``command`` is the sub-command that produced the results (``fix`` or ``check``), ``version``
     hardener's version. ``diff`` and ``color`` only affect the ``text`` format (markdown always
     shows diffs; no machine format is ever colored). ``level`` and ``after_fix`` tell the
-    ``html`` page what the findings mean (see ``posture_from_files``). Raises ``ValueError``
+    ``html`` page what the findings mean (see ``posture_from_files``). ``images`` (what the
+    run learnt about its images) becomes the ``images`` object of the ``json`` format. Raises
+    ``ValueError``
     for an unknown format.
     """
     if fmt == "text":
         return render_text(files, command=command, diff=diff, color=color)
     if fmt == "json":
-        return render_json(files, command=command, version=version)
+        return render_json(files, command=command, version=version, images=images)
     if fmt == "sarif":
         return render_sarif(files, command=command, version=version)
     if fmt == "github":

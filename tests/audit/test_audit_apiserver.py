@@ -30,6 +30,8 @@ import yaml
 from hardener.cli import main
 from hardener.config import parse_config
 from hardener.engine import plan
+from hardener.image_facts import ImageFacts
+from hardener.images import images_of, lookup_run
 from hardener.pss import evaluate
 from tests.apiserver import APIServer
 from tests.audit.kubeapi import load
@@ -58,6 +60,15 @@ NAMESPACES = {
     "empty": ("audit-empty", {"pod-security.kubernetes.io/enforce": "restricted"}),
 }
 CONFIG = parse_config({"images": {"unknown": "assume-nonroot"}})
+
+
+def _facts(obj: Any) -> dict[str, ImageFacts]:
+    """The facts the audit has of the object's images: the suite runs offline, so the offline
+    table's (postgres, nginx and busybox run as root; postgres writes /var/run/postgresql,
+    nginx /var/cache/nginx and /var/run), and unknown for the registry.example images."""
+    return lookup_run(images_of([obj]), CONFIG.images, offline=True).facts
+
+
 KINDS = ("deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs", "pods")
 READER = "audit-reader"
 # What docs/audit.md says the audit needs: list on the workload kinds and namespaces, and on
@@ -525,19 +536,26 @@ def test_text_report(audit: Audit) -> None:
         "  Deployment web: 9 changes, 0 findings; PSS restricted (v1.30): now 4 violations, "
         "after hardening allowed"
     ) in lines
+    # The image is unknown offline, and the message says why.
     assert (
         "    [run-as-non-root] /spec/template/spec/securityContext/runAsNonRoot: set "
-        "runAsNonRoot=true on the pod: the user of image registry.example/web:1.4 is not known; "
-        "assumed non-root (images.unknown: assume-nonroot)"
+        "runAsNonRoot=true on the pod: the user of image registry.example/web:1.4 is not known "
+        "(lookups are off (offline); not cached and not in the offline table (add it under "
+        "images.table)); assumed non-root (images.unknown: assume-nonroot)"
     ) in lines
+    # The images section: the suite runs with HARDENER_IMAGES_OFFLINE=1; postgres, nginx and
+    # busybox are in the offline table.
+    assert "images: 9 images, lookups off (HARDENER_IMAGES_OFFLINE=1): 3 table, 6 unknown" in lines
     assert any(
         line.startswith('    [restrictedVolumes] volume "data"') and "needs a manual fix" in line
         for line in lines
     )
     code, out, _ = audit("-n", "audit-shop")
     assert out.splitlines()[-1] == (
-        "hardener audit: 2 workloads in 1 namespace, 2 would change (18 changes), "
-        "1 finding (1 need a manual fix), PSS: 2 not allowed now, 1 after hardening, "
+        # web 9 changes, db 10; db's findings: its root image, the user-namespace note, and
+        # the hostPath volume and runAsNonRoot that restricted still asks for.
+        "hardener audit: 2 workloads in 1 namespace, 2 would change (19 changes), "
+        "4 findings (4 need a manual fix), PSS: 2 not allowed now, 1 after hardening, "
         "2 owned by a controller skipped"
     )
 
@@ -549,7 +567,7 @@ def test_json_report_matches_the_engine(cluster: APIServer, audit: Audit) -> Non
     # Objects are read raw: camelCase API names, exactly as stored, so the engine sees what a
     # manifest would show and its pointers address the stored object.
     obj = _stored(cluster, "statefulsets", "audit-shop", "db")
-    decided = plan(obj, CONFIG)
+    decided = plan(obj, CONFIG, images=_facts(obj))
     db = _ours(report)["audit-shop/StatefulSet/db"]
     assert db["ops"] == decided.ops
     assert [c["pointer"] for c in db["changes"]] == [c.pointer for c in decided.changes]
@@ -557,7 +575,20 @@ def test_json_report_matches_the_engine(cluster: APIServer, audit: Audit) -> Non
     hardened = jsonpatch.apply_patch(obj, db["ops"])
     after = evaluate(hardened, level="restricted", version="v1.30")
     assert [v.check for v in after] == [v["check"] for v in db["pss"]["after_hardening"]]
-    assert [v["check"] for v in db["pss"]["after_hardening"]] == ["restrictedVolumes"]
+    # postgres runs as root (the offline table): runAsNonRoot is left out, so the kubelet starts
+    # it, and restricted still asks for it; /var/run/postgresql gets an emptyDir.
+    assert [v["check"] for v in db["pss"]["after_hardening"]] == [
+        "restrictedVolumes",
+        "runAsNonRoot",
+    ]
+    assert not any(op["path"].endswith("/runAsNonRoot") for op in db["ops"])
+    assert any(
+        c["after"] == {"name": "hardener-var-run-postgresql", "emptyDir": {}} for c in db["changes"]
+    )
+    assert (
+        "image postgres:16 runs as root; set runAsUser or use a non-root image"
+        in (db["findings"][0]["message"])
+    )
 
 
 def test_markdown_report(cluster: APIServer, audit: Audit) -> None:
@@ -569,8 +600,11 @@ def test_markdown_report(cluster: APIServer, audit: Audit) -> None:
     )
     assert "| Namespace | Workload | Changes | Findings | Policy | Now | After hardening |" in out
     assert (
-        "| <code>audit-shop</code> | <code>StatefulSet/db</code> | 9 | 1 | restricted (v1.30) | "
-        "5 violations | 1 violation |"
+        # postgres runs as root (offline table): no runAsNonRoot (1 change fewer), an emptyDir
+        # for /var/run/postgresql (2 more), the reason and the user-namespace note as findings,
+        # and runAsNonRoot still violated after hardening.
+        "| <code>audit-shop</code> | <code>StatefulSet/db</code> | 10 | 4 | restricted (v1.30) | "
+        "5 violations | 2 violations |"
     ) in out
     assert (
         "| <code>audit-privileged</code> | <code>DaemonSet/kube-proxy</code> | 8 | 3 | "
@@ -652,7 +686,7 @@ def test_diff_patches_apply_to_the_stored_objects(cluster: APIServer, audit: Aud
             params={"dryRun": "All"},
             content_type="application/json-patch+json",
         )
-        assert plan(patched, CONFIG).ops == [], (kind, name)
+        assert plan(patched, CONFIG, images=_facts(patched)).ops == [], (kind, name)
     # The test op names the right container: api's sidecar is containers/1.
     api_ops = json.loads(commands[("deployment.apps", "api", "audit-open")][9])
     assert api_ops[0] == {
@@ -674,17 +708,18 @@ def test_diff_recreates_pods_and_jobs(cluster: APIServer, audit: Audit) -> None:
     assert pod["apiVersion"] == "v1"
     assert "status" not in pod
     assert set(pod["metadata"]) == {"name", "namespace"}
-    assert plan(pod, CONFIG).ops == []
+    assert plan(pod, CONFIG, images=_facts(pod)).ops == []
     job = by_kind["Job"]
     assert "selector" not in job["spec"]
     assert "labels" not in job["metadata"] and "labels" not in job["spec"]["template"]["metadata"]
-    assert plan(job, CONFIG).ops == []
+    assert plan(job, CONFIG, images=_facts(job)).ops == []
     for manifest in (pod, job):
         renamed = copy.deepcopy(manifest)
         renamed["metadata"]["name"] += "-recreated"
         answer = cluster.create(renamed, "audit-open", dry_run=True)
         assert answer.status == 201, answer.body
-    assert "# Pod audit-open/debug: 9 changes; a Pod's security settings cannot be changed" in out
+    # busybox runs as root (offline table): no runAsNonRoot, 8 changes.
+    assert "# Pod audit-open/debug: 8 changes; a Pod's security settings cannot be changed" in out
 
 
 def test_config_exemptions_are_reported(audit: Audit, tmp_path: Path) -> None:

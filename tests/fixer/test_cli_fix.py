@@ -84,9 +84,12 @@ def test_fix_writes_in_place_and_exits_0(
     paths = tree(tmp_path)
     code, out, err = run(["fix", str(tmp_path)], capsys)
     assert code == 0
-    assert out == f"fixed {paths['pod']} (8 changes)\n"
+    # 8 changes, and 4 for the paths the offline table says nginx writes (/var/cache/nginx,
+    # /var/run): an emptyDir volume and a mount each, under the read-only root.
+    assert out == f"fixed {paths['pod']} (12 changes)\n"
     fixed = paths["pod"].read_text()
     assert "name: web  # the web pod\n" in fixed and "allowPrivilegeEscalation: false" in fixed
+    assert "mountPath: /var/cache/nginx" in fixed and "mountPath: /var/run" in fixed
     assert paths["ok"].read_text() == HARDENED
     assert paths["helm"].read_text() == HELM
     assert err.startswith(
@@ -108,7 +111,9 @@ def test_check_exits_1_and_lists_changes_without_writing(
     assert code == 1
     assert paths["pod"].read_text() == POD
     lines = out.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 12
+    writable = [line for line in lines if "writable path /var/" in line or "at /var/" in line]
+    assert len(writable) == 4, writable  # nginx's paths from the offline table
     assert all(line.startswith(f"{paths['pod']}:") for line in lines)
     assert f"{paths['pod']}:7:3: [no-privilege-escalation]" in out
     assert "1 would change" in err
@@ -296,10 +301,18 @@ def test_json_output_follows_the_contract(
     findings = by_path[str(host)]["documents"][0]["findings"]
     [finding] = [f for f in findings if f["level"] == "baseline"]
     assert (finding["check"], finding["line"], finding["fixable"]) == ("hostNamespaces", 6, False)
-    # The image's user is not known offline: runAsNonRoot is left out, with the reason.
+    # Offline, the table says nginx runs as root: runAsNonRoot is left out, with the reason,
+    # at the line that names the image.
     [image] = [f for f in findings if f["level"] is None]
     assert (image["check"], image["line"]) == ("run-as-non-root", 9)
-    assert "images.unknown: keep" in image["message"]
+    assert "image nginx:1.27 runs as root; set runAsUser" in image["message"]
+    # ... and the report says where the facts came from.
+    images = report["images"]
+    assert (images["lookup"], images["offline_reason"]) == ("off", "HARDENER_IMAGES_OFFLINE=1")
+    assert images["by_source"] == {"registry": 0, "cache": 0, "table": 1, "unknown": 0}
+    [nginx] = images["images"]
+    assert (nginx["image"], nginx["source"], nginx["user"]) == ("nginx:1.27", "table", "")
+    assert nginx["writable_paths"] == ["/var/cache/nginx", "/var/run"]
     # ... and the PSS finding it leaves is not one that hardener fix sets.
     [left] = [f for f in findings if f["check"] == "runAsNonRoot"]
     assert left["fixable"] is False
@@ -355,8 +368,10 @@ def test_progress_bar_only_on_a_terminal_with_many_files(
     assert main(["fix", "--check", str(tmp_path)]) == 0
     shown = terminal.getvalue()
     assert f"] {output.PROGRESS_MIN_FILES}/{output.PROGRESS_MIN_FILES} files" in shown
-    # The summary closes the output (followed only by the user namespaces note).
-    assert any(line.rstrip().endswith("0 errors") for line in shown.splitlines()[-2:])
+    # The summary closes the output (followed only by the images and user namespaces notes).
+    assert any(line.rstrip().endswith("0 errors") for line in shown.splitlines()[-3:])
+    assert "  images: 1 image, lookups off (HARDENER_IMAGES_OFFLINE=1): 1 table" in shown
+    assert "looking up images" not in shown  # no lookup took a second
     few = output.Progress(FakeTerminal(), output.PROGRESS_MIN_FILES - 1)
     assert not few.enabled
     assert not output.Progress(io.StringIO(), 1000).enabled

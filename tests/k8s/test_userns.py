@@ -490,7 +490,8 @@ def test_audit_reports_support_per_handler_and_the_root_workloads(
     namespace = "userns-audit"
     apiserver.create_namespace(namespace)
     root = _pod("root", {"containers": [_web(securityContext={"runAsUser": 0})]})
-    unknown = _pod("unknown", {"containers": [_web()]})
+    # An image neither the cache nor the offline table knows (nginx is in the table: root).
+    unknown = _pod("unknown", {"containers": [_web(image="registry.example/app:1")]})
     host = _pod(
         "host", {"hostNetwork": True, "containers": [_web(securityContext={"runAsUser": 0})]}
     )

@@ -141,4 +141,16 @@ def test_check_says_why_all_is_not_enough(
     out = capsys.readouterr().out
     assert "capabilities_restricted" in out
     assert 'only accepts "ALL" spelled exactly' in out
+    # nginx runs as root (the offline table: the suite runs offline), so the pod's own
+    # runAsNonRoot keeps it from starting: the one thing left after the fix, and not fixable.
+    assert main(["check", "--after-fix", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("[") == 1
+    assert "[kubelet-run-as-non-root]" in out and "image will run as root" in out
+    # With an image that runs as a numeric non-root user, nothing is left.
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "image: nginx", "image: nginxinc/nginx-unprivileged"
+        )
+    )
     assert main(["check", "--after-fix", str(path)]) == 0
