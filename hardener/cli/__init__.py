@@ -27,7 +27,9 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command, or of ``only`` that one (its module alone is imported:
+    ``hardener fix`` does not pay for importing the webhook and the Kubernetes client)."""
     parser = argparse.ArgumentParser(
         prog="hardener",
         description="Harden Kubernetes pods: admission webhook, manifest fixer, review reports.",
@@ -35,15 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hardener {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"hardener.cli.{name}")
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = arguments[0].replace("-", "_") if arguments else ""
+    command = "install" if command == "uninstall" else command  # one module has both
+    # A known sub-command first: only its module is needed. Anything else (--help, --version,
+    # a typo) gets the whole parser, which lists every sub-command.
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(arguments)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

@@ -417,3 +417,16 @@ def test_pre_commit_hook_entries_run(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*fix_args, str(path)]) == 0
     assert main([*check_args, str(path)]) == 0
     capsys.readouterr()
+
+
+def test_a_sub_command_imports_only_its_own_module() -> None:
+    """``hardener fix`` does not pay for the webhook and the Kubernetes client at start-up."""
+    code = (
+        "import sys; from hardener.cli import main\n"
+        "try:\n    main(['fix', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('hardener.webhook', 'kubernetes'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
