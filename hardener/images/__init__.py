@@ -14,6 +14,7 @@ from hardener.images._reference import Reference, ReferenceError, parse_referenc
 from hardener.images._resolve import (
     LATENCY_BUCKETS,
     ImageResolver,
+    LookupAnswer,
     LookupMetrics,
     resolve_images,
     resolve_images_sync,
@@ -25,6 +26,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "ImageCache",
     "ImageResolver",
+    "LookupAnswer",
     "LookupMetrics",
     "Reference",
     "ReferenceError",
