@@ -134,6 +134,11 @@ class ImageResolver:
             self._client = None
 
     @property
+    def credentials_source(self) -> str | None:
+        """The auth file the credentials were read from (``None``: none found)."""
+        return self._credentials.source
+
+    @property
     def requests(self) -> int:
         """HTTP requests sent so far (probes, tokens, manifests, blobs)."""
         return self._closed_requests + (0 if self._client is None else self._client.requests)
