@@ -206,3 +206,8 @@ def restore_logging() -> Iterator[None]:
         logger.propagate = propagate
         logger.setLevel(level)
         logger.filters[:] = filters
+
+
+# The loopback registries of the image tests (Debian's docker-registry), for the webhook's
+# lookups.
+from tests.images.conftest import registries  # noqa: E402, F401
