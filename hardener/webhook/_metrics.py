@@ -27,7 +27,6 @@ from prometheus_client.registry import Collector
 
 from hardener.images import LATENCY_BUCKETS as LOOKUP_BUCKETS
 from hardener.images import LookupMetrics
-
 from hardener.rules import RULES
 from hardener.rules.user_namespace import REASONS as USER_NAMESPACE_REASONS
 from hardener.userns import Support

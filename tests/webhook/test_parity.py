@@ -1,8 +1,9 @@
 """Parity: the webhook's patch, applied with ``jsonpatch``, gives what ``hardener fix`` writes
 for the same object, and what the engine's ops give, over every PSS fixture pod and every
-workload of the corpus (the server learning no image facts, as ``fix`` without them). Posting the patched object again gives no patch (reinvocation), and the
-PSS warnings are the evaluator's verdict on the patched object. Given the same image facts,
-the webhook's review and ``fix`` make the same decisions, and the webhook's warnings carry them.
+workload of the corpus (the server learning no image facts, as ``fix`` without them). Posting
+the patched object again gives no patch (reinvocation), and the PSS warnings are the
+evaluator's verdict on the patched object. Given the same image facts, the webhook's review
+and ``fix`` make the same decisions, and the webhook's warnings carry them.
 
 The webhook never imports the fixer; this test imports both.
 """
