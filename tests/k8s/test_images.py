@@ -23,7 +23,6 @@ from hardener.kubelet import refusals
 from hardener.locate import pod_sites
 from tests.apiserver import APIServer
 from tests.images.conftest import Registries
-from tests.images.conftest import registries  # noqa: F401 (the session's registries)
 from tests.k8s.conftest import MODE_LABEL, MWC, RESTRICTED, Webhook, register, serve
 
 pytestmark = pytest.mark.apiserver
@@ -36,7 +35,7 @@ NAMESPACE = "e2e-images"
 def image_webhook(
     apiserver: APIServer,
     tls: Path,
-    registries: Registries,  # noqa: F811
+    registries: Registries,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Webhook]:
     """``hardener serve`` with lookups on the loopback registry, registered for namespaces
@@ -93,7 +92,7 @@ def _image_users(registries: Registries) -> dict[str, ImageFacts]:
 def test_a_named_user_image_comes_back_with_its_uid(
     apiserver: APIServer,
     image_webhook: Webhook,
-    registries: Registries,  # noqa: F811
+    registries: Registries,
 ) -> None:
     image = registries.images["named"]  # User "web", uid 101 in the image's /etc/passwd
     answer = apiserver.create(_pod("named", image), NAMESPACE)
@@ -113,7 +112,7 @@ def test_a_named_user_image_comes_back_with_its_uid(
 def test_numeric_and_root_images_in_one_pod(
     apiserver: APIServer,
     image_webhook: Webhook,
-    registries: Registries,  # noqa: F811
+    registries: Registries,
 ) -> None:
     pod = _pod("mixed", registries.images["numeric"], registries.images["root"])
     # Restricted would refuse the root container; the dry run shows why, after the patch.
