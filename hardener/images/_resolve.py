@@ -45,7 +45,8 @@ class LookupMetrics:
     """Plain counters (a Prometheus exporter reads them; nothing here depends on one).
 
     ``outcomes`` counts answered lookups by the source of their facts (``registry``,
-    ``cache``, ``table``, ``unknown``); ``cache_hits`` by kind (``tag``, ``facts``);
+    ``cache``, ``table``, ``unknown``); ``cache_hits`` by kind (``tag``, ``facts``, and
+    ``answer``: an image string answered moments ago, from memory);
     ``failures`` by kind (``host-down``, ``registry``, ``timeout``, ``deadline``, ``reference``);
     latency is a cumulative histogram over ``LATENCY_BUCKETS`` in seconds."""
 
@@ -115,6 +116,11 @@ class ImageResolver:
         self._session: aiohttp.ClientSession | None = None
         self._client: RegistryClient | None = None
         self._flights: dict[str, asyncio.Future[LookupAnswer]] = {}
+        self._tag_ttl = tag_ttl
+        # Answers by image string as written, with the monotonic time they stay good until: a
+        # repeated image (every review of a rollout) is one dict lookup, not a parse, a cache
+        # probe and a table match; a failed lookup is not asked again for ``failure_ttl``.
+        self._answers: dict[str, tuple[float, LookupAnswer]] = {}
         self._closed_requests = 0
 
     async def __aenter__(self) -> ImageResolver:
@@ -183,29 +189,51 @@ class ImageResolver:
                 self._flights[key] = flight
                 flight.add_done_callback(lambda _: self._flights.pop(key, None))
             answer = await asyncio.shield(flight)
+        if answer.failure != "deadline":
+            self._remember(image, answer)
         self.metrics.outcomes[answer.facts.source] += 1
         self.metrics.observe(time.monotonic() - started)
         return answer
+
+    _MAX_ANSWERS = 4096
+
+    def _remember(self, image: str, answer: LookupAnswer) -> None:
+        """Keep ``answer`` for ``image``: a failure for ``failure_ttl``, anything else for
+        the tag TTL (the facts behind a digest never change; a tag is asked again after it).
+        Facts just looked up are not kept as such: asked again, they are the cache's."""
+        if answer.facts.source == "registry" and answer.failure is None:
+            return
+        if len(self._answers) >= self._MAX_ANSWERS:
+            self._answers.clear()
+        ttl = self._failure_ttl if answer.failure is not None else self._tag_ttl
+        self._answers[image] = (time.monotonic() + ttl, answer)
 
     def answer_now(self, image: str) -> LookupAnswer | None:
         """The answer when it needs no network, without waiting: lookups off (the cache and
         the table), a fresh cache entry, or a string no runtime could pull; ``None`` when the
         registry must be asked (then call ``lookup_answer``). Counted as ``lookup_answer``
-        counts."""
+        counts; an answer given before (within its TTL) counts as a cache hit of kind
+        ``answer``."""
         started = time.monotonic()
-        try:
-            ref = parse_reference(image)
-        except ReferenceError as exc:
-            self.metrics.failures["reference"] += 1
-            answer = LookupAnswer(ImageFacts.unknown(image, f"{exc}; nothing to look up"))
+        known = self._answers.get(image)
+        if known is not None and known[0] > started:
+            answer = known[1]
+            self.metrics.cache_hits["answer"] += 1
         else:
-            if self.offline:
-                answer = LookupAnswer(self._fallback(ref, "lookups are off (offline)"))
+            try:
+                ref = parse_reference(image)
+            except ReferenceError as exc:
+                self.metrics.failures["reference"] += 1
+                answer = LookupAnswer(ImageFacts.unknown(image, f"{exc}; nothing to look up"))
             else:
-                cached = self._cached(ref)
-                if cached is None:
-                    return None
-                answer = LookupAnswer(cached)
+                if self.offline:
+                    answer = LookupAnswer(self._fallback(ref, "lookups are off (offline)"))
+                else:
+                    cached = self._cached(ref)
+                    if cached is None:
+                        return None
+                    answer = LookupAnswer(cached)
+            self._remember(image, answer)
         self.metrics.outcomes[answer.facts.source] += 1
         self.metrics.observe(time.monotonic() - started)
         return answer

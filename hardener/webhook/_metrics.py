@@ -48,7 +48,7 @@ IMAGE_OUTCOMES = ("registry", "cache", "table", "unknown", "fallback")
 """The ``outcome`` of an image lookup: where the facts came from, or ``fallback`` when the
 lookup failed or ran out of time and the cache, the table or ``images.unknown`` answered."""
 
-CACHE_HIT_KINDS = ("tag", "facts")
+CACHE_HIT_KINDS = ("tag", "facts", "answer")
 LOOKUP_FAILURES = ("host-down", "registry", "timeout", "deadline", "reference", "error")
 """Failure kinds of ``LookupMetrics.failures``, exported from the start (a series that
 appears late loses its first increments to ``rate``)."""
@@ -110,7 +110,7 @@ class _LookupCollector(Collector):
         hits = CounterMetricFamily(
             "hardener_image_cache_hits",
             "Image lookups answered from the cache, by kind (tag: a tag's digest; facts: a "
-            "digest's user and volumes).",
+            "digest's user and volumes; answer: an image answered moments ago, from memory).",
             labels=["kind"],
         )
         for kind in dict.fromkeys((*CACHE_HIT_KINDS, *lookups.cache_hits)):

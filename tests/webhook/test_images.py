@@ -304,3 +304,25 @@ async def test_the_resolver_lives_from_startup_to_cleanup(tmp_path: Path) -> Non
     assert resolver is not None and resolver.offline
     await server.close()
     assert app[STATE_KEY].images is None
+
+
+async def test_a_missing_image_is_not_asked_again_within_the_failure_ttl(
+    aiohttp_client: MakeClient, registries: Registries, tmp_path: Path
+) -> None:
+    app = create_app(config_for(tmp_path, registries.anonymous.host))
+    client = await aiohttp_client(app)
+    missing = f"{registries.anonymous.host}/app/missing:1"
+    first = await post(client, pod(missing))
+    resolver = app[STATE_KEY].images
+    assert resolver is not None
+    asked = resolver.requests
+    assert asked > 0
+    second = await post(client, pod(missing))
+    # The same fallback and warning, from memory: no request, no wait.
+    assert resolver.requests == asked
+    assert first["warnings"][0] == second["warnings"][0]
+    assert "HTTP 404" in first["warnings"][0]
+    found = samples(app)
+    assert found['hardener_image_lookups_total{outcome="fallback"}'] == 2
+    assert found['hardener_image_lookup_failures_total{kind="registry"}'] == 1
+    assert found['hardener_image_cache_hits_total{kind="answer"}'] == 1
