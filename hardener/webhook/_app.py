@@ -286,7 +286,7 @@ async def _mutate(request: web.Request) -> web.Response:
         try:
             # A read from memory: the node watch publishes, a review never waits on it.
             support = app[SUPPORT_KEY]()
-            result = await _review_body(state, metrics, body, config, started, support)
+            result, fell_back = await _review_body(state, metrics, body, config, started, support)
         except BadReviewError as exc:
             return _bad_request(metrics, started, exc)
         except Exception:
@@ -315,6 +315,7 @@ async def _mutate(request: web.Request) -> web.Response:
                 "rules": result.rules,
                 "ops": result.ops,
                 "violations": result.violations,
+                "image_fallbacks": fell_back or None,
                 "latency_ms": round(latency * 1000, 3),
             }
         )
@@ -330,9 +331,9 @@ async def _review_body(
     config: Config,
     started: float,
     support: Support | None,
-) -> ReviewResult:
+) -> tuple[ReviewResult, tuple[str, ...]]:
     """Decode, size, learn the images' facts and harden: on the event loop when the work is
-    small, else in a thread."""
+    small, else in a thread. Also the images whose lookup fell back, for the log line."""
     deadline = started + config.webhook.deadline_seconds
     if len(body) <= OFFLOAD_BYTES:
         prepared = _prepare(body, config)
@@ -344,22 +345,31 @@ async def _review_body(
                 "", "the review could not be decoded within the deadline"
             ) from None
     if isinstance(prepared, ReviewResult):
-        return prepared
-    images, lookup_warnings = await _image_facts(state, metrics, prepared, config, started)
-    if len(body) <= OFFLOAD_BYTES and _small(prepared):
-        return _finish(prepared, config, deadline, support, images, lookup_warnings)
+        return prepared, ()
     try:
-        return await _in_thread(
+        images, lookup_warnings, fell_back = await _image_facts(
+            state, metrics, prepared, config, started
+        )
+    except Exception:
+        # A bug in the lookups must not cost the review: harden without facts.
+        _log.exception("image lookups failed", extra={"fields": {"uid": prepared.request["uid"]}})
+        images, lookup_warnings, fell_back = None, (), ()
+    if len(body) <= OFFLOAD_BYTES and _small(prepared):
+        return _finish(prepared, config, deadline, support, images, lookup_warnings), fell_back
+    try:
+        result = await _in_thread(
             state, deadline, _finish, prepared, config, deadline, support, images, lookup_warnings
         )
     except TimeoutError:
-        return past_deadline_result(prepared.request, config.webhook.deadline_seconds)
+        result = past_deadline_result(prepared.request, config.webhook.deadline_seconds)
+    return result, fell_back
 
 
 async def _image_facts(
     state: ServerState, metrics: Metrics, work: ReviewWork, config: Config, started: float
-) -> tuple[dict[str, ImageFacts] | None, tuple[str, ...]]:
-    """The facts of each image ``work`` names, and a warning for each lookup that fell back.
+) -> tuple[dict[str, ImageFacts] | None, tuple[str, ...], tuple[str, ...]]:
+    """The facts of each image ``work`` names, a warning for each lookup that fell back, and
+    those images.
 
     Answers from memory first (no task, no wait: the common case once the cache is warm, and
     every case with lookups off); the rest are looked up together until ``LOOKUP_SHARE`` of
@@ -367,20 +377,21 @@ async def _image_facts(
     """
     resolver = state.images
     if resolver is None:  # not started (or already cleaned up): the engine's policy decides
-        return None, ()
+        return None, (), ()
     try:
         names = image_references(work.obj)
     except HardenerError:
-        return None, ()
+        return None, (), ()
     facts: dict[str, ImageFacts] = {}
     warnings: list[str] = []
+    failed: list[str] = []
     pending: list[str] = []
     for image in names:
         answer = resolver.answer_now(image)
         if answer is None:
             pending.append(image)
         else:
-            _note(metrics, facts, warnings, image, answer)
+            _note(metrics, facts, warnings, failed, image, answer)
     if pending:
         budget = config.webhook.deadline_seconds * LOOKUP_SHARE
         tasks = {image: asyncio.ensure_future(resolver.lookup_answer(image)) for image in pending}
@@ -402,14 +413,15 @@ async def _image_facts(
                 answer = resolver.fallback(image, "the lookup failed (see the log)", "error")
             else:
                 answer = task.result()
-            _note(metrics, facts, warnings, image, answer)
-    return facts, tuple(warnings)
+            _note(metrics, facts, warnings, failed, image, answer)
+    return facts, tuple(warnings), tuple(failed)
 
 
 def _note(
     metrics: Metrics,
     facts: dict[str, ImageFacts],
     warnings: list[str],
+    failed: list[str],
     image: str,
     answer: LookupAnswer,
 ) -> None:
@@ -419,6 +431,7 @@ def _note(
         metrics.count_image(found.source)
         return
     metrics.count_image("fallback")
+    failed.append(image)
     used = {"cache": "a cached lookup", "table": "the offline table"}.get(found.source)
     using = f"using {used}" if used else "facts unknown, images.unknown applies"
     warnings.append(f"hardener: image {image}: lookup failed, {using}: {found.detail}")

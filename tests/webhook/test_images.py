@@ -7,6 +7,7 @@ fallback and a warning, and holds up no other review; every lookup is counted.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -230,7 +231,7 @@ async def test_a_silent_registry_costs_the_budget_not_the_loop(
 
 
 async def test_a_failed_lookup_falls_back_to_the_table(
-    aiohttp_client: MakeClient, tmp_path: Path
+    aiohttp_client: MakeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Nothing listens on the mirror: the host is down, and nginx's facts come from the table.
     with socket.socket() as sock:
@@ -242,11 +243,15 @@ async def test_a_failed_lookup_falls_back_to_the_table(
     )
     app = create_app(config)
     client = await aiohttp_client(app)
+    caplog.set_level(logging.INFO, logger="hardener.webhook")
     answer = await post(client, pod("nginx:1.27"))
     first = answer["warnings"][0]
     assert first.startswith("hardener: image nginx:1.27: lookup failed, using the offline table")
     assert lookups(app, "fallback") == 1
     assert samples(app)['hardener_image_lookup_failures_total{kind="host-down"}'] == 1
+    # The review's log line names the image too.
+    (line,) = [r for r in caplog.records if r.getMessage() == "review"]
+    assert line.__dict__["fields"]["image_fallbacks"] == ("nginx:1.27",)
 
 
 async def test_concurrent_reviews_of_one_image_share_one_lookup(
