@@ -98,9 +98,10 @@ class Pipeline:
             self.state.images = ImageResolver(self.config.images, metrics=LookupMetrics())
 
     async def review(self, body: bytes) -> Any:
-        return await _review_body(
+        result, _ = await _review_body(
             self.state, self.metrics, body, self.config, time.monotonic(), None
         )
+        return result
 
     async def close(self) -> None:
         if self.state.images is not None:
