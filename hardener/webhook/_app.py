@@ -404,6 +404,8 @@ async def _image_facts(
                     f"no answer within the webhook's lookup budget ({budget:g}s of the "
                     f"{config.webhook.deadline_seconds:g}s deadline)",
                 )
+            elif task.cancelled():  # the resolver closed under it: shutting down
+                answer = resolver.fallback(image, "the lookup was cancelled (shutting down)")
             elif task.exception() is not None:
                 _log.error(
                     "image lookup failed",
