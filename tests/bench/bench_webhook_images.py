@@ -301,6 +301,9 @@ def _render(
         "the tag's digest is asked again with one HEAD).",
         "- Both `off` and `warm` answer from memory without a task (`ImageResolver.answer_now`): "
         "a warm review creates no future and never yields to the loop.",
+        "- Wall-clock rates on this shared 2-core machine vary by up to 50% between rounds (see "
+        "min .. max; `none`, which does less work, can come out slower): compare the modes by "
+        "their instruction counts, which do not depend on the load.",
         "",
         f"A cold lookup inside one review (a new app, an empty cache; median of {args.cold} runs):",
         "",
