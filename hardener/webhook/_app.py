@@ -180,9 +180,17 @@ def _bad_request(metrics: Metrics, started: float, error: BadReviewError) -> web
     return _json(400, {"error": str(error), "field": error.field or None})
 
 
-def _prepare(body: bytes, config: Config) -> ReviewResult | ReviewWork:
-    """Decode the body and size the work (``BadReviewError`` for a malformed envelope)."""
-    return prepare_review(decode_review(body), config, body_bytes=len(body))
+def _prepare(body: bytes, config: Config) -> tuple[ReviewResult | ReviewWork, list[str]]:
+    """Decode the body and size the work (``BadReviewError`` for a malformed envelope), and
+    list the images the object names (found in the same place, so that a large object is
+    walked in the worker thread, not on the event loop)."""
+    prepared = prepare_review(decode_review(body), config, body_bytes=len(body))
+    if isinstance(prepared, ReviewResult):
+        return prepared, []
+    try:
+        return prepared, image_references(prepared.obj)
+    except HardenerError:
+        return prepared, []
 
 
 def _finish(
@@ -336,10 +344,10 @@ async def _review_body(
     small, else in a thread. Also the images whose lookup fell back, for the log line."""
     deadline = started + config.webhook.deadline_seconds
     if len(body) <= OFFLOAD_BYTES:
-        prepared = _prepare(body, config)
+        prepared, names = _prepare(body, config)
     else:
         try:
-            prepared = await _in_thread(state, deadline, _prepare, body, config)
+            prepared, names = await _in_thread(state, deadline, _prepare, body, config)
         except TimeoutError:
             raise BadReviewError(
                 "", "the review could not be decoded within the deadline"
@@ -348,7 +356,7 @@ async def _review_body(
         return prepared, ()
     try:
         images, lookup_warnings, fell_back = await _image_facts(
-            state, metrics, prepared, config, started
+            state, metrics, names, config, started
         )
     except Exception:
         # A bug in the lookups must not cost the review: harden without facts.
@@ -366,10 +374,10 @@ async def _review_body(
 
 
 async def _image_facts(
-    state: ServerState, metrics: Metrics, work: ReviewWork, config: Config, started: float
+    state: ServerState, metrics: Metrics, names: list[str], config: Config, started: float
 ) -> tuple[dict[str, ImageFacts] | None, tuple[str, ...], tuple[str, ...]]:
-    """The facts of each image ``work`` names, a warning for each lookup that fell back, and
-    those images.
+    """The facts of the images ``names`` (each once), a warning for each lookup that fell
+    back, and those images.
 
     Answers from memory first (no task, no wait: the common case once the cache is warm, and
     every case with lookups off); the rest are looked up together until ``LOOKUP_SHARE`` of
@@ -377,10 +385,6 @@ async def _image_facts(
     """
     resolver = state.images
     if resolver is None:  # not started (or already cleaned up): the engine's policy decides
-        return None, (), ()
-    try:
-        names = image_references(work.obj)
-    except HardenerError:
         return None, (), ()
     facts: dict[str, ImageFacts] = {}
     warnings: list[str] = []
