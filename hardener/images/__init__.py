@@ -14,6 +14,7 @@ from hardener.images._reference import Reference, ReferenceError, parse_referenc
 from hardener.images._resolve import (
     LATENCY_BUCKETS,
     ImageResolver,
+    LookupAnswer,
     LookupMetrics,
     cache_directory,
     resolve_images,
@@ -28,6 +29,7 @@ __all__ = [
     "OFFLINE_ENV",
     "ImageCache",
     "ImageResolver",
+    "LookupAnswer",
     "LookupMetrics",
     "Reference",
     "ReferenceError",

@@ -32,6 +32,7 @@ from hardener.images._table import match_table
 __all__ = [
     "LATENCY_BUCKETS",
     "ImageResolver",
+    "LookupAnswer",
     "LookupMetrics",
     "cache_directory",
     "resolve_images",
@@ -47,7 +48,8 @@ class LookupMetrics:
     """Plain counters (a Prometheus exporter reads them; nothing here depends on one).
 
     ``outcomes`` counts answered lookups by the source of their facts (``registry``,
-    ``cache``, ``table``, ``unknown``); ``cache_hits`` by kind (``tag``, ``facts``);
+    ``cache``, ``table``, ``unknown``); ``cache_hits`` by kind (``tag``, ``facts``, and
+    ``answer``: an image string answered moments ago, from memory);
     ``failures`` by kind (``host-down``, ``registry``, ``timeout``, ``deadline``, ``reference``);
     latency is a cumulative histogram over ``LATENCY_BUCKETS`` in seconds."""
 
@@ -74,6 +76,17 @@ def cache_directory(settings: ImageSettings) -> Path:
     if settings.cache_dir == DEFAULT_CACHE_DIR and os.path.isabs(xdg):
         return Path(xdg) / "hardener" / "images"
     return Path(settings.cache_dir).expanduser()
+
+
+@dataclass(frozen=True)
+class LookupAnswer:
+    """One image's facts and, when they are a fallback, why: ``failure`` is the kind of
+    failure (as in ``LookupMetrics.failures``) that made the resolver fall back to a stale
+    cache entry, the table or unknown; ``None`` when the facts are what was asked for (looked
+    up, a fresh cache entry, or, with lookups off, the cache and the table by design)."""
+
+    facts: ImageFacts
+    failure: str | None = None
 
 
 def _table_ids(entry: ImageTableEntry) -> tuple[int | None, int | None]:
@@ -115,7 +128,12 @@ class ImageResolver:
         self._semaphore: asyncio.Semaphore | None = None
         self._session: aiohttp.ClientSession | None = None
         self._client: RegistryClient | None = None
-        self._flights: dict[str, asyncio.Future[ImageFacts]] = {}
+        self._flights: dict[str, asyncio.Future[LookupAnswer]] = {}
+        self._tag_ttl = tag_ttl
+        # Answers by image string as written, with the monotonic time they stay good until: a
+        # repeated image (every review of a rollout) is one dict lookup, not a parse, a cache
+        # probe and a table match; a failed lookup is not asked again for ``failure_ttl``.
+        self._answers: dict[str, tuple[float, LookupAnswer]] = {}
         self._closed_requests = 0
 
     async def __aenter__(self) -> ImageResolver:
@@ -133,6 +151,11 @@ class ImageResolver:
         if self._client is not None:
             self._closed_requests += self._client.requests
             self._client = None
+
+    @property
+    def credentials_source(self) -> str | None:
+        """The auth file the credentials were read from (``None``: none found)."""
+        return self._credentials.source
 
     @property
     def requests(self) -> int:
@@ -161,12 +184,16 @@ class ImageResolver:
     # -- the public calls -----------------------------------------------------------------
     async def lookup(self, image: str) -> ImageFacts:
         """The facts of one image string, exactly as a manifest writes it."""
+        return (await self.lookup_answer(image)).facts
+
+    async def lookup_answer(self, image: str) -> LookupAnswer:
+        """``lookup``, and whether the facts are a fallback after a failure, and why."""
         started = time.monotonic()
         try:
             ref = parse_reference(image)
         except ReferenceError as exc:
             self.metrics.failures["reference"] += 1
-            facts = ImageFacts.unknown(image, f"{exc}; nothing to look up")
+            answer = LookupAnswer(ImageFacts.unknown(image, f"{exc}; nothing to look up"))
         else:
             key = str(ref)
             flight = self._flights.get(key)
@@ -174,10 +201,66 @@ class ImageResolver:
                 flight = asyncio.ensure_future(self._lookup(ref))
                 self._flights[key] = flight
                 flight.add_done_callback(lambda _: self._flights.pop(key, None))
-            facts = await asyncio.shield(flight)
-        self.metrics.outcomes[facts.source] += 1
+            answer = await asyncio.shield(flight)
+        if answer.failure != "deadline":
+            self._remember(image, answer)
+        self.metrics.outcomes[answer.facts.source] += 1
         self.metrics.observe(time.monotonic() - started)
-        return facts
+        return answer
+
+    _MAX_ANSWERS = 4096
+
+    def _remember(self, image: str, answer: LookupAnswer) -> None:
+        """Keep ``answer`` for ``image``: a failure for ``failure_ttl``, anything else for
+        the tag TTL (the facts behind a digest never change; a tag is asked again after it).
+        Facts just looked up are not kept as such: asked again, they are the cache's."""
+        if answer.facts.source == "registry" and answer.failure is None:
+            return
+        if len(self._answers) >= self._MAX_ANSWERS:
+            self._answers.clear()
+        ttl = self._failure_ttl if answer.failure is not None else self._tag_ttl
+        self._answers[image] = (time.monotonic() + ttl, answer)
+
+    def answer_now(self, image: str) -> LookupAnswer | None:
+        """The answer when it needs no network, without waiting: lookups off (the cache and
+        the table), a fresh cache entry, or a string no runtime could pull; ``None`` when the
+        registry must be asked (then call ``lookup_answer``). Counted as ``lookup_answer``
+        counts; an answer given before (within its TTL) counts as a cache hit of kind
+        ``answer``."""
+        started = time.monotonic()
+        known = self._answers.get(image)
+        if known is not None and known[0] > started:
+            answer = known[1]
+            self.metrics.cache_hits["answer"] += 1
+        else:
+            try:
+                ref = parse_reference(image)
+            except ReferenceError as exc:
+                self.metrics.failures["reference"] += 1
+                answer = LookupAnswer(ImageFacts.unknown(image, f"{exc}; nothing to look up"))
+            else:
+                if self.offline:
+                    answer = LookupAnswer(self._fallback(ref, "lookups are off (offline)"))
+                else:
+                    cached = self._cached(ref)
+                    if cached is None:
+                        return None
+                    answer = LookupAnswer(cached)
+            self._remember(image, answer)
+        self.metrics.outcomes[answer.facts.source] += 1
+        self.metrics.observe(time.monotonic() - started)
+        return answer
+
+    def fallback(self, image: str, reason: str, failure: str = "deadline") -> LookupAnswer:
+        """What is known without the registry (a cached lookup of any age, the table, else
+        unknown), for a lookup its caller stopped waiting for; counted as a ``failure``."""
+        self.metrics.failures[failure] += 1
+        try:
+            facts = self._fallback(parse_reference(image), reason)
+        except ReferenceError as exc:
+            facts = ImageFacts.unknown(image, str(exc))
+        self.metrics.outcomes[facts.source] += 1
+        return LookupAnswer(facts, failure)
 
     async def lookup_many(
         self,
@@ -189,9 +272,20 @@ class ImageResolver:
         """Facts for every distinct image string; past ``deadline`` seconds the unanswered
         ones get what the cache or the table knows (else unknown). ``on_done(done, total)``
         is called as answers come in (a progress line)."""
+        answers = await self.lookup_answers(images, deadline=deadline, on_done=on_done)
+        return {image: answer.facts for image, answer in answers.items()}
+
+    async def lookup_answers(
+        self,
+        images: Iterable[str],
+        *,
+        deadline: float | None = None,
+        on_done: Callable[[int, int], None] | None = None,
+    ) -> dict[str, LookupAnswer]:
+        """``lookup_many`` with each image's ``LookupAnswer``."""
         unique = list(dict.fromkeys(images))
-        tasks = {image: asyncio.ensure_future(self.lookup(image)) for image in unique}
-        results: dict[str, ImageFacts] = {}
+        tasks = {image: asyncio.ensure_future(self.lookup_answer(image)) for image in unique}
+        results: dict[str, LookupAnswer] = {}
         if tasks:
             if on_done is not None:
                 total = len(tasks)
@@ -205,38 +299,37 @@ class ImageResolver:
                 results[image] = task.result()
                 continue
             task.cancel()
-            self.metrics.failures["deadline"] += 1
-            reason = f"the overall lookup deadline ({deadline:g}s) passed"
-            try:
-                facts = self._fallback(parse_reference(image), reason)
-            except ReferenceError as exc:
-                facts = ImageFacts.unknown(image, str(exc))
-            self.metrics.outcomes[facts.source] += 1
-            results[image] = facts
+            results[image] = self.fallback(
+                image, f"the overall lookup deadline ({deadline:g}s) passed"
+            )
         return results
 
     # -- one image ------------------------------------------------------------------------
-    async def _lookup(self, ref: Reference) -> ImageFacts:
+    async def _lookup(self, ref: Reference) -> LookupAnswer:
         if self.offline:
-            return self._fallback(ref, "lookups are off (offline)")
+            return LookupAnswer(self._fallback(ref, "lookups are off (offline)"))
         cached = self._cached(ref)
         if cached is not None:  # no slot, no timeout: nothing to wait for
-            return cached
+            return LookupAnswer(cached)
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._concurrency)
         async with self._semaphore:
             try:
                 async with asyncio.timeout(self.settings.timeout_seconds):
-                    return await self._online(ref)
+                    return LookupAnswer(await self._online(ref))
             except LookupFailed as exc:
-                self.metrics.failures["host-down" if exc.host_down else "registry"] += 1
-                return self._fallback(ref, exc.detail)
+                kind = "host-down" if exc.host_down else "registry"
+                self.metrics.failures[kind] += 1
+                return LookupAnswer(self._fallback(ref, exc.detail), kind)
             except TimeoutError:
                 self.metrics.failures["timeout"] += 1
-                return self._fallback(
-                    ref,
-                    f"the lookup took longer than images.timeout-seconds "
-                    f"({self.settings.timeout_seconds:g}s)",
+                return LookupAnswer(
+                    self._fallback(
+                        ref,
+                        f"the lookup took longer than images.timeout-seconds "
+                        f"({self.settings.timeout_seconds:g}s)",
+                    ),
+                    "timeout",
                 )
 
     def _cached(self, ref: Reference) -> ImageFacts | None:

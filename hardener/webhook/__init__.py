@@ -6,7 +6,8 @@ answers with the engine's operations as a base64 JSONPatch, the same operations 
 
 - ``_review``: the pure part, bytes in and bytes out (decode, decide with the engine, encode);
 - ``_app``: the aiohttp apps (``create_app``, ``create_metrics_app``) with typed ``AppKey``
-  state;
+  state, and the image lookups of each review (one ``ImageResolver`` per app, within
+  ``LOOKUP_SHARE`` of the deadline);
 - ``_tls``: the serving certificate, reloaded when its files change;
 - ``_metrics``, ``_logs``: Prometheus metrics in a registry per app, JSON log lines (the
   review line written in batches by ``JsonLineHandler``);
@@ -23,12 +24,14 @@ Errors (both derive from ``hardener.model.HardenerError``)::
 
 from hardener.webhook._app import (
     CONFIG_KEY,
+    LOOKUP_SHARE,
     METRICS_KEY,
     OFFLOAD_BYTES,
     OFFLOAD_CONTAINERS,
     OFFLOAD_VOLUMES,
     STATE_KEY,
     SUPPORT_KEY,
+    ImageResolverFactory,
     ServerState,
     create_app,
     create_metrics_app,
@@ -63,6 +66,7 @@ from hardener.webhook._tls import CertLoadError, CertReloader
 
 __all__ = [
     "CONFIG_KEY",
+    "LOOKUP_SHARE",
     "METRICS_KEY",
     "OFFLOAD_BYTES",
     "OFFLOAD_CONTAINERS",
@@ -77,6 +81,7 @@ __all__ = [
     "BadReviewError",
     "CertLoadError",
     "CertReloader",
+    "ImageResolverFactory",
     "JsonFormatter",
     "JsonLineHandler",
     "Metrics",

@@ -14,6 +14,15 @@ the probes and the other reviews, stays free. The work itself is bounded before 
 (``webhook.max-containers``, ``max-volumes``, ``max-values``: over them the object is admitted
 unchanged with a warning), so a worker never runs for long after the handler stopped waiting
 for it at the deadline, and the next review does not queue behind it.
+
+Image facts: the app owns one ``ImageResolver`` (made at startup, closed at cleanup). Before
+the engine runs, each image the object names is answered from memory when it can be (lookups
+off, a fresh cache entry) and otherwise looked up on the event loop, all within
+``LOOKUP_SHARE`` of the deadline. A lookup that fails or is still running then gets the
+fallback (a cached lookup of any age, the offline table, else ``images.unknown``) and a warning
+that names the image and the reason; the review is never refused and never waits longer. A
+lookup cut short carries on in the background and fills the cache for the next review;
+concurrent reviews of one image share one lookup.
 """
 
 from __future__ import annotations
@@ -32,8 +41,11 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hardener.config import Config, default_config
-from hardener.model import preview
+from hardener.config import Config, ImageSettings, default_config
+from hardener.image_facts import ImageFacts
+from hardener.images import ImageResolver, LookupAnswer, LookupMetrics, offline_reason
+from hardener.locate import image_references
+from hardener.model import HardenerError, preview
 from hardener.userns import Support
 from hardener.webhook._logs import LOGGER_NAME, log_review
 from hardener.webhook._metrics import BAD_REQUEST, Metrics
@@ -52,6 +64,7 @@ from hardener.webhook._tls import CertReloader
 
 __all__ = [
     "CONFIG_KEY",
+    "LOOKUP_SHARE",
     "METRICS_KEY",
     "OFFLOAD_BYTES",
     "OFFLOAD_CONTAINERS",
@@ -59,6 +72,7 @@ __all__ = [
     "REVIEW_THREADS",
     "STATE_KEY",
     "SUPPORT_KEY",
+    "ImageResolverFactory",
     "ServerState",
     "create_app",
     "create_metrics_app",
@@ -72,6 +86,10 @@ OFFLOAD_CONTAINERS = 16
 
 OFFLOAD_VOLUMES = 64
 """Objects with more volumes than this are hardened in a worker thread."""
+
+LOOKUP_SHARE = 0.75
+"""The share of ``webhook.deadline-seconds`` that image lookups may take; the rest is left for
+the engine and the answer."""
 
 REVIEW_THREADS = 4
 SWITCH_INTERVAL = 0.0005
@@ -91,6 +109,9 @@ class ServerState:
     draining: bool = False
     in_flight: int = 0
     executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+    images: ImageResolver | None = field(default=None, repr=False)
+    """The process's image resolver, from startup to cleanup."""
+    lookups: LookupMetrics = field(default_factory=LookupMetrics, repr=False)
     _idle: asyncio.Event | None = field(default=None, repr=False)
 
     def enter(self) -> None:
@@ -123,7 +144,19 @@ class ServerState:
         return None
 
 
+ImageResolverFactory = Callable[[ImageSettings, LookupMetrics], ImageResolver | None]
+"""Makes the app's ``ImageResolver`` at startup from ``images:`` and the counters to fill; one
+that returns ``None`` learns no facts at all (every image is left to ``images.unknown``, as
+the engine does without facts)."""
+
+
+def _resolver(settings: ImageSettings, lookups: LookupMetrics) -> ImageResolver:
+    # HARDENER_IMAGES_OFFLINE=1 means what it means for fix: the table and the cache only.
+    return ImageResolver(settings, metrics=lookups, offline=offline_reason(settings) is not None)
+
+
 CONFIG_KEY = web.AppKey("config", Config)
+RESOLVER_KEY: web.AppKey[ImageResolverFactory] = web.AppKey("image_resolver")
 METRICS_KEY = web.AppKey("metrics", Metrics)
 STATE_KEY = web.AppKey("state", ServerState)
 SUPPORT_KEY: web.AppKey[Callable[[], Support | None]] = web.AppKey("user_namespaces")
@@ -148,16 +181,36 @@ def _bad_request(metrics: Metrics, started: float, error: BadReviewError) -> web
     return _json(400, {"error": str(error), "field": error.field or None})
 
 
-def _prepare(body: bytes, config: Config) -> ReviewResult | ReviewWork:
-    """Decode the body and size the work (``BadReviewError`` for a malformed envelope)."""
-    return prepare_review(decode_review(body), config, body_bytes=len(body))
+def _prepare(body: bytes, config: Config) -> tuple[ReviewResult | ReviewWork, list[str]]:
+    """Decode the body and size the work (``BadReviewError`` for a malformed envelope), and
+    list the images the object names (found in the same place, so that a large object is
+    walked in the worker thread, not on the event loop)."""
+    prepared = prepare_review(decode_review(body), config, body_bytes=len(body))
+    if isinstance(prepared, ReviewResult):
+        return prepared, []
+    try:
+        return prepared, image_references(prepared.obj)
+    except HardenerError:
+        return prepared, []
 
 
 def _finish(
-    work: ReviewWork, config: Config, deadline: float, support: Support | None
+    work: ReviewWork,
+    config: Config,
+    deadline: float,
+    support: Support | None,
+    images: dict[str, ImageFacts] | None = None,
+    lookup_warnings: tuple[str, ...] = (),
 ) -> ReviewResult:
     try:
-        return finish_review(work, config, deadline=deadline, user_namespaces=support)
+        return finish_review(
+            work,
+            config,
+            deadline=deadline,
+            user_namespaces=support,
+            images=images,
+            lookup_warnings=lookup_warnings,
+        )
     except Exception:
         _log.exception("review failed", extra={"fields": {"uid": work.request["uid"]}})
         return error_result(work.request)
@@ -242,7 +295,7 @@ async def _mutate(request: web.Request) -> web.Response:
         try:
             # A read from memory: the node watch publishes, a review never waits on it.
             support = app[SUPPORT_KEY]()
-            result = await _review_body(state, body, config, deadline, support)
+            result, fell_back = await _review_body(state, metrics, body, config, started, support)
         except BadReviewError as exc:
             return _bad_request(metrics, started, exc)
         except Exception:
@@ -271,6 +324,7 @@ async def _mutate(request: web.Request) -> web.Response:
                 "rules": result.rules,
                 "ops": result.ops,
                 "violations": result.violations,
+                "image_fallbacks": fell_back or None,
                 "latency_ms": round(latency * 1000, 3),
             }
         )
@@ -280,26 +334,114 @@ async def _mutate(request: web.Request) -> web.Response:
 
 
 async def _review_body(
-    state: ServerState, body: bytes, config: Config, deadline: float, support: Support | None
-) -> ReviewResult:
-    """Decode, size and harden on the event loop when the work is small; else in a thread."""
+    state: ServerState,
+    metrics: Metrics,
+    body: bytes,
+    config: Config,
+    started: float,
+    support: Support | None,
+) -> tuple[ReviewResult, tuple[str, ...]]:
+    """Decode, size, learn the images' facts and harden: on the event loop when the work is
+    small, else in a thread. Also the images whose lookup fell back, for the log line."""
+    deadline = started + config.webhook.deadline_seconds
     if len(body) <= OFFLOAD_BYTES:
-        prepared = _prepare(body, config)
+        prepared, names = _prepare(body, config)
     else:
         try:
-            prepared = await _in_thread(state, deadline, _prepare, body, config)
+            prepared, names = await _in_thread(state, deadline, _prepare, body, config)
         except TimeoutError:
             raise BadReviewError(
                 "", "the review could not be decoded within the deadline"
             ) from None
     if isinstance(prepared, ReviewResult):
-        return prepared
-    if len(body) <= OFFLOAD_BYTES and _small(prepared):
-        return _finish(prepared, config, deadline, support)
+        return prepared, ()
     try:
-        return await _in_thread(state, deadline, _finish, prepared, config, deadline, support)
+        images, lookup_warnings, fell_back = await _image_facts(
+            state, metrics, names, config, started
+        )
+    except Exception:
+        # A bug in the lookups must not cost the review: harden without facts.
+        _log.exception("image lookups failed", extra={"fields": {"uid": prepared.request["uid"]}})
+        images, lookup_warnings, fell_back = None, (), ()
+    if len(body) <= OFFLOAD_BYTES and _small(prepared):
+        return _finish(prepared, config, deadline, support, images, lookup_warnings), fell_back
+    try:
+        result = await _in_thread(
+            state, deadline, _finish, prepared, config, deadline, support, images, lookup_warnings
+        )
     except TimeoutError:
-        return past_deadline_result(prepared.request, config.webhook.deadline_seconds)
+        result = past_deadline_result(prepared.request, config.webhook.deadline_seconds)
+    return result, fell_back
+
+
+async def _image_facts(
+    state: ServerState, metrics: Metrics, names: list[str], config: Config, started: float
+) -> tuple[dict[str, ImageFacts] | None, tuple[str, ...], tuple[str, ...]]:
+    """The facts of the images ``names`` (each once), a warning for each lookup that fell
+    back, and those images.
+
+    Answers from memory first (no task, no wait: the common case once the cache is warm, and
+    every case with lookups off); the rest are looked up together until ``LOOKUP_SHARE`` of
+    the deadline, then given the fallback.
+    """
+    resolver = state.images
+    if resolver is None:  # not started (or already cleaned up): the engine's policy decides
+        return None, (), ()
+    facts: dict[str, ImageFacts] = {}
+    warnings: list[str] = []
+    failed: list[str] = []
+    pending: list[str] = []
+    for image in names:
+        answer = resolver.answer_now(image)
+        if answer is None:
+            pending.append(image)
+        else:
+            _note(metrics, facts, warnings, failed, image, answer)
+    if pending:
+        budget = config.webhook.deadline_seconds * LOOKUP_SHARE
+        tasks = {image: asyncio.ensure_future(resolver.lookup_answer(image)) for image in pending}
+        await asyncio.wait(tasks.values(), timeout=max(0.0, started + budget - time.monotonic()))
+        for image, task in tasks.items():
+            if not task.done():
+                task.cancel()  # only this review's wait: the shared lookup carries on
+                answer = resolver.fallback(
+                    image,
+                    f"no answer within the webhook's lookup budget ({budget:g}s of the "
+                    f"{config.webhook.deadline_seconds:g}s deadline)",
+                )
+            elif task.cancelled():  # the resolver closed under it: shutting down
+                answer = resolver.fallback(image, "the lookup was cancelled (shutting down)")
+            elif task.exception() is not None:
+                _log.error(
+                    "image lookup failed",
+                    exc_info=task.exception(),
+                    extra={"fields": {"image": image}},
+                )
+                answer = resolver.fallback(image, "the lookup failed (see the log)", "error")
+            else:
+                answer = task.result()
+            _note(metrics, facts, warnings, failed, image, answer)
+    return facts, tuple(warnings), tuple(failed)
+
+
+def _note(
+    metrics: Metrics,
+    facts: dict[str, ImageFacts],
+    warnings: list[str],
+    failed: list[str],
+    image: str,
+    answer: LookupAnswer,
+) -> None:
+    found = answer.facts
+    facts[image] = found
+    if answer.failure is None:
+        metrics.count_image(found.source)
+        return
+    metrics.count_image("fallback")
+    failed.append(image)
+    used = {"cache": "a cached lookup", "table": "the offline table"}.get(found.source)
+    using = f"using {used}" if used else "facts unknown, images.unknown applies"
+    warnings.append(f"hardener: image {image}: lookup failed, {using}: {found.detail}")
 
 
 async def _in_thread(
@@ -345,12 +487,18 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _on_startup(app: web.Application) -> None:
-    app[STATE_KEY].started = True
+    state = app[STATE_KEY]
+    settings = app[CONFIG_KEY].images
+    state.images = app[RESOLVER_KEY](settings, state.lookups)
+    state.started = True
 
 
 async def _on_cleanup(app: web.Application) -> None:
     state = app[STATE_KEY]
     state.started = False
+    if state.images is not None:
+        resolver, state.images = state.images, None
+        await resolver.close()
     if state.executor is not None:
         state.executor.shutdown(wait=False, cancel_futures=True)
         state.executor = None
@@ -362,6 +510,7 @@ def create_app(
     tls: CertReloader | None = None,
     metrics: Metrics | None = None,
     user_namespaces: Callable[[], Support | None] | None = None,
+    image_resolver: ImageResolverFactory = _resolver,
 ) -> web.Application:
     """The webhook app: ``POST /mutate``, ``GET /healthz``, ``GET /readyz``.
 
@@ -369,6 +518,9 @@ def create_app(
     until it is loaded. ``metrics`` defaults to a fresh registry of the app's own.
     ``user_namespaces`` answers, without blocking, what the cluster supports now (the node
     watch's ``support``); without it, ``user-namespaces: auto`` is off, as in ``fix``.
+    ``image_resolver`` makes the process's ``ImageResolver`` at startup (closed at cleanup):
+    by default from ``config.images``, with the pull credentials of the webhook's own auth
+    file (``$REGISTRY_AUTH_FILE``, ``$DOCKER_CONFIG/config.json``).
     """
     config = config if config is not None else default_config()
     # aiohttp stops reading past client_max_size; the handler turns that into a 400 that
@@ -378,9 +530,11 @@ def create_app(
     metrics = metrics if metrics is not None else Metrics()
     state = ServerState(tls=tls)
     metrics.track_in_flight(lambda: state.in_flight)
+    metrics.track_image_lookups(state.lookups)
     app[METRICS_KEY] = metrics
     app[STATE_KEY] = state
     app[SUPPORT_KEY] = user_namespaces if user_namespaces is not None else _no_watch
+    app[RESOLVER_KEY] = image_resolver
     metrics.track_user_namespaces(
         lambda: Support.for_mode(config.user_namespaces, app[SUPPORT_KEY]())
     )

@@ -7,6 +7,12 @@ Counting costs little per review: the series are made up front (no label lookups
 request), the in-flight gauge reads the server's own count when scraped, and the patches by
 rule (one review applies half a dozen rules, and each ``inc`` takes a lock) are tallied per
 set of rules and added to the counter when it is collected.
+
+Image lookups: ``hardener_image_lookups_total{outcome}`` counts, per image of each review,
+where its facts came from (``registry``, ``cache``, ``table``, ``unknown``) or ``fallback``
+when a lookup failed or ran out of time and the fallback answered. Cache hits, failures by
+kind and the lookup latency are the resolver's own plain counters (``LookupMetrics``), read
+when scraped.
 """
 
 from __future__ import annotations
@@ -15,17 +21,37 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
+from hardener.images import LATENCY_BUCKETS as LOOKUP_BUCKETS
+from hardener.images import LookupMetrics
 from hardener.rules import RULES
 from hardener.rules.user_namespace import REASONS as USER_NAMESPACE_REASONS
 from hardener.userns import Support
 from hardener.webhook._review import OUTCOMES
 
-__all__ = ["BAD_REQUEST", "LATENCY_BUCKETS", "Metrics"]
+__all__ = [
+    "BAD_REQUEST",
+    "CACHE_HIT_KINDS",
+    "IMAGE_OUTCOMES",
+    "LATENCY_BUCKETS",
+    "LOOKUP_FAILURES",
+    "Metrics",
+]
 
 BAD_REQUEST = "bad_request"
 """The ``outcome`` of a request answered with HTTP 400."""
+
+IMAGE_OUTCOMES = ("registry", "cache", "table", "unknown", "fallback")
+"""The ``outcome`` of an image lookup: where the facts came from, or ``fallback`` when the
+lookup failed or ran out of time and the cache, the table or ``images.unknown`` answered."""
+
+CACHE_HIT_KINDS = ("tag", "facts", "answer")
+LOOKUP_FAILURES = ("host-down", "registry", "timeout", "deadline", "reference", "error")
+"""Failure kinds of ``LookupMetrics.failures``, exported from the start (a series that
+appears late loses its first increments to ``rate``)."""
 
 # Admission answers are expected in milliseconds; the tail buckets reach the deadline range.
 LATENCY_BUCKETS = (
@@ -71,6 +97,45 @@ class _RuleCounter(Counter):
                 for rule in rules:
                     self.labels(rule).inc(times)
         return super().collect()
+
+
+class _LookupCollector(Collector):
+    """The resolver's ``LookupMetrics`` as Prometheus series, read at every scrape."""
+
+    def __init__(self, lookups: LookupMetrics) -> None:
+        self.lookups = lookups
+
+    def collect(self) -> Iterable[Metric]:
+        lookups = self.lookups
+        hits = CounterMetricFamily(
+            "hardener_image_cache_hits",
+            "Image lookups answered from the cache, by kind (tag: a tag's digest; facts: a "
+            "digest's user and volumes; answer: an image answered moments ago, from memory).",
+            labels=["kind"],
+        )
+        for kind in dict.fromkeys((*CACHE_HIT_KINDS, *lookups.cache_hits)):
+            hits.add_metric([kind], lookups.cache_hits.get(kind, 0))
+        yield hits
+        failures = CounterMetricFamily(
+            "hardener_image_lookup_failures",
+            "Image lookups that failed, by kind (host-down, registry, timeout, deadline: the "
+            "webhook stopped waiting, reference: not an image reference, error: a bug).",
+            labels=["kind"],
+        )
+        for kind in dict.fromkeys((*LOOKUP_FAILURES, *lookups.failures)):
+            failures.add_metric([kind], lookups.failures.get(kind, 0))
+        yield failures
+        latency = HistogramMetricFamily(
+            "hardener_image_lookup_duration_seconds",
+            "Time to answer one image lookup (from memory, the disk cache or the registry).",
+        )
+        buckets = [
+            (repr(float(bound)), float(count))
+            for bound, count in zip(LOOKUP_BUCKETS, lookups.latency_buckets, strict=True)
+        ]
+        buckets.append(("+Inf", float(lookups.latency_count)))
+        latency.add_metric([], buckets, lookups.latency_sum)
+        yield latency
 
 
 class Metrics:
@@ -130,6 +195,16 @@ class Metrics:
         self.by_user_namespace = {
             reason: self.user_namespace.labels(reason) for reason in USER_NAMESPACE_REASONS
         }
+        self.image_lookups = Counter(
+            "hardener_image_lookups",
+            "Images of reviewed objects looked up, by outcome: where the facts came from "
+            "(registry, cache, table, unknown), or fallback when the lookup failed or ran out "
+            "of time and the cache, the table or images.unknown answered.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.by_image_outcome = {o: self.image_lookups.labels(o) for o in IMAGE_OUTCOMES}
+        self._lookups: _LookupCollector | None = None
         self.user_namespaces_enabled = Gauge(
             "hardener_webhook_user_namespaces_enabled",
             "1 while a pod on the default runtime handler gets hostUsers: false "
@@ -143,6 +218,17 @@ class Metrics:
             "auto is not in use).",
             registry=self.registry,
         )
+
+    def track_image_lookups(self, lookups: LookupMetrics) -> None:
+        """Export the resolver's counters (cache hits, failures, latency) when scraped."""
+        if self._lookups is not None:
+            self.registry.unregister(self._lookups)
+        self._lookups = _LookupCollector(lookups)
+        self.registry.register(self._lookups)
+
+    def count_image(self, outcome: str) -> None:
+        """One image of a review, by ``IMAGE_OUTCOMES``."""
+        self.by_image_outcome[outcome].inc()
 
     def count_user_namespace(self, reasons: tuple[str, ...]) -> None:
         """The ``user-namespace`` rule's decisions in one review."""

@@ -409,11 +409,14 @@ def _warnings(
     *,
     applied: bool,
     level: str,
+    lookups: Sequence[str] = (),
 ) -> list[str]:
+    # The image lookups that fell back come first: they explain the decisions that follow.
+    lines = list(lookups)
     if applied:
-        lines = [f"hardener applied {rule}: {'; '.join(said)}" for rule, said in by_rule.items()]
+        lines += [f"hardener applied {rule}: {'; '.join(said)}" for rule, said in by_rule.items()]
     else:
-        lines = [
+        lines += [
             f"hardener would apply {rule} (warn mode): {'; '.join(said)}"
             for rule, said in by_rule.items()
         ]
@@ -508,6 +511,7 @@ def review(
     deadline: float | None = None,
     images: Mapping[str, ImageFacts] | None = None,
     user_namespaces: Support | None = None,
+    lookup_warnings: Sequence[str] = (),
 ) -> ReviewResult:
     """Decide the AdmissionResponse for a validated request: ``prepare_review``, then
     ``finish_review`` when there is work to do.
@@ -518,12 +522,19 @@ def review(
     without them the config's ``images.unknown`` policy decides. The engine's explanations of
     its image decisions travel as warnings. ``user_namespaces`` is the cluster's support as
     the node watch last saw it (``user-namespaces: auto``; without it, ``auto`` is off).
+    ``lookup_warnings`` say which image lookups fell back and why (the server's lookups);
+    they lead the warnings of a hardened object.
     """
     prepared = prepare_review(request, config)
     if isinstance(prepared, ReviewResult):
         return prepared
     return finish_review(
-        prepared, config, deadline=deadline, images=images, user_namespaces=user_namespaces
+        prepared,
+        config,
+        deadline=deadline,
+        images=images,
+        user_namespaces=user_namespaces,
+        lookup_warnings=lookup_warnings,
     )
 
 
@@ -629,6 +640,7 @@ def finish_review(
     deadline: float | None = None,
     images: Mapping[str, ImageFacts] | None = None,
     user_namespaces: Support | None = None,
+    lookup_warnings: Sequence[str] = (),
 ) -> ReviewResult:
     """Harden ``work.obj`` with the engine and answer (see ``review``)."""
     request, obj, scope, namespace = work.request, work.obj, work.scope, work.namespace
@@ -681,7 +693,9 @@ def finish_review(
     checks = tuple(dict.fromkeys([v.check for v in violations])) if violations else ()
     if checks:
         audit["pss-violations"] = ",".join(checks)
-    warnings = _warnings(by_rule, violations, notes, applied=mutate, level=config.level)
+    warnings = _warnings(
+        by_rule, violations, notes, applied=mutate, level=config.level, lookups=lookup_warnings
+    )
     if warnings:
         response["warnings"] = warnings
     if audit:

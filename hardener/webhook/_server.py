@@ -213,6 +213,21 @@ def _watch_nodes(options: ServeOptions) -> SupportWatch | None:
     return watch
 
 
+def _image_fields(app: web.Application) -> dict[str, Any]:
+    """What the ``serving`` line says about image lookups: on or off, the platform, the cache
+    directory and the auth file the pull credentials came from."""
+    resolver = app[STATE_KEY].images
+    if resolver is None:
+        return {}
+    directory = resolver.cache.directory
+    return {
+        "image_lookups": not resolver.offline,
+        "image_platform": resolver.settings.platform,
+        "image_cache": str(directory) if directory is not None else None,
+        "registry_credentials": resolver.credentials_source,
+    }
+
+
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """What makes the server's event loop: uvloop's when it can be imported, else asyncio's."""
     if uvloop is not None:
@@ -317,6 +332,7 @@ async def serve(
             pss_level=config.level,
             config=config.source,
             user_namespaces=config.user_namespaces,
+            **_image_fields(app),
         )
         if options.insecure:
             log_event(

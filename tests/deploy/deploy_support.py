@@ -23,6 +23,7 @@ COMBINATIONS: dict[str, tuple[str, list[str]]] = {
     "self-managed+warn-mode": ("self-managed", ["warn-mode"]),
     "self-managed+fail-closed+pods-only": ("self-managed", ["fail-closed", "pods-only"]),
     "cert-manager+pods-only": ("cert-manager", ["pods-only"]),
+    "cert-manager+registry-credentials": ("cert-manager", ["registry-credentials"]),
 }
 TARGETS = ["base", *OVERLAYS, *COMBINATIONS]
 

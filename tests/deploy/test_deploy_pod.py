@@ -70,19 +70,60 @@ def test_security_context(rendered: Rendered) -> None:
         assert not pod.get(field)
 
 
-def test_only_tmp_is_writable(rendered: Rendered) -> None:
+def test_only_tmp_and_the_image_cache_are_writable(rendered: Rendered) -> None:
     pod = deployment(rendered)["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
-    assert set(mounts) == {"/etc/hardener/config.yaml", "/etc/hardener/tls", "/tmp"}
+    assert set(mounts) == {
+        "/etc/hardener/config.yaml",
+        "/etc/hardener/tls",
+        "/tmp",
+        "/var/cache/hardener",
+    }
     writable = [path for path, mount in mounts.items() if not mount.get("readOnly")]
-    assert writable == ["/tmp"]
-    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
-    assert volumes[mounts["/tmp"]["name"]]["emptyDir"]["sizeLimit"]
+    assert sorted(writable) == ["/tmp", "/var/cache/hardener"]
+    for path in writable:
+        assert "emptyDir" in volumes[mounts[path]["name"]]
+        assert volumes[mounts[path]["name"]]["emptyDir"]["sizeLimit"]
     tls = volumes[mounts["/etc/hardener/tls"]["name"]]["secret"]
     assert tls == {"secretName": "hardener-tls", "defaultMode": 0o440}
     assert mounts["/etc/hardener/config.yaml"]["subPath"] == "config.yaml"
     assert not [v for v in volumes.values() if "hostPath" in v]
+
+
+@pytest.mark.parametrize("target", ["base", "warn-mode"])
+def test_the_image_cache_is_on_its_emptydir(
+    rendered: Rendered, target: str, tmp_path: Path
+) -> None:
+    from hardener.config import load_config
+
+    (config_map,) = [o for o in rendered[target] if o["kind"] == "ConfigMap"]
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    cache = Path(load_config(path).images.cache_dir)
+    (container,) = deployment(rendered, target)["spec"]["template"]["spec"]["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "image-cache")
+    assert cache.is_relative_to(mount["mountPath"]) and not mount.get("readOnly")
+
+
+def test_registry_credentials_are_the_webhooks_own_file(rendered: Rendered) -> None:
+    pod = deployment(rendered, "cert-manager+registry-credentials")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["registry-credentials"]["secret"] == {
+        "secretName": "hardener-registry-credentials",
+        "defaultMode": 0o440,
+        "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
+    }
+    (container,) = pod["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "registry-credentials")
+    assert mount["readOnly"] is True
+    env = {e["name"]: e["value"] for e in container["env"]}
+    # $DOCKER_CONFIG/config.json is where the resolver looks (hardener.images._auth).
+    assert env == {"DOCKER_CONFIG": mount["mountPath"]}
+    # Everything else is the overlay's own.
+    plain = deployment(rendered, "cert-manager")["spec"]["template"]["spec"]
+    assert len(pod["volumes"]) == len(plain["volumes"]) + 1
+    assert "env" not in plain["containers"][0]
 
 
 def test_serve_command_line(rendered: Rendered) -> None:

@@ -239,9 +239,12 @@ def test_references_between_objects_resolve(rendered: Rendered, target: str) -> 
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     assert admitted == {8443, 9090}
-    # Egress: the API server's ports only, for user-namespaces: auto's watch.
-    (egress,) = policy["spec"]["egress"]
-    assert {(p["port"], p["protocol"]) for p in egress["ports"]} == {(443, "TCP"), (6443, "TCP")}
+    # Egress: the API server's ports (user-namespaces: auto's watch), registries on 443 (image
+    # lookups) and DNS; nothing else.
+    api, dns = policy["spec"]["egress"]
+    assert {(p["port"], p["protocol"]) for p in api["ports"]} == {(443, "TCP"), (6443, "TCP")}
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert "to" not in api and "to" not in dns
 
     binding = find(objects, "ClusterRoleBinding", "hardener")
     assert (

@@ -5,17 +5,21 @@ address 127.0.0.1, which the API server checks when it calls ``https://127.0.0.1
 in the default mutate mode and one in warn mode. Each is registered with a
 MutatingWebhookConfiguration built by ``hardener.admission`` (``url`` client config,
 ``failurePolicy: Fail``) whose namespace selector also asks for ``e2e.hardener.dev/mode``, so a
-namespace chooses its webhook by that label.
+namespace chooses its webhook by that label. Both learn image facts from the offline table
+only (``images.lookup: false``, an empty cache), so that what they decide does not depend on
+the network; the tests give ``hardener fix`` the same table facts (``table_facts``).
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,14 @@ import pytest
 
 from hardener.admission import webhook_configuration
 from hardener.cli import main
+from hardener.config import ImageSettings
+from hardener.image_facts import ImageFacts
+from hardener.images import resolve_images_sync
 from tests.apiserver import APIServer
 from tests.conftest import free_port
+
+# The loopback registries of the image tests (Debian's docker-registry), for test_images.py.
+from tests.images.conftest import registries  # noqa: F401
 
 MODE_LABEL = "e2e.hardener.dev/mode"
 RESTRICTED = {
@@ -33,6 +43,16 @@ RESTRICTED = {
     "pod-security.kubernetes.io/enforce-version": "latest",
 }
 MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+OFFLINE_IMAGES = "images:\n  lookup: false\n  cache-dir: {cache}\n"
+"""The ``images:`` block of the package's webhooks: the offline table and an empty cache."""
+
+
+def table_facts(images: Iterable[str]) -> dict[str, ImageFacts]:
+    """The facts the package's webhooks use for ``images``: the offline table's, else
+    unknown (an empty cache, lookups off)."""
+    with tempfile.TemporaryDirectory() as empty:
+        settings = ImageSettings(lookup=False, cache_dir=empty)
+        return resolve_images_sync(images, settings, offline=True)
 
 
 @dataclass(frozen=True)
@@ -48,10 +68,20 @@ class Webhook:
 
 
 def serve(
-    tls: Path, work: Path, mode: str, *, config_text: str = "", args: tuple[str, ...] = ()
+    tls: Path,
+    work: Path,
+    mode: str,
+    *,
+    config_text: str = "",
+    args: tuple[str, ...] = (),
+    lookups: bool = False,
 ) -> Webhook:
     """Start ``hardener serve`` in ``mode`` (``config_text`` adds config lines, ``args`` command
-    line options) and wait until it is ready."""
+    line options) and wait until it is ready. ``lookups``: the server may look images up
+    (every other server runs with ``HARDENER_IMAGES_OFFLINE=1``, as the tests do)."""
+    env = dict(os.environ)
+    if lookups:
+        env.pop("HARDENER_IMAGES_OFFLINE", None)
     port, metrics_port = free_port(), free_port()
     config = work / f"{mode}.yaml"
     config.write_text(f"mode: {mode}\n{config_text}", encoding="utf-8")
@@ -79,6 +109,7 @@ def serve(
             ],
             stdout=sink,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     deadline = time.monotonic() + 30
     while True:
@@ -128,7 +159,10 @@ def webhooks(
     running: dict[str, Webhook] = {}
     try:
         for mode in ("mutate", "warn"):
-            running[mode] = hook = serve(tls, work, mode)
+            cache = work / f"image-cache-{mode}"
+            running[mode] = hook = serve(
+                tls, work, mode, config_text=OFFLINE_IMAGES.format(cache=cache)
+            )
             register(apiserver, hook.configuration, hook.url, ca, mode)
         yield running
     finally:

@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 
-from hardener.fixer.run import fix_text
+from hardener.fixer.run import FixOptions, fix_text
+from hardener.locate import image_references
+from hardener.model import InvalidObjectError
 from hardener.pss import evaluate
 from tests.apiserver import RESOURCES, Answer, APIServer
-from tests.k8s.conftest import MODE_LABEL, MWC, RESTRICTED, Webhook, register
+from tests.k8s.conftest import MODE_LABEL, MWC, RESTRICTED, Webhook, register, table_facts
 from tests.webhook.conftest import as_json, corpus_files, documents, objects_of
 
 pytestmark = pytest.mark.apiserver
@@ -123,6 +125,13 @@ def _has_containers(obj: dict[str, Any]) -> bool:
     return all(isinstance(s, dict) and isinstance(s.get("containers"), list) for s in specs)
 
 
+def _images(obj: dict[str, Any]) -> list[str]:
+    try:
+        return image_references(obj)
+    except InvalidObjectError:
+        return []
+
+
 def _prepared(obj: dict[str, Any]) -> dict[str, Any]:
     """The object as it would be created in a test namespace (the path gives the namespace)."""
     obj = copy.deepcopy(obj)
@@ -149,7 +158,9 @@ def _corpus_cases() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
             for obj in objects_of(doc)
         ):
             continue
-        result = fix_text(text, name)
+        images = [image for doc in originals for obj in objects_of(doc) for image in _images(obj)]
+        # The webhook's facts: the offline table's (tests/k8s/conftest.py).
+        result = fix_text(text, name, FixOptions(images=table_facts(images)))
         if result.error is not None or result.skipped is not None:
             continue  # templates and files the fixer refuses: nothing to compare with
         fixed_documents = documents(result.fixed) if result.fixed is not None else originals

@@ -99,6 +99,13 @@ def admission_review(
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
 
 
+def no_lookups(settings: Any, lookups: Any) -> None:
+    """An ``image_resolver`` for ``create_app`` that learns no image facts: every image is
+    left to ``images.unknown``, as the engine decides without facts (and nothing is asked of
+    a registry)."""
+    return None
+
+
 def decode_patch(response: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The JSONPatch of an AdmissionResponse, or None when it carries none."""
     if "patch" not in response:
@@ -193,3 +200,8 @@ def restore_logging() -> Iterator[None]:
         logger.propagate = propagate
         logger.setLevel(level)
         logger.filters[:] = filters
+
+
+# The loopback registries of the image tests (Debian's docker-registry), for the webhook's
+# lookups.
+from tests.images.conftest import registries  # noqa: E402, F401

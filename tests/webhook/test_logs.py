@@ -41,6 +41,7 @@ REVIEW_FIELDS = [
     "rules",
     "ops",
     "violations",
+    "image_fallbacks",
     "latency_ms",
 ]
 

@@ -1,8 +1,9 @@
 """Parity: the webhook's patch, applied with ``jsonpatch``, gives what ``hardener fix`` writes
 for the same object, and what the engine's ops give, over every PSS fixture pod and every
-workload of the corpus. Posting the patched object again gives no patch (reinvocation), and the
-PSS warnings are the evaluator's verdict on the patched object. Given the same image facts,
-the webhook's review and ``fix`` make the same decisions, and the webhook's warnings carry them.
+workload of the corpus (the server learning no image facts, as ``fix`` without them). Posting
+the patched object again gives no patch (reinvocation), and the PSS warnings are the
+evaluator's verdict on the patched object. Given the same image facts, the webhook's review
+and ``fix`` make the same decisions, and the webhook's warnings carry them.
 
 The webhook never imports the fixer; this test imports both.
 """
@@ -33,6 +34,7 @@ from tests.webhook.conftest import (
     corpus_files,
     decode_patch,
     documents,
+    no_lookups,
     objects_of,
     pss_files,
 )
@@ -117,7 +119,7 @@ async def _check_file(client: Client, name: str, text: str, tally: Tally) -> Non
 async def test_parity_over_the_pss_fixture_pods(aiohttp_client: MakeClient) -> None:
     files = pss_files()
     assert len(files) > 50, "the PSS fixtures are missing (tests/data/pss)"
-    client = await aiohttp_client(create_app(default_config()))
+    client = await aiohttp_client(create_app(default_config(), image_resolver=no_lookups))
     tally = Tally()
     for name, text in files:
         await _check_file(client, name, text, tally)
@@ -130,7 +132,7 @@ async def test_parity_over_the_pss_fixture_pods(aiohttp_client: MakeClient) -> N
 @pytest.mark.asyncio
 async def test_parity_over_the_corpus_workloads(aiohttp_client: MakeClient) -> None:
     files = corpus_files()
-    client = await aiohttp_client(create_app(default_config()))
+    client = await aiohttp_client(create_app(default_config(), image_resolver=no_lookups))
     tally = Tally()
     for name, text in files:
         await _check_file(client, name, text, tally)

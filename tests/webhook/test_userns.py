@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hardener.config import parse_config
 from hardener.userns import ClusterView, Support
 from hardener.webhook import METRICS_KEY, create_app
-from tests.webhook.conftest import admission_review, decode_patch
+from tests.webhook.conftest import admission_review, decode_patch, no_lookups
 
 pytestmark = pytest.mark.asyncio
 
@@ -98,7 +98,7 @@ def gauges(app: web.Application) -> tuple[float, float]:
 
 async def test_the_patch_follows_the_published_support(aiohttp_client: MakeClient) -> None:
     published = Published(cluster(True, True))
-    app = create_app(parse_config({}), user_namespaces=published)
+    app = create_app(parse_config({}), user_namespaces=published, image_resolver=no_lookups)
     client = await aiohttp_client(app)
     assert gauges(app) == (1.0, 1.0)
 
@@ -138,7 +138,9 @@ async def test_the_patch_follows_the_published_support(aiohttp_client: MakeClien
 
 
 async def test_a_pod_that_cannot_have_one_says_why(aiohttp_client: MakeClient) -> None:
-    app = create_app(parse_config({}), user_namespaces=Published(cluster(True)))
+    app = create_app(
+        parse_config({}), user_namespaces=Published(cluster(True)), image_resolver=no_lookups
+    )
     client = await aiohttp_client(app)
     pod = copy.deepcopy(ROOT_POD)
     pod["spec"]["hostNetwork"] = True
