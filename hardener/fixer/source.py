@@ -29,15 +29,9 @@ from typing import Any
 import jsonpatch
 
 from hardener.fixer._errors import EditError, SourceError
-from hardener.fixer._load import (
-    YNode,
-    line_column,
-    line_starts,
-    load_documents,
-    load_values,
-    same_json,
-)
-from hardener.fixer.yamledit import TextEditor, dash_offset
+from hardener.fixer._load import YNode, load_documents, load_values, same_json
+from hardener.fixer._reading import dash_offset, line_column, line_starts
+from hardener.fixer.yamledit import TextEditor
 from hardener.model import Operation
 from hardener.pointer import split
 
@@ -95,7 +89,7 @@ class Document:
         parent = item.parent
         if parent is None or parent.flow:
             return (item.line, item.column)
-        offset = dash_offset(self.text, item)
+        offset = dash_offset(self.text, item.start)
         if offset is None:
             return (item.line, item.column)
         if self._starts is None:
