@@ -127,13 +127,11 @@ class _ValueLoader(CParser, _Constructor, Resolver):
         Resolver.__init__(self)
 
 
-class _Loader(Composer, CParser, _Constructor, Resolver):
+class _Loader(Composer, _ValueLoader):
     """libyaml's parser, PyYAML's composer (aliases kept apart) and the JSON-like constructor."""
 
     def __init__(self, text: str) -> None:
-        CParser.__init__(self, text)
-        _Constructor.__init__(self)
-        Resolver.__init__(self)
+        _ValueLoader.__init__(self, text)
         Composer.__init__(self)
         self.anchor_of: dict[int, str] = {}
         self.alias_ids: set[int] = set()

@@ -6,8 +6,8 @@ offsets, for the files that are edited). A difference between the two would make
 file clean that the full path would change, or ``check`` name other lines than ``fix``. So this
 module owns, once:
 
-- line breaks as libyaml counts them, line tables and 0-based (line, column) positions, and the
-  1-based position of a libyaml mark or error;
+- line breaks as libyaml counts them, line tables and 0-based (line, column) positions, the
+  1-based position of a libyaml mark or error, and what a tab in indentation looks like;
 - the tags both readers know and the way a key becomes a JSON string (``1:`` is ``"1"``);
 - where the ``-`` that introduces a block sequence item is written (a reported position, and
   the column the editor writes new items at);
@@ -39,6 +39,7 @@ __all__ = [
     "TAB_INDENT",
     "TIMESTAMP_TAG",
     "GuardedConstruction",
+    "TextLines",
     "check_expansion",
     "dash_offset",
     "duplicate_key",
@@ -76,6 +77,33 @@ def mark_position(mark: Any) -> tuple[int, int]:
     if mark is None:
         return 1, 1
     return mark.line + 1, mark.column + 1
+
+
+class TextLines:
+    """A text's line table, made on first use, and the positions it gives."""
+
+    __slots__ = ("_starts", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._starts: list[int] | None = None
+
+    @property
+    def starts(self) -> list[int]:
+        """``line_starts`` of the text."""
+        if self._starts is None:
+            self._starts = line_starts(self.text)
+        return self._starts
+
+    def item_position(self, start: int, line: int, column: int) -> tuple[int, int]:
+        """0-based (line, column) where a block sequence item is placed: at its ``-``.
+
+        ``start``, ``line`` and ``column`` are where the item itself is written (where it
+        stays placed when no ``-`` is found)."""
+        offset = dash_offset(self.text, start)
+        if offset is None:
+            return line, column
+        return line_column(self.starts, offset)
 
 
 def _strip_comment(segment: str) -> str:

@@ -33,12 +33,10 @@ from hardener.fixer._reading import (
     TAB_INDENT,
     TIMESTAMP_TAG,
     GuardedConstruction,
+    TextLines,
     check_expansion,
-    dash_offset,
     duplicate_key,
     json_key,
-    line_column,
-    line_starts,
     mark_position,
     timestamp_as_text,
 )
@@ -127,24 +125,14 @@ _Loader.add_constructor(None, _Loader.decline)
 
 
 class _FileState:
-    """What the documents of one file share: the text, its line table (made only when a
-    position needs it), the loader's notes on special mappings, and the full parse as a
-    fallback."""
+    """What the documents of one file share: the text and its lines, the loader's notes on
+    special mappings, and the full parse as a fallback."""
 
     def __init__(self, text: str, members: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]]):
         self.text = text
+        self.lines = TextLines(text)
         self.members = members
-        self._starts: list[int] | None = None
         self._source: list[Any] | None = None
-
-    def item_position(self, mark: Any) -> tuple[int, int]:
-        """0-based (line, column) of a block sequence item at ``mark``: its ``-``."""
-        offset = dash_offset(self.text, mark.index)
-        if offset is None:
-            return mark.line, mark.column
-        if self._starts is None:
-            self._starts = line_starts(self.text)
-        return line_column(self._starts, offset)
 
     def source_position(self, index: int, pointer: str) -> tuple[int, int]:
         if self._source is None:
@@ -244,7 +232,8 @@ class FastDocument:
                 if flow:
                     line, column = node.start_mark.line, node.start_mark.column
                 else:
-                    line, column = self.file.item_position(node.start_mark)
+                    mark = node.start_mark
+                    line, column = self.file.lines.item_position(mark.index, mark.line, mark.column)
             else:
                 break
         return int(line) + 1, int(column) + 1
