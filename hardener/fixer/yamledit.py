@@ -17,11 +17,9 @@ array indices refer to the original document) and becomes one of:
   in flow style: the new entries are written before the closing bracket, on the same line for
   a one-line collection, one per line (with the file's JSON indentation) for a multi-line one.
 
-Nested values are emitted as block YAML whose indentation follows the surrounding block: the
-mapping indent, whether sequences are indented under their key or flush with it, and the
-distance from ``-`` to an item's content are read from the nearest enclosing mappings that show
-them, then from the file's majority, then the usual 2/0/2. Scalars are written so that YAML 1.1
-reads them back as exactly the JSON value (see ``hardener.fixer._emit``).
+Nested values are emitted as block YAML indented and quoted like the file around them (see
+``hardener.fixer._layout``); scalars are written so that YAML 1.1 reads them back as exactly
+the JSON value (see ``hardener.fixer._emit``).
 
 The editor is built from four parts: ``_route`` routes the ops through the node tree into a
 plan, ``_layout`` reads the file's indentation, quoting and separators, ``_spans`` knows which
@@ -39,14 +37,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hardener.fixer._emit import (
-    block_lines,
-    flow_text,
-    json_lines,
-    key_text,
-    quoted,
-    scalar_text,
-)
+from hardener.fixer._emit import block_lines, flow_text, json_lines, key_text, quoted, scalar_text
 from hardener.fixer._errors import EditError
 from hardener.fixer._layout import Layout, Style
 from hardener.fixer._load import YNode, same_json
