@@ -97,13 +97,15 @@ def route(plan: DocumentPlan, root: YNode, value: Any, op: Operation) -> None:
         last = i == len(tokens) - 1
         rest = tokens[i + 1 :]
         _guard(node, path)
+        # An earlier op set this member or item (so routed through this node already): the
+        # rest of this op goes into the value planned there.
         pending = plan.sets.get((id(node), token))
+        if pending is not None:
+            pending.new = _patch_value(pending.new, rest, op, new, path)
+            return
         if node.kind == "mapping":
             member = node.members.get(token)
             if member is not None:
-                if pending is not None:
-                    pending.new = _patch_value(pending.new, rest, op, new, path)
-                    return
                 if last:
                     plan.sets[(id(node), token)] = Set(
                         node, token, member[0], member[1], old[token], new
@@ -136,9 +138,6 @@ def route(plan: DocumentPlan, root: YNode, value: Any, op: Operation) -> None:
                 raise EditError(f"{path}: {token!r} is not an array index")
             index = int(token)
             if index < count:
-                if pending is not None:
-                    pending.new = _patch_value(pending.new, rest, op, new, path)
-                    return
                 if last:
                     if name == "add":
                         raise EditError(
