@@ -11,42 +11,33 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import yaml
 from yaml._yaml import CParser
 from yaml.composer import Composer
-from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from hardener.fixer._errors import SourceError
-from hardener.model import HardenerError
+from hardener.fixer._reading import (
+    MERGE_TAG,
+    STR_TAG,
+    TAB_INDENT,
+    TIMESTAMP_TAG,
+    GuardedConstruction,
+    check_expansion,
+    duplicate_key,
+    json_key,
+    line_column,
+    line_starts,
+    mark_position,
+    timestamp_as_text,
+)
 
-__all__ = [
-    "EXCESSIVE_ALIASING",
-    "LINE_BREAK",
-    "MAX_EXPANDED_NODES",
-    "GuardedConstruction",
-    "YNode",
-    "check_expansion",
-    "line_column",
-    "line_starts",
-    "load_documents",
-    "load_values",
-    "same_json",
-]
-
-# The characters libyaml counts as line breaks (YAML 1.1); "\r\n" is one break.
-LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
-
-STR_TAG = "tag:yaml.org,2002:str"
-MERGE_TAG = "tag:yaml.org,2002:merge"
+__all__ = ["YNode", "load_documents", "load_values", "same_json", "walk"]
 
 
 @dataclass(eq=False, slots=True)
@@ -85,51 +76,16 @@ class YNode:
         return self.kind == "scalar" and not self.alias and self.style == "" and self.text == ""
 
 
-_PREVIEW = 40
-
-
-class GuardedConstruction(SafeConstructor):
-    """Every failure while building a value becomes a ``ConstructorError`` at the node.
-
-    PyYAML's constructors assume their input fits the tag: ``!!bool maybe`` raises
-    ``KeyError``, ``!!int abc`` ``ValueError``. Without this, such a value escapes the reader
-    as a traceback; with it, it is the file's error at the value's line and column. Both
-    readers (this module's and ``fastload``) construct through it.
-    """
-
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        with _placed(node):
-            return super().construct_object(node, deep=deep)
-
-    def construct_document(self, node: Any) -> Any:
-        # The bodies of the collection constructors run here, after construct_object returned.
-        with _placed(node):
-            return super().construct_document(node)
-
-
-@contextmanager
-def _placed(node: Any) -> Iterator[None]:
-    """Turn an exception the constructors did not foresee into a ConstructorError at ``node``."""
-    try:
-        yield
-    except (yaml.YAMLError, HardenerError, RecursionError):
-        raise
-    except Exception as exc:
-        raise yaml.constructor.ConstructorError(
-            None, None, _construction_problem(node, exc), node.start_mark
-        ) from None
-
-
-def _construction_problem(node: Any, exc: Exception) -> str:
-    tag = str(getattr(node, "tag", ""))
-    short = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml") else tag
-    value = getattr(node, "value", None)
-    if isinstance(value, str):
-        preview = value if len(value) <= _PREVIEW else value[:_PREVIEW] + "..."
-        what = f"the value {preview!r}"
-    else:
-        what = "this value"
-    return f"{what} is not a valid {short} ({type(exc).__name__}); fix the value or remove the tag"
+def walk(roots: list[YNode]) -> list[YNode]:
+    """Every node of the trees under ``roots`` (keys included), in no particular order."""
+    nodes: list[YNode] = []
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(v for pair in node.pairs for v in pair)
+        stack.extend(node.items)
+    return nodes
 
 
 class _Constructor(GuardedConstruction):
@@ -150,20 +106,15 @@ class _Constructor(GuardedConstruction):
                 raise yaml.constructor.ConstructorError(
                     None, None, "a mapping key must be a scalar", key_node.start_mark
                 )
-            mapping[_json_key(key)] = self.construct_object(value_node, deep=deep)
+            mapping[json_key(key)] = self.construct_object(value_node, deep=deep)
         return mapping
-
-
-def _timestamp_as_text(loader: Any, node: Any) -> Any:
-    # Kubernetes objects never hold timestamps: the JSON decoders keep them as strings.
-    return loader.construct_scalar(node)
 
 
 def _binary_as_text(loader: Any, node: Any) -> Any:
     return "".join(str(loader.construct_scalar(node)).split())
 
 
-_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+_Constructor.add_constructor(TIMESTAMP_TAG, timestamp_as_text)
 _Constructor.add_constructor("tag:yaml.org,2002:binary", _binary_as_text)
 
 
@@ -176,13 +127,11 @@ class _ValueLoader(CParser, _Constructor, Resolver):
         Resolver.__init__(self)
 
 
-class _Loader(Composer, CParser, _Constructor, Resolver):
+class _Loader(Composer, _ValueLoader):
     """libyaml's parser, PyYAML's composer (aliases kept apart) and the JSON-like constructor."""
 
     def __init__(self, text: str) -> None:
-        CParser.__init__(self, text)
-        _Constructor.__init__(self)
-        Resolver.__init__(self)
+        _ValueLoader.__init__(self, text)
         Composer.__init__(self)
         self.anchor_of: dict[int, str] = {}
         self.alias_ids: set[int] = set()
@@ -219,17 +168,6 @@ class _Loader(Composer, CParser, _Constructor, Resolver):
         return cast(Node, node)
 
 
-def line_column(starts: list[int], offset: int) -> tuple[int, int]:
-    """0-based (line, column) of a text offset, given the line start offsets."""
-    line = bisect_right(starts, offset) - 1
-    return line, offset - starts[line]
-
-
-def line_starts(text: str) -> list[int]:
-    """Offsets where each line starts, counting breaks as libyaml does."""
-    return [0, *(m.end() for m in LINE_BREAK.finditer(text))]
-
-
 def same_json(a: Any, b: Any) -> bool:
     """Equality of JSON-like values as Kubernetes tells them apart.
 
@@ -248,81 +186,24 @@ def same_json(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _json_key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    if key is None:
-        return "null"
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    return str(key)
-
-
-MAX_EXPANDED_NODES = 1_000_000
-"""How many values a document may expand to once its aliases are followed. Kubernetes' YAML
-decoder refuses documents that alias excessively ("billion laughs"); so does hardener, rather
-than spend exponential time and memory on one file. Both readers (this module's and
-``fastload``) count the same way: one per value, a mapping key not counted, an aliased
-collection counted again at every use."""
-
-EXCESSIVE_ALIASING = (
-    f"the document expands to more than {MAX_EXPANDED_NODES:,} values through its aliases "
-    "(excessive aliasing); Kubernetes refuses such documents too"
-)
-
-
-def check_expansion(value: Any) -> None:
-    """Raise ``SourceError`` (at 1:1; the caller places it) when ``value`` expands past
-    ``MAX_EXPANDED_NODES`` values, counted as ``_jsonify`` counts them.
-
-    The values built by libyaml's composer share an aliased collection instead of copying it;
-    the size of each collection is computed once, so the check costs the number of distinct
-    collections, not the size of the expansion.
-    """
-    sizes: dict[int, int] = {}
-
-    def size(item: Any) -> int:
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            return 1
-        known = sizes.get(id(item))
-        if known is None:
-            known = 1
-            for child in children:
-                known += size(child)
-                if known > MAX_EXPANDED_NODES:
-                    raise SourceError(1, 1, EXCESSIVE_ALIASING)
-            sizes[id(item)] = known
-        return known
-
-    if size(value) > MAX_EXPANDED_NODES:
-        raise SourceError(1, 1, EXCESSIVE_ALIASING)
-
-
 def _jsonify(value: Any) -> Any:
     """Constructed YAML data as the plain JSON-like value Kubernetes decodes.
 
     Raises SourceError when following the aliases would expand the document past
-    ``MAX_EXPANDED_NODES`` values.
+    ``MAX_EXPANDED_NODES`` values (the budget both readers apply, ``check_expansion``).
     """
-    budget = [MAX_EXPANDED_NODES]
+    check_expansion(value)
 
     def convert(item: Any) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise SourceError(1, 1, EXCESSIVE_ALIASING)
         if isinstance(item, dict):
-            return {_json_key(k): convert(v) for k, v in item.items()}
+            return {json_key(k): convert(v) for k, v in item.items()}
         if isinstance(item, list | tuple):
             if item and all(isinstance(v, tuple) and len(v) == 2 for v in item):
                 # !!omap / !!pairs: a list of one-member mappings.
-                return [{_json_key(k): convert(v)} for k, v in item]
+                return [{json_key(k): convert(v)} for k, v in item]
             return [convert(v) for v in item]
         if isinstance(item, set | frozenset):
-            return {_json_key(k): None for k in item}
+            return {json_key(k): None for k in item}
         if isinstance(item, bytes):
             return item.decode("utf-8", "replace")
         return item
@@ -332,8 +213,7 @@ def _jsonify(value: Any) -> Any:
 
 def _error(exc: yaml.MarkedYAMLError, text: str, starts: list[int]) -> SourceError:
     mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark is not None else 1
-    column = mark.column + 1 if mark is not None else 1
+    line, column = mark_position(mark)
     problem = exc.problem or exc.context or "invalid YAML"
     if mark is not None and 0 <= mark.line < len(starts):
         begin = starts[mark.line]
@@ -368,13 +248,12 @@ class _Builder:
     def key(self, node: Node) -> str:
         if not isinstance(node, ScalarNode):
             raise SourceError(
-                node.start_mark.line + 1,
-                node.start_mark.column + 1,
+                *mark_position(node.start_mark),
                 "a mapping key must be a scalar (JSON has only string keys)",
             )
         if node.tag == STR_TAG:
             return str(node.value)
-        return _json_key(self.loader.construct_object(node, deep=True))
+        return json_key(self.loader.construct_object(node, deep=True))
 
     def build(self, node: Node, parent: YNode | None) -> YNode:
         start, end = node.start_mark, node.end_mark
@@ -421,10 +300,7 @@ class _Builder:
                 if name in ynode.members:
                     first = ynode.members[name][0]
                     raise SourceError(
-                        key.line + 1,
-                        key.column + 1,
-                        f"duplicate key {name!r} (first at line {first.line + 1}); "
-                        "YAML loaders disagree on which value wins",
+                        key.line + 1, key.column + 1, duplicate_key(name, first.line + 1)
                     )
                 ynode.members[name] = (key, value)
         else:
@@ -435,22 +311,15 @@ class _Builder:
 def _check_tabs(text: str, starts: list[int], roots: list[YNode]) -> None:
     """Tabs used as indentation (outside multi-line scalars) are an error, as for kubectl."""
     candidates = [
-        number
-        for number, begin in enumerate(starts)
-        if re.match(r" *\t[ \t]*[^\s#]", text[begin : begin + 200])
+        number for number, begin in enumerate(starts) if TAB_INDENT.match(text, begin, begin + 200)
     ]
     if not candidates:
         return
     inside: set[int] = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
+    for node in walk(roots):
         # Multi-line scalars hold tabs as content; flow collections (JSON) allow tabs.
         if (node.kind == "scalar" or node.flow) and node.end_line > node.line:
             inside.update(range(node.line + 1, node.end_line + 1))
-        if node.kind != "scalar":
-            stack.extend(v for pair in node.pairs for v in pair)
-            stack.extend(node.items)
     for number in candidates:
         if number not in inside:
             column = text[starts[number] :].index("\t") + 1
@@ -475,8 +344,7 @@ def load_documents(text: str) -> list[tuple[YNode, Any]]:
             try:
                 value = _jsonify(loader.construct_document(node))
             except SourceError as exc:
-                mark = node.start_mark
-                raise SourceError(mark.line + 1, mark.column + 1, exc.message) from None
+                raise SourceError(*mark_position(node.start_mark), exc.message) from None
             documents.append((root, value))
     except yaml.MarkedYAMLError as exc:
         raise _error(exc, text, starts) from None

@@ -26,27 +26,27 @@ import yaml
 from yaml.constructor import ConstructorError
 
 from hardener.fixer._errors import SourceError
-from hardener.fixer._load import GuardedConstruction, check_expansion
+from hardener.fixer._reading import (
+    MERGE_TAG,
+    SCALAR_KEY_TAGS,
+    STR_TAG,
+    TAB_INDENT,
+    TIMESTAMP_TAG,
+    GuardedConstruction,
+    TextLines,
+    check_expansion,
+    duplicate_key,
+    json_key,
+    mark_position,
+    timestamp_as_text,
+)
 from hardener.model import HardenerError
 from hardener.pointer import split
 
 __all__ = ["FastDocument", "FastLoadError", "load_fast"]
 
-_STR_TAG = "tag:yaml.org,2002:str"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_SCALAR_KEY_TAGS = frozenset(
-    {
-        "tag:yaml.org,2002:bool",
-        "tag:yaml.org,2002:int",
-        "tag:yaml.org,2002:float",
-        "tag:yaml.org,2002:null",
-    }
-)
-# The characters libyaml counts as line breaks (YAML 1.1); "\r\n" is one break.
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 # A line whose indentation holds a tab before some content: left to the full parser.
-_TAB_INDENT = re.compile(r"^ *\t[ \t]*[^\s#]", re.MULTILINE)
-_LONE_DASH = re.compile(r"^(\s*)-\s*(?:#.*)?$")
+_TAB_INDENT = re.compile("^" + TAB_INDENT.pattern, re.MULTILINE)
 
 
 class FastLoadError(HardenerError):
@@ -64,8 +64,7 @@ class FastLoadError(HardenerError):
 
 
 def _decline(node: yaml.Node, message: str) -> FastLoadError:
-    mark = node.start_mark
-    return FastLoadError(mark.line + 1, mark.column + 1, message)
+    return FastLoadError(*mark_position(node.start_mark), message)
 
 
 class _Loader(GuardedConstruction, yaml.CSafeLoader):
@@ -73,15 +72,10 @@ class _Loader(GuardedConstruction, yaml.CSafeLoader):
 
     def _key(self, node: yaml.Node) -> str:
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == _STR_TAG:
+            if node.tag == STR_TAG:
                 return str(node.value)
-            if node.tag in _SCALAR_KEY_TAGS:
-                key = self.construct_object(node)
-                if key is None:
-                    return "null"
-                if isinstance(key, bool):
-                    return "true" if key else "false"
-                return str(key)
+            if node.tag in SCALAR_KEY_TAGS:
+                return json_key(self.construct_object(node))
         raise _decline(node, "key outside the fast reader's common ground")
 
     def __init__(self, stream: str) -> None:
@@ -96,26 +90,23 @@ class _Loader(GuardedConstruction, yaml.CSafeLoader):
         seen: dict[str, yaml.Node] = {}
         special = False
         for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:
+            if key_node.tag == MERGE_TAG:
                 special = True
                 continue
-            if key_node.tag != _STR_TAG:
+            if key_node.tag != STR_TAG:
                 special = True
             name = self._key(key_node)
             first = seen.get(name)
             if first is not None:
-                mark = key_node.start_mark
                 raise FastLoadError(
-                    mark.line + 1,
-                    mark.column + 1,
-                    f"duplicate key {name!r} (first at line {first.start_mark.line + 1}); "
-                    "YAML loaders disagree on which value wins",
+                    *mark_position(key_node.start_mark),
+                    duplicate_key(name, first.start_mark.line + 1),
                     final=True,
                 )
             seen[name] = key_node
         if special:
             self.members[id(node)] = {
-                self._key(k): (k, v) for k, v in node.value if k.tag != _MERGE_TAG
+                self._key(k): (k, v) for k, v in node.value if k.tag != MERGE_TAG
             }
         self.flatten_mapping(node)
         mapping: dict[Any, Any] = {}
@@ -123,34 +114,25 @@ class _Loader(GuardedConstruction, yaml.CSafeLoader):
             mapping[self._key(key_node)] = self.construct_object(value_node, deep=deep)
         return mapping
 
-    def construct_timestamp_as_text(self, node: yaml.Node) -> Any:
-        # Kubernetes objects never hold timestamps: the JSON decoders keep them as text.
-        return self.construct_scalar(node)  # type: ignore[arg-type]
-
     def decline(self, node: yaml.Node) -> Any:
         raise _decline(node, f"tag {node.tag} left to the full parser")
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_timestamp_as_text)
+_Loader.add_constructor(TIMESTAMP_TAG, timestamp_as_text)
 for _tag in ("binary", "set", "omap", "pairs"):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader.decline)
 _Loader.add_constructor(None, _Loader.decline)
 
 
 class _FileState:
-    """What the documents of one file share: the text, its lines (split only when a position
-    needs them), the loader's notes on special mappings, and the full parse as a fallback."""
+    """What the documents of one file share: the text and its lines, the loader's notes on
+    special mappings, and the full parse as a fallback."""
 
     def __init__(self, text: str, members: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]]):
         self.text = text
+        self.lines = TextLines(text)
         self.members = members
-        self._lines: list[str] | None = None
         self._source: list[Any] | None = None
-
-    def line(self, number: int) -> str:
-        if self._lines is None:
-            self._lines = _LINE_BREAK.split(self.text)
-        return self._lines[number] if 0 <= number < len(self._lines) else ""
 
     def source_position(self, index: int, pointer: str) -> tuple[int, int]:
         if self._source is None:
@@ -247,30 +229,14 @@ class FastDocument:
                     return self.file.source_position(self.index, pointer)
                 flow = bool(node.flow_style)
                 node = node.value[int(token)]
-                line, column = node.start_mark.line, node.start_mark.column
-                if not flow:
-                    line, column = self._dash(line, column)
+                if flow:
+                    line, column = node.start_mark.line, node.start_mark.column
+                else:
+                    mark = node.start_mark
+                    line, column = self.file.lines.item_position(mark.index, mark.line, mark.column)
             else:
                 break
         return int(line) + 1, int(column) + 1
-
-    def _dash(self, line: int, column: int) -> tuple[int, int]:
-        before = self.file.line(line)[:column].rstrip()
-        if before.endswith("-"):
-            return line, len(before) - 1
-        if before:
-            return line, column
-        # The item starts on a line of its own: its "-" is on an earlier line.
-        for number in range(line - 1, -1, -1):
-            text = self.file.line(number)
-            stripped = text.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            match = _LONE_DASH.match(text)
-            if match is not None:
-                return number, len(match.group(1))
-            break
-        return line, column
 
 
 def load_fast(text: str) -> list[FastDocument]:
@@ -296,17 +262,15 @@ def load_fast(text: str) -> list[FastDocument]:
             try:
                 check_expansion(value)
             except SourceError as exc:
-                mark = node.start_mark
                 raise FastLoadError(
-                    mark.line + 1, mark.column + 1, exc.message, final=True
+                    *mark_position(node.start_mark), exc.message, final=True
                 ) from None
             documents.append(FastDocument(len(documents), value, node, state))
     except FastLoadError:
         raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        raise FastLoadError(line, column, exc.problem or str(exc)) from exc
+        raise FastLoadError(*mark_position(mark), exc.problem or str(exc)) from exc
     except (yaml.YAMLError, ConstructorError, ValueError, TypeError, RecursionError) as exc:
         raise FastLoadError(1, 1, str(exc)) from exc
     finally:

@@ -29,15 +29,9 @@ from typing import Any
 import jsonpatch
 
 from hardener.fixer._errors import EditError, SourceError
-from hardener.fixer._load import (
-    YNode,
-    line_column,
-    line_starts,
-    load_documents,
-    load_values,
-    same_json,
-)
-from hardener.fixer.yamledit import TextEditor, dash_offset
+from hardener.fixer._load import YNode, load_documents, load_values, same_json
+from hardener.fixer._reading import TextLines, line_column, line_starts
+from hardener.fixer.yamledit import TextEditor
 from hardener.model import Operation
 from hardener.pointer import split
 
@@ -59,7 +53,7 @@ class Document:
     line: int
     node: YNode | None = field(default=None, repr=False, compare=False)
     text: str = field(default="", repr=False, compare=False)
-    _starts: list[int] | None = field(default=None, init=False, repr=False, compare=False)
+    _lines: TextLines | None = field(default=None, init=False, repr=False, compare=False)
 
     def position(self, pointer: str) -> tuple[int, int]:
         """1-based (line, column) of the node at ``pointer`` (RFC 6901).
@@ -95,12 +89,9 @@ class Document:
         parent = item.parent
         if parent is None or parent.flow:
             return (item.line, item.column)
-        offset = dash_offset(self.text, item)
-        if offset is None:
-            return (item.line, item.column)
-        if self._starts is None:
-            self._starts = line_starts(self.text)
-        return line_column(self._starts, offset)
+        if self._lines is None:
+            self._lines = TextLines(self.text)
+        return self._lines.item_position(item.start, item.line, item.column)
 
 
 class SourceFile:

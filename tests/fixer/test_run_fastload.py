@@ -149,3 +149,12 @@ def test_corpus_reads_the_same(root: Path) -> None:
         compared += assert_same_reading(text, positions=len(text) < 50_000)
     assert compared > 1000
     assert declined >= 1  # each corpus has a file with a duplicate key
+
+
+def test_an_item_below_a_nested_dash_is_placed_at_that_dash() -> None:
+    # "- -" then the item on the next line: both readers name the second "-" (line 4,
+    # column 3). The fast reader once looked only for a "-" alone on its line.
+    text = "a:\n- - x\n  - y\n- -\n    z\n"
+    assert assert_same_reading(text) > 0
+    [document] = load_fast(text)
+    assert document.position("/a/1/0") == (4, 3)
