@@ -35,7 +35,7 @@ from hardener.pss import evaluate
 from hardener.userns import conflicts
 from tests.apiserver import APIServer
 from tests.k8s.conftest import MODE_LABEL, MWC, RESTRICTED, Webhook, register, serve
-from tests.test_engine_userns import api_rejects
+from tests.rules.test_user_namespace import api_rejects
 
 pytestmark = pytest.mark.apiserver
 
