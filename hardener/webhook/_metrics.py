@@ -22,10 +22,13 @@ from hardener.rules.user_namespace import REASONS as USER_NAMESPACE_REASONS
 from hardener.userns import Support
 from hardener.webhook._review import OUTCOMES
 
-__all__ = ["BAD_REQUEST", "LATENCY_BUCKETS", "Metrics"]
+__all__ = ["BAD_REQUEST", "BUSY", "LATENCY_BUCKETS", "Metrics"]
 
 BAD_REQUEST = "bad_request"
 """The ``outcome`` of a request answered with HTTP 400."""
+
+BUSY = "busy"
+"""The ``outcome`` of a request answered with HTTP 429: no room in the body budget in time."""
 
 # Admission answers are expected in milliseconds; the tail buckets reach the deadline range.
 LATENCY_BUCKETS = (
@@ -82,7 +85,8 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.requests = Counter(
             "hardener_webhook_requests",
-            "Admission requests answered, by outcome (bad_request: answered with HTTP 400).",
+            "Admission requests answered, by outcome (bad_request: answered with HTTP 400; "
+            "busy: with HTTP 429).",
             ["outcome"],
             registry=self.registry,
         )
@@ -116,7 +120,9 @@ class Metrics:
         )
         # Children made up front: every series exists from the start (a rate over a series
         # that appears late misses its first increments) and the hot path skips the lookup.
-        self.by_outcome = {name: self.requests.labels(name) for name in (*OUTCOMES, BAD_REQUEST)}
+        self.by_outcome = {
+            name: self.requests.labels(name) for name in (*OUTCOMES, BAD_REQUEST, BUSY)
+        }
         self.by_rule = {rule.id: self.patches.labels(rule.id) for rule in RULES}
         for result in ("success", "failure"):
             self.cert_reloads.labels(result)
