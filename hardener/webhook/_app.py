@@ -227,9 +227,15 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         raise BadReviewError("", f"the body is {length} bytes, over the limit of {limit} bytes")
     try:
         return await request.read()
-    except (web.HTTPRequestEntityTooLarge, web.RequestPayloadError, HttpProcessingError) as exc:
+    except (
+        web.HTTPRequestEntityTooLarge,
+        web.RequestPayloadError,
+        HttpProcessingError,
+        ConnectionResetError,
+    ) as exc:
         # RequestPayloadError: a corrupt gzip or deflate body, a chunked body cut short;
-        # its cause says which.
+        # its cause says which. ConnectionResetError: the client closed the connection in the
+        # middle of the body; left to aiohttp, that was an ERROR with a traceback and a 500.
         raise _payload_error(exc, limit) from None
 
 

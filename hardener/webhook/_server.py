@@ -230,26 +230,19 @@ def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return type(loop).__module__.split(".", 1)[0]
 
 
-GC_YOUNG_THRESHOLD = 50_000
-"""Allocations between two collections of the youngest generation in ``hardener serve``."""
-
-
 def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a server that parses large JSON bodies.
+    """Keep what was loaded at start-up out of the cyclic garbage collector's walks.
 
-    Every 700 allocations (the default) the collector walks the young objects, and now and
-    then all of them: the modules' own objects (tens of thousands: aiohttp, the Kubernetes
-    client) and the tree being parsed. Parsing a 3 MiB body of a million small arrays took
-    four times longer with the collection than without, long enough on a busy machine to miss
-    the deadline. What was loaded at start-up is frozen (never walked again: it lives as long
-    as the process), and the young generation is collected every ``GC_YOUNG_THRESHOLD``
-    allocations. The cycles a review leaves (an exception's traceback, say) are still
-    collected, a little later.
+    Now and then the collector walks every object it tracks: the modules' own (tens of
+    thousands: aiohttp, the Kubernetes client) as well as the tree being parsed. Parsing a
+    3 MiB body of a million small arrays took 2.5 times longer with those walks, long enough
+    on a busy machine to miss the deadline. What was loaded at start-up lives as long as the
+    process, so it is frozen: never walked again. The thresholds stay as they are: collecting
+    less often (tried: every 50,000 allocations) let the read buffers of closed connections,
+    which sit in reference cycles, pile up by megabytes a second under connection churn.
     """
     gc.collect()
     gc.freeze()
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
 
 
 MMAP_THRESHOLD = 256 * 1024

@@ -160,9 +160,13 @@ def valid_reviews() -> list[tuple[str, dict[str, Any], str]]:
 
 
 class Soak:
-    def __init__(self, server: Server, rate: float, seconds: float) -> None:
+    def __init__(
+        self, server: Server, rate: float, seconds: float, hostile: list[str], interval: float
+    ) -> None:
         self.server = server
         self.rate = rate
+        self.only = hostile
+        self.interval = interval
         self.ends = time.monotonic() + seconds
         self.lock = threading.Lock()
         self.valid: Counter[str] = Counter()
@@ -233,8 +237,10 @@ class Soak:
             ("handshake-only", self.handshake_only),
             ("plain-text-on-tls", self.plain_text),
         ]
+        if self.only:
+            calls = [(name, call) for name, call in calls if name in self.only]
         turn = 0
-        while time.monotonic() < self.ends - 5:
+        while calls and time.monotonic() < self.ends - 5:
             name, call = calls[turn % len(calls)]
             turn += 1
             try:
@@ -243,7 +249,7 @@ class Soak:
                 self.error(f"hostile {name}: {type(exc).__name__}: {exc}")
             with self.lock:
                 self.hostile[name] += 1
-            time.sleep(1.0)
+            time.sleep(self.interval)
 
     def _expect(self, name: str, status: int, answer: Any, allowed: tuple[int, ...]) -> None:
         with self.lock:
@@ -363,17 +369,24 @@ def sample(server: Server, started: float) -> dict[str, Any]:
     }
 
 
-def run(minutes: float, rate: float, clients: int, warmup: float) -> dict[str, Any]:
+def run(
+    minutes: float,
+    rate: float,
+    clients: int,
+    warmup: float,
+    hostile: list[str],
+    interval: float,
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="hardener-soak-"))
     log_path = work / "serve.log"
     load_before = os.getloadavg()
     with log_path.open("wb") as log:
         server = start_server(work, CONFIG, log)
-        soak = Soak(server, rate, minutes * 60)
+        soak = Soak(server, rate, minutes * 60, hostile, interval)
         started = time.monotonic()
         workers = [
             threading.Thread(target=soak.valid_client, args=(rate / clients, i), daemon=True)
-            for i in range(clients)
+            for i in range(clients if rate > 0 else 0)
         ]
         workers.append(threading.Thread(target=soak.hostile_client, daemon=True))
         for worker in workers:
@@ -393,7 +406,9 @@ def run(minutes: float, rate: float, clients: int, warmup: float) -> dict[str, A
         samples.append(sample(server, started))
         exit_code = server.stop()
     log_lines = log_path.read_text(errors="replace").splitlines()
-    logged_errors = [line for line in log_lines if '"level":"ERROR"' in line.replace(" ", "")]
+    logged_errors = [
+        line for line in log_lines if '"level":"error"' in line.replace(" ", "").lower()
+    ]
     for line in logged_errors[:20]:
         soak.error(f"server log: {line[:300]}")
     last = samples[-1]["outcomes"]
@@ -509,9 +524,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="valid reviews per second")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the base")
+    parser.add_argument(
+        "--hostile", default="", help="only these hostile calls, comma-separated (to isolate one)"
+    )
+    parser.add_argument(
+        "--hostile-interval", type=float, default=1.0, help="seconds between hostile calls"
+    )
     parser.add_argument("--update-results", action="store_true")
     args = parser.parse_args()
-    result = run(args.minutes, args.rate, args.clients, args.warmup)
+    hostile = [name for name in args.hostile.split(",") if name]
+    result = run(args.minutes, args.rate, args.clients, args.warmup, hostile, args.hostile_interval)
     section = _render(result)
     print(section)
     print("server log:", result["log"])

@@ -7,18 +7,25 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
+import ssl
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 import hardener.webhook._review as review_module
+from hardener.certs import make_bundle, write_bundle
 from hardener.config import parse_config
 from hardener.webhook import OFFLOAD_BYTES, STATE_KEY, create_app
 from hardener.webhook._budget import BodyBudget
 from tests.webhook.conftest import admission_review, decode_patch
 from tests.webhook.test_handler import MakeClient, _metrics_text, _post, _samples
 from tests.webhook.test_review import POD
+from tests.webhook.test_tls import Server as TlsServer
 
 pytestmark = pytest.mark.asyncio
 
@@ -185,3 +192,57 @@ async def test_a_body_waiting_for_room_gets_in_when_the_room_is_given_back(
     assert status == 200 and decode_patch(answer["response"])
     writer.close()
     await writer.wait_closed()
+
+
+@pytest_asyncio.fixture
+async def server(tmp_path: Path) -> AsyncIterator[TlsServer]:
+    """The webhook over TLS on a port of its own (default config)."""
+    bundle = make_bundle(["localhost"], ["127.0.0.1"])
+    write_bundle(bundle, tmp_path)
+    running = TlsServer(tmp_path, bundle)
+    await running.start()
+    yield running
+    assert running.runner is not None
+    await running.runner.cleanup()
+
+
+async def test_a_client_closing_mid_body_over_tls_is_a_bad_request_not_an_error(
+    server: TlsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Half a large body over TLS, then the connection closed: aiohttp's read raises
+    ConnectionResetError, which once escaped the handler (an ERROR with a traceback, and a
+    500 written to nobody). Now it is a bad request like any unreadable body, and the room
+    in the budget is back at once."""
+    assert server.runner is not None
+    app = server.runner.app
+    budget = app[STATE_KEY].budget
+    body = _big_review(OFFLOAD_BYTES * 4)
+    caplog.set_level(logging.INFO)
+    context = ssl.create_default_context(cadata=server.bundle.ca_cert.decode())
+    for _ in range(3):
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=context, server_hostname="localhost"
+        )
+        writer.write(
+            b"POST /mutate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[: len(body) // 2]
+        )
+        await writer.drain()
+        for _ in range(100):
+            if budget.held:
+                break
+            await asyncio.sleep(0.01)
+        writer.transport.abort()
+    for _ in range(300):
+        if not budget.held:
+            break
+        await asyncio.sleep(0.01)
+    assert budget.held == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    for _ in range(100):
+        counted = _samples(await _metrics_text(app))
+        if counted[("hardener_webhook_requests_total", (("outcome", "bad_request"),))] == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert counted[("hardener_webhook_requests_total", (("outcome", "bad_request"),))] == 3
