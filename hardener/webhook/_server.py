@@ -259,8 +259,8 @@ def tune_malloc() -> bool:
     such free raises that threshold to the block's size: from then on a 3 MiB body is carved
     from the heap, and what it leaves there between smaller blocks stays in the process. A
     server taking a 3 MiB hostile body every two seconds among valid reviews stayed 21 MiB
-    above its idle RSS for good; with the threshold fixed, it returns to idle. Mapping a block costs a system call
-    and its page faults, a few microseconds for the few reviews this large.
+    above its idle RSS for good; with the threshold fixed, it returns to idle. Mapping a block
+    costs a system call and its page faults, a few microseconds for the few reviews this large.
     """
     if platform.libc_ver()[0] != "glibc":
         return False
