@@ -48,8 +48,8 @@ from hardener.locate import PodSite, pod_sites
 from hardener.patch import apply_shared
 from hardener.pss import evaluate_pod
 from hardener.userns import conflicts, runs_as_root
-from tests.apiserver import RESOURCES, APIServer
 from tests._shared import SHARED
+from tests.apiserver import RESOURCES, APIServer
 from tests.images.conftest import Registry, image_config, layer, start_registry
 from tests.k8s.conftest import RESTRICTED
 from tests.webhook.conftest import as_json, corpus_files, documents, objects_of
