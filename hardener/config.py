@@ -25,6 +25,7 @@
       max-containers: 250        # per object; more: admitted unchanged, with a warning
       max-volumes: 1000          # per object; more: admitted unchanged, with a warning
       max-values: 200000         # JSON values per object; more: the same
+      max-bytes-in-flight: 4194304  # body bytes held at once; more: wait for room, else 429
     images:                      # image facts (docs/images.md); parsed by parse_image_settings
       lookup: true               # false: the offline table and the cache only
       platform: linux/amd64
@@ -120,6 +121,9 @@ class WebhookSettings:
     max_volumes: int = 1000
     # The rest of the work (the PSS evaluation above all) grows with the values in the object.
     max_values: int = 200_000
+    # A body parsed into Python objects takes up to 35 times its bytes: the bodies held at once
+    # (read, decoded or hardened, abandoned work past the deadline included) are bounded too.
+    max_bytes_in_flight: int = 4 * 1024 * 1024
 
 
 IMAGE_ROOT_CHOICES = ROOT_POLICIES
@@ -380,6 +384,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         "max-containers",
         "max-volumes",
         "max-values",
+        "max-bytes-in-flight",
     )
     for key in hook:
         if key not in hook_keys:
@@ -401,6 +406,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
             ("max-containers", limits.max_containers),
             ("max-volumes", limits.max_volumes),
             ("max-values", limits.max_values),
+            ("max-bytes-in-flight", limits.max_bytes_in_flight),
         )
     }
     for key, count in counts.items():
@@ -421,6 +427,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
             max_containers=counts["max-containers"],
             max_volumes=counts["max-volumes"],
             max_values=counts["max-values"],
+            max_bytes_in_flight=counts["max-bytes-in-flight"],
         ),
         images=parse_image_settings(data.get("images"), source),
         user_namespaces=cast(UserNamespaceMode, user_namespaces),

@@ -9,10 +9,12 @@ answers with the engine's operations as a base64 JSONPatch, the same operations 
   state, and the image lookups of each review (one ``ImageResolver`` per app, within
   ``LOOKUP_SHARE`` of the deadline);
 - ``_tls``: the serving certificate, reloaded when its files change;
+- ``_budget``: the body budget, the large request bodies held in memory at once;
 - ``_metrics``, ``_logs``: Prometheus metrics in a registry per app, JSON log lines (the
   review line written in batches by ``JsonLineHandler``);
 - ``_server``: ``serve()``, ``run_server()`` (the process entry point, on uvloop when it is
-  installed), the self-signed start and the printed webhook configuration.
+  installed, with the collector and ``malloc`` tuned for large bodies), the self-signed
+  start and the printed webhook configuration.
 
 Errors (both derive from ``hardener.model.HardenerError``)::
 

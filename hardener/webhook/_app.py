@@ -13,7 +13,13 @@ thread (a 250 KB pod of 8,600 tiny containers takes seconds), so that the event 
 the probes and the other reviews, stays free. The work itself is bounded before it starts
 (``webhook.max-containers``, ``max-volumes``, ``max-values``: over them the object is admitted
 unchanged with a warning), so a worker never runs for long after the handler stopped waiting
-for it at the deadline, and the next review does not queue behind it.
+for it at the deadline, and the next review does not queue behind it: work still queued for
+a thread when its deadline passes is dropped unstarted.
+
+Memory is bounded the same way: a body above ``OFFLOAD_BYTES`` holds a lease on the body
+budget (``webhook.max-bytes-in-flight``, see ``_budget``) from before it is read until nothing
+holds it any more, abandoned work past the deadline included; a body that finds no room by
+the deadline is answered 429 unread.
 
 Image facts: the app owns one ``ImageResolver`` (made at startup, closed at cleanup). Before
 the engine runs, each image the object names is answered from memory when it can be (lookups
@@ -28,6 +34,7 @@ concurrent reviews of one image share one lookup.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import sys
@@ -41,14 +48,15 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hardener.config import Config, ImageSettings, default_config
+from hardener.config import Config, ImageSettings, WebhookSettings, default_config
 from hardener.image_facts import ImageFacts
 from hardener.images import ImageResolver, LookupAnswer, LookupMetrics, offline_reason
 from hardener.locate import image_references
 from hardener.model import HardenerError, preview
 from hardener.userns import Support
+from hardener.webhook._budget import BodyBudget, Lease
 from hardener.webhook._logs import LOGGER_NAME, log_review
-from hardener.webhook._metrics import BAD_REQUEST, Metrics
+from hardener.webhook._metrics import BAD_REQUEST, BUSY, Metrics
 from hardener.webhook._review import (
     BadReviewError,
     ReviewResult,
@@ -92,12 +100,17 @@ LOOKUP_SHARE = 0.75
 the engine and the answer."""
 
 REVIEW_THREADS = 4
+"""Worker threads for the reviews hardened off the event loop."""
+
 SWITCH_INTERVAL = 0.0005
 """Seconds between GIL hand-overs once reviews run in worker threads (see ``_in_thread``)."""
-"""Worker threads for the reviews hardened off the event loop."""
 
 _log = logging.getLogger(LOGGER_NAME)
 _T = TypeVar("_T")
+
+_LEASE: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("lease", default=None)
+"""The body lease of the review this task handles: ``_in_thread`` hands it to the work it
+leaves running past the deadline (each handler runs in a task, with a context of its own)."""
 
 
 @dataclass
@@ -108,6 +121,9 @@ class ServerState:
     started: bool = False
     draining: bool = False
     in_flight: int = 0
+    budget: BodyBudget = field(
+        default_factory=lambda: BodyBudget(WebhookSettings().max_bytes_in_flight)
+    )
     executor: ThreadPoolExecutor | None = field(default=None, repr=False)
     images: ImageResolver | None = field(default=None, repr=False)
     """The process's image resolver, from startup to cleanup."""
@@ -233,15 +249,46 @@ def _payload_error(error: Exception, limit: int) -> BadReviewError:
     )
 
 
+def _busy(metrics: Metrics, started: float, config: Config) -> web.Response:
+    metrics.by_outcome[BUSY].inc()
+    metrics.latency.observe(time.monotonic() - started)
+    message = (
+        "too many large reviews at once: no room for this body within the "
+        f"{config.webhook.deadline_seconds:g}s deadline (webhook.max-bytes-in-flight is "
+        f"{config.webhook.max_bytes_in_flight} bytes)"
+    )
+    _log.warning("busy", extra={"fields": {"error": message}})
+    refused = _json(429, {"error": message, "field": None})
+    refused.headers["Retry-After"] = "1"
+    # The body stays unread: close the connection after the answer rather than read it.
+    refused.force_close()
+    return refused
+
+
+def _leased_bytes(request: web.Request, limit: int) -> int:
+    """The bytes of the body budget a body holds: its length (the limit when it is not known
+    in advance), or 0 for a body small enough to be hardened on the event loop and for one
+    over the limit (refused unread)."""
+    length = request.content_length
+    size = limit if length is None else length
+    return size if OFFLOAD_BYTES < size <= limit else 0
+
+
 async def _read_body(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise BadReviewError("", f"the body is {length} bytes, over the limit of {limit} bytes")
     try:
         return await request.read()
-    except (web.HTTPRequestEntityTooLarge, web.RequestPayloadError, HttpProcessingError) as exc:
+    except (
+        web.HTTPRequestEntityTooLarge,
+        web.RequestPayloadError,
+        HttpProcessingError,
+        ConnectionResetError,
+    ) as exc:
         # RequestPayloadError: a corrupt gzip or deflate body, a chunked body cut short;
-        # its cause says which.
+        # its cause says which. ConnectionResetError: the client closed the connection in the
+        # middle of the body; left to aiohttp, that was an ERROR with a traceback and a 500.
         raise _payload_error(exc, limit) from None
 
 
@@ -256,6 +303,7 @@ async def _mutate(request: web.Request) -> web.Response:
     started = time.monotonic()
     deadline = started + config.webhook.deadline_seconds
     state.enter()
+    lease: Lease | None = None
     try:
         # The API server sends exactly "application/json"; parse the header only otherwise.
         if request.headers.get("Content-Type") != _JSON and request.content_type != _JSON:
@@ -268,6 +316,12 @@ async def _mutate(request: web.Request) -> web.Response:
                     + preview(request.headers.get("Content-Type", "none")),
                 ),
             )
+        size = _leased_bytes(request, config.webhook.max_body_bytes)
+        if size:
+            lease = await state.budget.take(size, deadline)
+            if lease is None:
+                return _busy(metrics, started, config)
+            _LEASE.set(lease)  # reset below: a keep-alive connection may share the context
         try:
             if request.content.is_eof():
                 # The whole body is in already (the usual case: it came with the headers),
@@ -330,6 +384,9 @@ async def _mutate(request: web.Request) -> web.Response:
         )
         return web.Response(body=answer, content_type=_JSON)
     finally:
+        if lease is not None:
+            lease.release()
+            _LEASE.set(None)
         state.leave()
 
 
@@ -450,7 +507,8 @@ async def _in_thread(
     """``work(*args)`` in a worker thread; ``TimeoutError`` at ``deadline``.
 
     Past the deadline the thread carries on and its answer is dropped. The limits keep that
-    short, and with ``REVIEW_THREADS`` workers the next review does not wait for it.
+    short, and with ``REVIEW_THREADS`` workers the next review does not wait for it; work that
+    has not started by then never starts. The body's lease is kept until the thread is done.
     """
     loop = asyncio.get_running_loop()
     if state.executor is None:
@@ -461,13 +519,24 @@ async def _in_thread(
         state.executor = ThreadPoolExecutor(
             max_workers=REVIEW_THREADS, thread_name_prefix="hardener-review"
         )
-    future = loop.run_in_executor(state.executor, work, *args)
+    future = loop.run_in_executor(state.executor, _unless_late, deadline, work, *args)
     try:
         async with asyncio.timeout_at(deadline):
             return await asyncio.shield(future)
     except TimeoutError:
         future.add_done_callback(_discard)
+        lease = _LEASE.get()
+        if lease is not None:
+            lease.keep()
+            future.add_done_callback(lambda _: lease.release())
         raise
+
+
+def _unless_late(deadline: float, work: Callable[..., _T], *args: Any) -> _T:
+    """``work(*args)``, unless the handler stopped waiting for it while it was queued."""
+    if time.monotonic() > deadline:
+        raise TimeoutError
+    return work(*args)
 
 
 def _discard(future: asyncio.Future[Any]) -> None:
@@ -528,7 +597,7 @@ def create_app(
     app = web.Application(client_max_size=config.webhook.max_body_bytes)
     app[CONFIG_KEY] = config
     metrics = metrics if metrics is not None else Metrics()
-    state = ServerState(tls=tls)
+    state = ServerState(tls=tls, budget=BodyBudget(config.webhook.max_bytes_in_flight))
     metrics.track_in_flight(lambda: state.in_flight)
     metrics.track_image_lookups(state.lookups)
     app[METRICS_KEY] = metrics

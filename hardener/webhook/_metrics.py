@@ -34,6 +34,7 @@ from hardener.webhook._review import OUTCOMES
 
 __all__ = [
     "BAD_REQUEST",
+    "BUSY",
     "CACHE_HIT_KINDS",
     "IMAGE_OUTCOMES",
     "LATENCY_BUCKETS",
@@ -43,6 +44,9 @@ __all__ = [
 
 BAD_REQUEST = "bad_request"
 """The ``outcome`` of a request answered with HTTP 400."""
+
+BUSY = "busy"
+"""The ``outcome`` of a request answered with HTTP 429: no room in the body budget in time."""
 
 IMAGE_OUTCOMES = ("registry", "cache", "table", "unknown", "fallback")
 """The ``outcome`` of an image lookup: where the facts came from, or ``fallback`` when the
@@ -147,7 +151,8 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.requests = Counter(
             "hardener_webhook_requests",
-            "Admission requests answered, by outcome (bad_request: answered with HTTP 400).",
+            "Admission requests answered, by outcome (bad_request: answered with HTTP 400; "
+            "busy: with HTTP 429).",
             ["outcome"],
             registry=self.registry,
         )
@@ -181,7 +186,9 @@ class Metrics:
         )
         # Children made up front: every series exists from the start (a rate over a series
         # that appears late misses its first increments) and the hot path skips the lookup.
-        self.by_outcome = {name: self.requests.labels(name) for name in (*OUTCOMES, BAD_REQUEST)}
+        self.by_outcome = {
+            name: self.requests.labels(name) for name in (*OUTCOMES, BAD_REQUEST, BUSY)
+        }
         self.by_rule = {rule.id: self.patches.labels(rule.id) for rule in RULES}
         for result in ("success", "failure"):
             self.cert_reloads.labels(result)

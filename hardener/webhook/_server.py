@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
+import gc
 import ipaddress
 import logging
 import math
+import platform
 import shutil
 import signal
 import sys
@@ -61,6 +64,8 @@ __all__ = [
     "make_self_signed",
     "run_server",
     "serve",
+    "tune_gc",
+    "tune_malloc",
     "webhook_configuration",
 ]
 
@@ -240,9 +245,52 @@ def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return type(loop).__module__.split(".", 1)[0]
 
 
+def tune_gc() -> None:
+    """Keep what was loaded at start-up out of the cyclic garbage collector's walks.
+
+    Now and then the collector walks every object it tracks: the modules' own (tens of
+    thousands: aiohttp, the Kubernetes client) as well as the tree being parsed. Parsing a
+    3 MiB body of a million small arrays took 2.5 times longer with those walks, long enough
+    on a busy machine to miss the deadline. What was loaded at start-up lives as long as the
+    process, so it is frozen: never walked again. The thresholds stay as they are: collecting
+    less often (tried: every 50,000 allocations) let the read buffers of closed connections,
+    which sit in reference cycles, pile up by megabytes a second under connection churn.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+MMAP_THRESHOLD = 256 * 1024
+"""Blocks of this size or more are mapped and unmapped on their own by glibc's ``malloc``."""
+
+_M_MMAP_THRESHOLD = -3  # <malloc.h>
+
+
+def tune_malloc() -> bool:
+    """Give the memory of large blocks (a request body, the array of a long JSON list) back to
+    the system as soon as they are freed; whether it could (glibc only).
+
+    glibc maps a block of 128 KiB or more on its own and unmaps it when freed, but the first
+    such free raises that threshold to the block's size: from then on a 3 MiB body is carved
+    from the heap, and what it leaves there between smaller blocks stays in the process. A
+    server taking a 3 MiB hostile body every two seconds among valid reviews stayed 21 MiB
+    above its idle RSS for good; with the threshold fixed, it returns to idle. Mapping a block
+    costs a system call and its page faults, a few microseconds for the few reviews this large.
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
 def run_server(options: ServeOptions) -> int:
     """Run ``serve(options)`` in this thread, on ``event_loop_factory()``'s loop, until a
     signal; return the process exit code."""
+    tune_gc()
+    tune_malloc()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         return runner.run(serve(options))
 

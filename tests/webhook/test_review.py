@@ -468,7 +468,13 @@ def test_limits_on_the_work_are_decided_before_it_starts() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("max-containers", 0), ("max-volumes", "many"), ("max-values", True)],
+    [
+        ("max-containers", 0),
+        ("max-volumes", "many"),
+        ("max-values", True),
+        ("max-bytes-in-flight", -1),
+        ("max-bytes-in-flight", "4MiB"),
+    ],
 )
 def test_the_limits_are_positive_integers(key: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"webhook.{key}: must be a positive integer"):
