@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from hardener.config import Config, default_config
 from hardener.image_facts import ImageFacts
@@ -41,10 +41,10 @@ __all__ = [
     "plan",
 ]
 
-SKIP_ANNOTATION = "hardener.dev/skip"
-SKIP_RULES_ANNOTATION = "hardener.dev/skip-rules"
-SKIP_CONTAINER_PREFIX = "skip.hardener.dev/"
-_TRUE = {"true", "yes", "1", "all", "on"}
+SKIP_ANNOTATION: Final = "hardener.dev/skip"
+SKIP_RULES_ANNOTATION: Final = "hardener.dev/skip-rules"
+SKIP_CONTAINER_PREFIX: Final = "skip.hardener.dev/"
+_TRUE: Final = {"true", "yes", "1", "all", "on"}
 
 
 @dataclass(frozen=True)
@@ -280,6 +280,6 @@ def _still_violated(
     return result
 
 
-_DEFAULT = default_config()
-_NO_OPT_OUTS = _OptOuts()  # read, never changed
-_ALL = Scope()
+_DEFAULT: Final = default_config()
+_NO_OPT_OUTS: Final = _OptOuts()  # read, never changed
+_ALL: Final = Scope()

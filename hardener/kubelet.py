@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from hardener.image_facts import MAX_UID, ImageFacts, ImageUser, parse_image_user
 from hardener.locate import ContainerSite, Path, PodSite
@@ -43,7 +43,7 @@ __all__ = [
     "refusals",
 ]
 
-WINDOWS_ROOT_USER = "ContainerAdministrator"
+WINDOWS_ROOT_USER: Final = "ContainerAdministrator"
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from hardener.model import InvalidObjectError, JSONObject, direct_init, json_type
+from hardener.model import InvalidObjectError, JSONObject, json_type
 from hardener.pointer import join_path
 
 __all__ = [
@@ -43,14 +43,13 @@ __all__ = [
 
 Path = tuple[str | int, ...]
 ContainerField = Literal["containers", "initContainers", "ephemeralContainers"]
-CONTAINER_FIELDS: tuple[ContainerField, ...] = (
+CONTAINER_FIELDS: Final[tuple[ContainerField, ...]] = (
     "initContainers",
     "containers",
     "ephemeralContainers",
 )
 
 
-@direct_init
 @dataclass(frozen=True, eq=False)
 class ContainerSite:
     """One container of a pod site (compared by identity: it stands for one place)."""
@@ -66,7 +65,6 @@ class ContainerSite:
         return join_path(self.path)
 
 
-@direct_init
 @dataclass(frozen=True, eq=False)
 class PodSite:
     """One pod spec inside an object.
@@ -129,7 +127,7 @@ class PodSite:
         return merged
 
 
-_EMPTY: JSONObject = {}
+_EMPTY: Final[JSONObject] = {}
 
 
 def is_pod_spec(value: Any) -> bool:
@@ -323,7 +321,7 @@ def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
         yield _site(obj, item_path, ("spec", "template"), kind)
 
 
-_WORKLOAD_KINDS = frozenset(
+_WORKLOAD_KINDS: Final = frozenset(
     {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
 )
 

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from hardener.locate import PodSite
 from hardener.model import preview
@@ -24,7 +24,7 @@ __all__ = ["ContainerView", "Holder", "Path", "PodView", "Problem", "quote"]
 
 Path = tuple[str | int, ...]
 
-_CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+_CONTAINER_FIELDS: Final = ("initContainers", "containers", "ephemeralContainers")
 
 
 class Problem(NamedTuple):
@@ -174,7 +174,7 @@ def _container_view(data: Mapping[str, Any], name: str, path: Path) -> Container
 Holder = PodView | ContainerView
 """What has a securityContext: the pod (``label`` "pod", no container) or a container."""
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 @functools.lru_cache(maxsize=1024)

@@ -9,8 +9,11 @@ and what it cannot fix with ``ctx.finding``. It never touches the object itself.
 
 from __future__ import annotations
 
+import ast
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 from hardener.image_facts import ImageFacts, ImagePolicy
@@ -40,8 +43,16 @@ class Rule:
 
     @property
     def doc(self) -> str:
-        module = __import__(self.apply.__module__, fromlist=["__doc__"])
-        return (module.__doc__ or "").strip()
+        """The rule module's docstring (with its PASS and FAIL examples)."""
+        module = importlib.import_module(self.apply.__module__)
+        text = module.__doc__
+        if text is None and module.__file__:
+            # A compiled module keeps no docstring: read it from the source beside it, which
+            # the wheel ships (docs/build.md).
+            source = FilePath(module.__file__).with_name(module.__name__.rpartition(".")[2] + ".py")
+            if source.is_file():
+                text = ast.get_docstring(ast.parse(source.read_text("utf-8")), clean=False)
+        return (text or "").strip()
 
 
 @dataclass

@@ -30,12 +30,14 @@ FIXED::
 
 from __future__ import annotations
 
+from typing import Final
+
 from hardener.locate import ContainerSite
 from hardener.rules.base import MISSING, Rule, RuleContext, pod_or_containers
 
-POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
-CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
-RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
+POD_ANNOTATION: Final = "seccomp.security.alpha.kubernetes.io/pod"
+CONTAINER_ANNOTATION: Final = "container.seccomp.security.alpha.kubernetes.io/"
+RUNTIME_DEFAULT: Final = {"type": "RuntimeDefault"}
 
 
 def _profile_type(value: object) -> str | None:
@@ -137,7 +139,7 @@ def apply(ctx: RuleContext) -> None:
         )
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="seccomp-runtime-default",
     title="Filter system calls with the RuntimeDefault seccomp profile",
     rationale=(
