@@ -80,7 +80,16 @@ def _tokens(pointer: str) -> Path:
 def _violations(runs: tuple[Run, ...], pod: PodView, into: list[Violation]) -> None:
     for check_id, check_level, run in runs:
         for message, path, container, fixable in run(pod):
-            into.append(Violation(check_id, check_level, message, join(path), container, fixable))
+            into.append(
+                Violation(
+                    check=check_id,
+                    level=check_level,
+                    message=message,
+                    pointer=join(path),
+                    container=container,
+                    fixable=fixable,
+                )
+            )
 
 
 def evaluate_pod(

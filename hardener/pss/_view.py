@@ -150,25 +150,32 @@ class PodView:
         for c in containers:
             sc_fields.update(c.sc)
         return cls(
-            spec,
-            metadata,
-            spec_path,
-            meta_path,
-            tuple(containers),
-            sc,
-            sc_raw,
-            sc is _EMPTY and sc_raw is not None,
-            version,
-            isinstance(os_field, dict) and os_field.get("name") == "windows",
-            spec.get("hostUsers") is False,
-            sc_fields,
+            spec=spec,
+            metadata=metadata,
+            spec_path=spec_path,
+            meta_path=meta_path,
+            containers=tuple(containers),
+            sc=sc,
+            sc_raw=sc_raw,
+            sc_invalid=sc is _EMPTY and sc_raw is not None,
+            version=version,
+            windows=isinstance(os_field, dict) and os_field.get("name") == "windows",
+            in_user_namespace=spec.get("hostUsers") is False,
+            sc_fields=sc_fields,
         )
 
 
 def _container_view(data: Mapping[str, Any], name: str, path: Path) -> ContainerView:
     sc_raw = data.get("securityContext")
     sc = sc_raw if isinstance(sc_raw, dict) else _EMPTY
-    return ContainerView(name, path, data, sc, sc_raw, sc is _EMPTY and sc_raw is not None)
+    return ContainerView(
+        name=name,
+        path=path,
+        data=data,
+        sc=sc,
+        sc_raw=sc_raw,
+        sc_invalid=sc is _EMPTY and sc_raw is not None,
+    )
 
 
 Holder = PodView | ContainerView

@@ -209,7 +209,12 @@ class RuleContext:
     def decide(self, reason: str, message: str = "") -> None:
         """Record the rule's decision for this pod by ``reason`` (counted by the faces)."""
         self.decisions.append(
-            Decision(self.rule.id, reason, join_path(self.site.spec_path), message)
+            Decision(
+                rule=self.rule.id,
+                reason=reason,
+                pointer=join_path(self.site.spec_path),
+                message=message,
+            )
         )
 
     def note(self, message: str, path: Path, *, container: ContainerSite | None = None) -> None:

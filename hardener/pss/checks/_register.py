@@ -57,7 +57,17 @@ class CheckList:
         def register(run: CheckFunction) -> CheckFunction:
             if any(c.id == id for c in self.checks):
                 raise ValueError(f"PSS check {id!r} is registered twice")
-            self.checks.append(Check(id, self.level, since, title, run, fixable, replaces))
+            self.checks.append(
+                Check(
+                    id=id,
+                    level=self.level,
+                    since=since,
+                    title=title,
+                    run=run,
+                    fixable=fixable,
+                    replaces=replaces,
+                )
+            )
             return run
 
         return register
