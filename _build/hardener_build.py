@@ -24,6 +24,7 @@ included (``config`` imports PyYAML)."""
 
 COMPILED = [
     # Plain data and the JSON pointers every layer uses.
+    "hardener/records.py",
     "hardener/model.py",
     "hardener/pointer.py",
     "hardener/image_facts.py",

@@ -29,6 +29,7 @@ from hardener.model import Change, Decision, Finding, Plan
 from hardener.patch import PatchBuilder
 from hardener.pointer import join
 from hardener.pss import V1_35_USER_NAMESPACES, evaluate_pod, parse_version
+from hardener.records import picklable
 from hardener.rules import RULES_BY_ID, RuleContext
 from hardener.userns import Support
 
@@ -283,3 +284,5 @@ def _still_violated(
 _DEFAULT: Final = default_config()
 _NO_OPT_OUTS: Final = _OptOuts()  # read, never changed
 _ALL: Final = Scope()
+
+picklable(Scope)

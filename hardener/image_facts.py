@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from hardener.records import picklable
+
 __all__ = [
     "MAX_UID",
     "ROOT_POLICIES",
@@ -128,3 +130,6 @@ class ImageFacts:
     @classmethod
     def unknown(cls, reference: str, detail: str) -> ImageFacts:
         return cls(reference=reference, source="unknown", detail=detail)
+
+
+picklable(ImageUser, ImagePolicy, ImageFacts)

@@ -33,6 +33,7 @@ from typing import Any, Final
 from hardener.image_facts import MAX_UID, ImageFacts, ImageUser, parse_image_user
 from hardener.locate import ContainerSite, Path, PodSite
 from hardener.pointer import join_path
+from hardener.records import picklable
 
 __all__ = [
     "WINDOWS_ROOT_USER",
@@ -203,3 +204,6 @@ def refusals(site: PodSite, images: Mapping[str, ImageFacts] | None = None) -> l
             reason, where = decided
             found.append(Refusal(container.name, reason, _pointer(site, container, where)))
     return found
+
+
+picklable(Refusal)

@@ -31,6 +31,7 @@ from typing import Any, Final, Literal
 
 from hardener.model import InvalidObjectError, JSONObject, json_type
 from hardener.pointer import join_path
+from hardener.records import picklable
 
 __all__ = [
     "CONTAINER_FIELDS",
@@ -346,3 +347,6 @@ def image_references(obj: Any) -> list[str]:
             if isinstance(image, str) and image:
                 seen.setdefault(image, None)
     return list(seen)
+
+
+picklable(ContainerSite, PodSite)

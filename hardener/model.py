@@ -1,8 +1,8 @@
 """The data that flows between hardener's layers.
 
 Everything here is plain data: JSON values, RFC 6902 operations, and the frozen records the
-engine hands to the webhook, the fixer and the reports. No module in this file imports any
-other part of hardener.
+engine hands to the webhook, the fixer and the reports. Of hardener, this module imports only
+``records`` (how its records are pickled).
 
 Exception hierarchy (every error hardener raises on purpose derives from ``HardenerError``;
 the ones below ``model`` live in the module named beside them)::
@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypedDict
 
 from mypy_extensions import mypyc_attr
+
+from hardener.records import picklable
 
 __all__ = [
     "Change",
@@ -210,3 +212,6 @@ def preview(value: object, limit: int = PREVIEW_CHARS) -> str:
     if isinstance(value, dict):
         return f"an object of {len(value)} key{'' if len(value) == 1 else 's'}"
     return type(value).__name__
+
+
+picklable(Change, Finding, Decision, Plan)

@@ -32,6 +32,7 @@ from typing import Any, Final, Literal
 from hardener.image_facts import ImageFacts, parse_image_user
 from hardener.kubelet import is_windows
 from hardener.locate import Path, PodSite
+from hardener.records import picklable
 
 __all__ = [
     "KERNEL_IDMAP",
@@ -356,3 +357,6 @@ class Support:
     def default_on(self) -> bool:
         """Whether a pod on the default runtime handler gets a user namespace."""
         return self.for_pod(None).supported
+
+
+picklable(Conflict, NodeSupport, PodSupport, ClusterView, Support)

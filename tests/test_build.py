@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from types import ModuleType
 
 import pytest
 
-from hardener import RULES
+from hardener import RULES, default_config, plan
 from hardener.cli import main, variant
+from hardener.image_facts import ImageFacts, ImageUser
+from hardener.pss import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,3 +130,33 @@ def test_a_plain_build_is_a_pure_wheel_that_needs_no_compiler(tmp_path: Path) ->
     assert "hardener/rules/run_as_user.py" in names
     assert not [n for n in names if n.endswith((".so", ".pyd", ".c"))]
     assert not [n for n in names if n.startswith(("_build/", "setup.py"))]
+
+
+def test_records_cross_a_process_boundary() -> None:
+    """``fix -j`` pickles the config to its workers and the plans back: a compiled frozen
+    record refuses the attribute stores pickle rebuilds it with, so each is pickled through
+    its constructor (``hardener.records``)."""
+    config = default_config()
+    assert pickle.loads(pickle.dumps(config)) == config
+    pod = {
+        "kind": "Pod",
+        "metadata": {"name": "web", "annotations": {"hardener.dev/skip-rules": "nope"}},
+        "spec": {"containers": [{"name": "app", "image": "nginx", "securityContext": {}}]},
+    }
+    facts = {"nginx": ImageFacts(reference="nginx", source="registry", user="0", uid=0)}
+    result = plan(pod, config, images=facts)
+    assert result.changes and result.findings
+    copy = pickle.loads(pickle.dumps(result))
+    assert (copy.ops, copy.changes, copy.findings, copy.decisions) == (
+        result.ops,
+        result.changes,
+        result.findings,
+        result.decisions,
+    )
+    assert pickle.loads(pickle.dumps(facts)) == facts
+    user = ImageUser(uid=0, name=None)
+    assert pickle.loads(pickle.dumps(user)) == user
+    violations = evaluate(pod)
+    assert violations and pickle.loads(pickle.dumps(violations)) == violations
+    for rule in RULES:
+        assert pickle.loads(pickle.dumps(rule)) == rule

@@ -12,6 +12,7 @@ from hardener.pss._registry import active_checks, resolve_version
 from hardener.pss._version import Version
 from hardener.pss._view import Path, PodView
 from hardener.pss.checks import CheckFunction
+from hardener.records import picklable
 
 __all__ = ["Violation", "evaluate", "evaluate_pod"]
 
@@ -132,3 +133,6 @@ def evaluate(obj: Any, *, level: Any = "restricted", version: Any = "latest") ->
     for site in sites:
         _violations(runs, PodView.of_site(site, resolved), violations)
     return violations
+
+
+picklable(Violation)

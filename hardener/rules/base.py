@@ -21,6 +21,7 @@ from hardener.locate import ContainerSite, Path, PodSite
 from hardener.model import Change, Decision, Finding, JSONValue
 from hardener.patch import MISSING, PatchBuilder
 from hardener.pointer import join_path
+from hardener.records import picklable
 from hardener.userns import Support
 
 __all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "pod_or_containers"]
@@ -255,3 +256,6 @@ def pod_or_containers(
     if ctx.pod_editable and all(ctx.mine(c) and not blocked(c) for c in uncovered):
         return True, []
     return False, [c for c in uncovered if ctx.mine(c) and not blocked(c)]
+
+
+picklable(Rule)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from hardener.pss._version import Version
 from hardener.pss._view import PodView, Problem
+from hardener.records import picklable
 
 __all__ = ["Check", "CheckFunction", "CheckList"]
 
@@ -71,3 +72,6 @@ class CheckList:
             return run
 
         return register
+
+
+picklable(Check)
