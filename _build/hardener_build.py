@@ -25,6 +25,7 @@ included (``config`` imports PyYAML)."""
 COMPILED = [
     # Plain data and the JSON pointers every layer uses.
     "hardener/records.py",
+    "hardener/switch.py",
     "hardener/model.py",
     "hardener/pointer.py",
     "hardener/image_facts.py",

@@ -31,6 +31,7 @@ from hardener.pointer import join
 from hardener.pss import V1_35_USER_NAMESPACES, evaluate_pod, parse_version
 from hardener.records import picklable
 from hardener.rules import RULES_BY_ID, RuleContext
+from hardener.switch import let_others_run
 from hardener.userns import Support
 
 __all__ = [
@@ -214,6 +215,7 @@ def plan(
                 ctx.containers = containers
                 ctx.options = settings.options
                 ctx.enforce = settings.enforce
+            let_others_run()
             rule.apply(ctx)
     ops = builder.ops()
     if evaluate and considered:

@@ -13,6 +13,7 @@ from hardener.pss._version import Version
 from hardener.pss._view import Path, PodView
 from hardener.pss.checks import CheckFunction
 from hardener.records import picklable
+from hardener.switch import let_others_run
 
 __all__ = ["Violation", "evaluate", "evaluate_pod"]
 
@@ -80,6 +81,7 @@ def _tokens(pointer: str) -> Path:
 
 def _violations(runs: tuple[Run, ...], pod: PodView, into: list[Violation]) -> None:
     for check_id, check_level, run in runs:
+        let_others_run()
         for message, path, container, fixable in run(pod):
             into.append(
                 Violation(
