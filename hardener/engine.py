@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from hardener.config import Config, default_config
 from hardener.image_facts import ImageFacts
@@ -29,7 +29,9 @@ from hardener.model import Change, Decision, Finding, Plan
 from hardener.patch import PatchBuilder
 from hardener.pointer import join
 from hardener.pss import V1_35_USER_NAMESPACES, evaluate_pod, parse_version
+from hardener.records import picklable
 from hardener.rules import RULES_BY_ID, RuleContext
+from hardener.switch import let_others_run
 from hardener.userns import Support
 
 __all__ = [
@@ -41,10 +43,10 @@ __all__ = [
     "plan",
 ]
 
-SKIP_ANNOTATION = "hardener.dev/skip"
-SKIP_RULES_ANNOTATION = "hardener.dev/skip-rules"
-SKIP_CONTAINER_PREFIX = "skip.hardener.dev/"
-_TRUE = {"true", "yes", "1", "all", "on"}
+SKIP_ANNOTATION: Final = "hardener.dev/skip"
+SKIP_RULES_ANNOTATION: Final = "hardener.dev/skip-rules"
+SKIP_CONTAINER_PREFIX: Final = "skip.hardener.dev/"
+_TRUE: Final = {"true", "yes", "1", "all", "on"}
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ def plan(
                 ctx.containers = containers
                 ctx.options = settings.options
                 ctx.enforce = settings.enforce
+            let_others_run()
             rule.apply(ctx)
     ops = builder.ops()
     if evaluate and considered:
@@ -280,6 +283,8 @@ def _still_violated(
     return result
 
 
-_DEFAULT = default_config()
-_NO_OPT_OUTS = _OptOuts()  # read, never changed
-_ALL = Scope()
+_DEFAULT: Final = default_config()
+_NO_OPT_OUTS: Final = _OptOuts()  # read, never changed
+_ALL: Final = Scope()
+
+picklable(Scope)

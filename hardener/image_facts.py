@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
+
+from hardener.records import picklable
 
 __all__ = [
     "MAX_UID",
@@ -34,7 +36,7 @@ __all__ = [
 FactsSource = Literal["registry", "cache", "table", "unknown"]
 """Where facts came from: looked up now, a cached lookup, the offline table, or nothing known."""
 
-MAX_UID = 2147483647
+MAX_UID: Final = 2147483647
 """The largest uid the kubelet accepts from an image (``image has an invalid user id`` above)."""
 
 
@@ -53,8 +55,8 @@ class ImageUser:
 
 # What Go's strconv.ParseInt(s, 10, 64) accepts: an optional sign and ASCII digits (no spaces,
 # no underscores, no other Unicode digits, all of which Python's int() would take).
-_GO_INT = re.compile(r"[+-]?[0-9]+")
-_INT64 = range(-(2**63), 2**63)
+_GO_INT: Final = re.compile(r"[+-]?[0-9]+")
+_INT64: Final = range(-(2**63), 2**63)
 
 
 def parse_image_user(user: str | None) -> ImageUser:
@@ -73,8 +75,8 @@ def parse_image_user(user: str | None) -> ImageUser:
 
 RootPolicy = Literal["user-namespace", "keep", "run-as-user"]
 UnknownPolicy = Literal["keep", "assume-nonroot"]
-ROOT_POLICIES: tuple[RootPolicy, ...] = ("user-namespace", "keep", "run-as-user")
-UNKNOWN_POLICIES: tuple[UnknownPolicy, ...] = ("keep", "assume-nonroot")
+ROOT_POLICIES: Final[tuple[RootPolicy, ...]] = ("user-namespace", "keep", "run-as-user")
+UNKNOWN_POLICIES: Final[tuple[UnknownPolicy, ...]] = ("keep", "assume-nonroot")
 
 
 @dataclass(frozen=True)
@@ -128,3 +130,6 @@ class ImageFacts:
     @classmethod
     def unknown(cls, reference: str, detail: str) -> ImageFacts:
         return cls(reference=reference, source="unknown", detail=detail)
+
+
+picklable(ImageUser, ImagePolicy, ImageFacts)

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from hardener.image_facts import MAX_UID, ImageFacts, ImageUser, parse_image_user
 from hardener.locate import ContainerSite, Path, PodSite
 from hardener.pointer import join_path
+from hardener.records import picklable
 
 __all__ = [
     "WINDOWS_ROOT_USER",
@@ -43,7 +44,7 @@ __all__ = [
     "refusals",
 ]
 
-WINDOWS_ROOT_USER = "ContainerAdministrator"
+WINDOWS_ROOT_USER: Final = "ContainerAdministrator"
 
 
 @dataclass(frozen=True)
@@ -203,3 +204,6 @@ def refusals(site: PodSite, images: Mapping[str, ImageFacts] | None = None) -> l
             reason, where = decided
             found.append(Refusal(container.name, reason, _pointer(site, container, where)))
     return found
+
+
+picklable(Refusal)

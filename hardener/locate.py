@@ -33,10 +33,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from hardener.model import InvalidObjectError, JSONObject, direct_init, json_type
+from hardener.model import InvalidObjectError, JSONObject, json_type
 from hardener.pointer import join_path
+from hardener.records import picklable
 
 __all__ = [
     "APPARMOR_CONTAINER_ANNOTATION_PREFIX",
@@ -58,15 +59,15 @@ __all__ = [
 
 Path = tuple[str | int, ...]
 ContainerField = Literal["containers", "initContainers", "ephemeralContainers"]
-CONTAINER_FIELDS: tuple[ContainerField, ...] = (
+CONTAINER_FIELDS: Final[tuple[ContainerField, ...]] = (
     "initContainers",
     "containers",
     "ephemeralContainers",
 )
 
-SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
-SECCOMP_CONTAINER_ANNOTATION_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
-APPARMOR_CONTAINER_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+SECCOMP_POD_ANNOTATION: Final = "seccomp.security.alpha.kubernetes.io/pod"
+SECCOMP_CONTAINER_ANNOTATION_PREFIX: Final = "container.seccomp.security.alpha.kubernetes.io/"
+APPARMOR_CONTAINER_ANNOTATION_PREFIX: Final = "container.apparmor.security.beta.kubernetes.io/"
 """The legacy annotations that set a seccomp or AppArmor profile, followed by a container name
 where they name one."""
 
@@ -113,9 +114,9 @@ class WorkloadKind:
         return f"{self.kind.lower()}.{self.group}" if self.group else self.kind.lower()
 
 
-_TEMPLATE: Path = ("spec", "template")
+_TEMPLATE: Final[Path] = ("spec", "template")
 
-KINDS: tuple[WorkloadKind, ...] = (
+KINDS: Final[tuple[WorkloadKind, ...]] = (
     WorkloadKind("Deployment", "apps", "v1", "deployments", _TEMPLATE),
     WorkloadKind("StatefulSet", "apps", "v1", "statefulsets", _TEMPLATE),
     WorkloadKind("DaemonSet", "apps", "v1", "daemonsets", _TEMPLATE),
@@ -129,10 +130,10 @@ KINDS: tuple[WorkloadKind, ...] = (
 """Every built-in kind that holds a pod spec. Any other kind with
 ``spec.template.spec.containers`` (an Argo Rollout, a Knative Service) is handled too, by shape."""
 
-_KINDS_BY_NAME = {k.kind: k for k in KINDS}
+_KINDS_BY_NAME: Final = {k.kind: k for k in KINDS}
 # Kinds whose pod template sits at spec.template: a wrong type there is an error, not a
 # sign that the object is something else.
-_WORKLOAD_KINDS = frozenset(k.kind for k in KINDS if k.template == _TEMPLATE)
+_WORKLOAD_KINDS: Final = frozenset(k.kind for k in KINDS if k.template == _TEMPLATE)
 
 
 def kind_named(kind: str) -> WorkloadKind | None:
@@ -140,7 +141,6 @@ def kind_named(kind: str) -> WorkloadKind | None:
     return _KINDS_BY_NAME.get(kind)
 
 
-@direct_init
 @dataclass(frozen=True, eq=False)
 class ContainerSite:
     """One container of a pod site (compared by identity: it stands for one place)."""
@@ -156,7 +156,6 @@ class ContainerSite:
         return join_path(self.path)
 
 
-@direct_init
 @dataclass(frozen=True, eq=False)
 class PodSite:
     """One pod spec inside an object.
@@ -219,7 +218,7 @@ class PodSite:
         return merged
 
 
-_EMPTY: JSONObject = {}
+_EMPTY: Final[JSONObject] = {}
 
 
 def is_pod_spec(value: Any) -> bool:
@@ -484,3 +483,6 @@ def pod_spec_places(obj: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
         isinstance(template_spec, dict) and "containers" in template_spec
     ):
         yield (*path, "spec", "template", "spec"), template_spec
+
+
+picklable(ContainerSite, PodSite)

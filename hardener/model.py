@@ -1,8 +1,8 @@
 """The data that flows between hardener's layers.
 
 Everything here is plain data: JSON values, RFC 6902 operations, and the frozen records the
-engine hands to the webhook, the fixer and the reports. No module in this file imports any
-other part of hardener.
+engine hands to the webhook, the fixer and the reports. Of hardener, this module imports only
+``records`` (how its records are pickled).
 
 Exception hierarchy (every error hardener raises on purpose derives from ``HardenerError``;
 the ones below ``model`` live in the module named beside them)::
@@ -29,9 +29,12 @@ the ones below ``model`` live in the module named beside them)::
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict, TypeVar
+from typing import Any, Final, Literal, TypedDict
+
+from mypy_extensions import mypyc_attr
+
+from hardener.records import picklable
 
 __all__ = [
     "Change",
@@ -45,7 +48,6 @@ __all__ = [
     "Operation",
     "Plan",
     "PointerError",
-    "direct_init",
     "json_type",
     "preview",
 ]
@@ -64,8 +66,14 @@ class Operation(TypedDict):
     value: JSONValue
 
 
+@mypyc_attr(native_class=False)
 class HardenerError(Exception):
-    """Base of every error hardener raises on purpose."""
+    """Base of every error hardener raises on purpose.
+
+    A plain Python class even where this module is compiled (see docs/build.md): errors
+    elsewhere also derive from built-in ones (``CertFileExistsError`` from
+    ``FileExistsError``), which a compiled class's own instance layout would not allow.
+    """
 
 
 class ConfigError(HardenerError):
@@ -88,40 +96,6 @@ class PointerError(HardenerError):
     """A JSON pointer that is malformed or does not resolve against a document."""
 
 
-_Record = TypeVar("_Record", bound=type)
-
-
-def direct_init(cls: _Record) -> _Record:
-    """Give a frozen dataclass an ``__init__`` that fills the instance dict directly.
-
-    The ``__init__`` that ``dataclass(frozen=True)`` generates pays ``object.__setattr__``
-    per field, three times the cost of a plain store, and the engine and the evaluator make
-    many such records per review. The new one takes the same parameters (the fields in
-    order, with their defaults), and the instance stays frozen to assignment. Put it above
-    ``@dataclass``; not for classes with ``__slots__``, default factories or
-    ``__post_init__``.
-    """
-    namespace: dict[str, Any] = {}
-    params: list[str] = []
-    stores: list[str] = []
-    for item in dataclasses.fields(cls):
-        if item.default_factory is not dataclasses.MISSING:
-            raise TypeError(f"{cls.__name__}.{item.name}: a default factory is not supported")
-        if item.default is dataclasses.MISSING:
-            params.append(item.name)
-        else:
-            namespace[f"_default_{item.name}"] = item.default
-            params.append(f"{item.name}=_default_{item.name}")
-        stores.append(f"    fields[{item.name!r}] = {item.name}\n")
-    source = f"def __init__(self, {', '.join(params)}):\n    fields = self.__dict__\n"
-    exec(source + "".join(stores), namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = init  # type: ignore[misc]  # the point: replace the generated one
-    return cls
-
-
-@direct_init
 @dataclass(frozen=True)
 class Change:
     """One value the engine decided to set.
@@ -138,7 +112,6 @@ class Change:
     container: str | None = None
 
 
-@direct_init
 @dataclass(frozen=True)
 class Finding:
     """Something still wrong that the engine did not (or must not) change.
@@ -158,7 +131,6 @@ class Finding:
     fixable: bool = False
 
 
-@direct_init
 @dataclass(frozen=True)
 class Decision:
     """What a rule decided for one pod, by reason, when the decision is worth counting
@@ -207,7 +179,7 @@ def json_type(value: object) -> str:
     return type(value).__name__
 
 
-PREVIEW_CHARS = 64
+PREVIEW_CHARS: Final = 64
 """How much of a value an error message quotes (``preview``)."""
 
 
@@ -240,3 +212,6 @@ def preview(value: object, limit: int = PREVIEW_CHARS) -> str:
     if isinstance(value, dict):
         return f"an object of {len(value)} key{'' if len(value) == 1 else 's'}"
     return type(value).__name__
+
+
+picklable(Change, Finding, Decision, Plan)

@@ -17,7 +17,7 @@ earlier ones did without paying for a deep copy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from hardener.model import JSONValue, Operation
 from hardener.pointer import join_path, split
@@ -28,12 +28,7 @@ Path = tuple[str | int, ...]
 
 
 class _Missing:
-    _instance: _Missing | None = None
-
-    def __new__(cls) -> _Missing:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    """The type of ``MISSING``; its one instance is made below, compared by identity."""
 
     def __repr__(self) -> str:
         return "MISSING"
@@ -42,7 +37,7 @@ class _Missing:
         return False
 
 
-MISSING: Any = _Missing()
+MISSING: Final[Any] = _Missing()
 """What ``PatchBuilder.get`` returns for a path that holds nothing (absent or ``null``)."""
 
 

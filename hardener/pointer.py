@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from typing import Final, cast
 
 from hardener.model import JSONValue, PointerError
 
@@ -12,8 +13,11 @@ __all__ = ["escape", "join", "join_path", "resolve", "split", "unescape"]
 Token = str | int
 
 
-def escape(token: Token) -> str:
-    """Escape one reference token: ``~`` becomes ``~0`` and ``/`` becomes ``~1`` (in that order)."""
+def escape(token: object) -> str:
+    """Escape one reference token: ``~`` becomes ``~0`` and ``/`` becomes ``~1`` (in that order).
+
+    ``token`` is typed ``object``, not ``Token``: compiled, a boolean in an ``int`` slot is
+    stored as the number, and a YAML 1.1 key such as ``yes`` must stay ``True``."""
     text = token if isinstance(token, str) else str(token)
     if "~" in text or "/" in text:
         return text.replace("~", "~0").replace("/", "~1")
@@ -24,10 +28,16 @@ def unescape(token: str) -> str:
     return token.replace("~1", "/").replace("~0", "~")
 
 
-def join(tokens: Iterable[Token]) -> str:
-    """Build a pointer from unescaped tokens: ``join(["a", "b/c", 0]) == "/a/b~1c/0"``."""
+def join(tokens: Iterable[object]) -> str:
+    """Build a pointer from unescaped tokens: ``join(["a", "b/c", 0]) == "/a/b~1c/0"``.
+
+    Any token is written as ``str`` writes it (a YAML 1.1 key may be a boolean or a number)."""
     if isinstance(tokens, tuple) and _UNCACHEABLE.isdisjoint(map(type, tokens)):
-        return join_path(tokens)
+        return join_path(cast(tuple[Token, ...], tokens))
+    return _joined(tokens)
+
+
+def _joined(tokens: Iterable[object]) -> str:
     parts = [escape(t) for t in tokens]
     return "/" + "/".join(parts) if parts else ""
 
@@ -35,7 +45,7 @@ def join(tokens: Iterable[Token]) -> str:
 # join_path's cache finds tuples by equality, and True == 1, 1.0 == 1: a tuple holding a
 # boolean or a float (a YAML 1.1 key such as ``yes``) would be answered with the pointer of
 # another. join() joins such tuples afresh.
-_UNCACHEABLE = frozenset({bool, float})
+_UNCACHEABLE: Final = frozenset({bool, float})
 
 
 @functools.lru_cache(maxsize=8192)
@@ -43,8 +53,7 @@ def join_path(tokens: tuple[Token, ...]) -> str:
     """``join`` for a path whose tokens are only strings and ints (no bools, no floats), such
     as the paths the engine builds: remembered, since the same few hundred paths (the same
     fields of the same containers of every pod) are joined over and over."""
-    parts = [escape(t) for t in tokens]
-    return "/" + "/".join(parts) if parts else ""
+    return _joined(tokens)
 
 
 def split(pointer: str) -> list[str]:

@@ -27,11 +27,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from hardener.image_facts import ImageFacts, parse_image_user
 from hardener.kubelet import is_windows
 from hardener.locate import Path, PodSite, declares_windows
+from hardener.records import picklable
 
 __all__ = [
     "KERNEL_IDMAP",
@@ -50,13 +51,13 @@ __all__ = [
 ]
 
 Mode = Literal["auto", "always", "never"]
-MODES: tuple[Mode, ...] = ("auto", "always", "never")
+MODES: Final[tuple[Mode, ...]] = ("auto", "always", "never")
 """The config's ``user-namespaces`` values."""
 
-MAX_ID = 65535
+MAX_ID: Final = 65535
 """The largest uid or gid a pod's user namespace maps (the kubelet's 65536 ids per pod)."""
 
-KERNEL_IDMAP: tuple[int, int] = (6, 3)
+KERNEL_IDMAP: Final[tuple[int, int]] = (6, 3)
 """The Linux release from which idmapped mounts work for every volume type (tmpfs included)."""
 
 
@@ -77,7 +78,7 @@ class Conflict:
     path: Path
 
 
-_HOST_NAMESPACES = (
+_HOST_NAMESPACES: Final = (
     ("hostNetwork", "host-network"),
     ("hostPID", "host-pid"),
     ("hostIPC", "host-ipc"),
@@ -146,7 +147,7 @@ def runs_as_root(
 # -- what nodes report ------------------------------------------------------------------------
 
 
-_KERNEL = re.compile(r"(\d+)\.(\d+)")
+_KERNEL: Final = re.compile(r"(\d+)\.(\d+)")
 
 
 def kernel_version(text: str) -> tuple[int, int] | None:
@@ -355,3 +356,6 @@ class Support:
     def default_on(self) -> bool:
         """Whether a pod on the default runtime handler gets a user namespace."""
         return self.for_pod(None).supported
+
+
+picklable(Conflict, NodeSupport, PodSupport, ClusterView, Support)

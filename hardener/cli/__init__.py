@@ -6,10 +6,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.machinery import EXTENSION_SUFFIXES
 
-from hardener import __version__
+from hardener import __version__, engine
 
-__all__ = ["main"]
+__all__ = ["main", "variant"]
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``
 # (``func(args) -> int``) as the parser default.
@@ -27,6 +28,14 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+def variant() -> str:
+    """Which build of hardener runs: ``compiled`` when its core (the engine, the rules, the
+    Pod Security Standards evaluator) is made of mypyc's extension modules, else ``pure``
+    (docs/build.md)."""
+    origin = engine.__file__ or ""
+    return "compiled" if origin.endswith(tuple(EXTENSION_SUFFIXES)) else "pure"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every sub-command, or of ``only`` that one (its module alone is imported:
     ``hardener fix`` does not pay for importing the webhook and the Kubernetes client)."""
@@ -34,7 +43,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="hardener",
         description="Harden Kubernetes pods: admission webhook, manifest fixer, review reports.",
     )
-    parser.add_argument("--version", action="version", version=f"hardener {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"hardener {__version__} ({variant()}, Python {sys.version.split()[0]})",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS if only is None else (only,):

@@ -14,7 +14,7 @@ engine calls "already dropped" is what ``check`` accepts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from hardener.model import json_type
 
@@ -29,10 +29,10 @@ __all__ = [
     "runtime_name",
 ]
 
-ALL = "ALL"
-NET_BIND_SERVICE = "NET_BIND_SERVICE"
+ALL: Final = "ALL"
+NET_BIND_SERVICE: Final = "NET_BIND_SERVICE"
 
-BASELINE_CAPABILITIES = frozenset(
+BASELINE_CAPABILITIES: Final = frozenset(
     {
         "AUDIT_WRITE",
         "CHOWN",

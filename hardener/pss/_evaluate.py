@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from hardener.locate import pod_sites
-from hardener.model import direct_init
 from hardener.pointer import join, split
 from hardener.pss._registry import active_checks, resolve_version
 from hardener.pss._version import Version
 from hardener.pss._view import Path, PodView
 from hardener.pss.checks import CheckFunction
+from hardener.records import picklable
+from hardener.switch import let_others_run
 
 __all__ = ["Violation", "evaluate", "evaluate_pod"]
 
 
-@direct_init
 @dataclass(frozen=True)
 class Violation:
     """One reason a pod does not meet a level.
@@ -41,16 +41,16 @@ Run = tuple[str, str, CheckFunction]
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_plan(level: str, version: str | Version | None) -> tuple[Version, tuple[Run, ...]]:
+def _cached_plan(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
     return _plan_of(level, version)
 
 
-def _plan_of(level: str, version: str | Version | None) -> tuple[Version, tuple[Run, ...]]:
+def _plan_of(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
     checks = active_checks(level, version)
     return resolve_version(version), tuple((c.id, c.level, c.run) for c in checks)
 
 
-def _plan(level: str, version: str | Version | None) -> tuple[Version, tuple[Run, ...]]:
+def _plan(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
     """The resolved version and the checks to run: the same few for every pod, worked out once.
 
     Raises ``ValueError`` for an unknown level or a malformed version.
@@ -81,16 +81,26 @@ def _tokens(pointer: str) -> Path:
 
 def _violations(runs: tuple[Run, ...], pod: PodView, into: list[Violation]) -> None:
     for check_id, check_level, run in runs:
+        let_others_run()
         for message, path, container, fixable in run(pod):
-            into.append(Violation(check_id, check_level, message, join(path), container, fixable))
+            into.append(
+                Violation(
+                    check=check_id,
+                    level=check_level,
+                    message=message,
+                    pointer=join(path),
+                    container=container,
+                    fixable=fixable,
+                )
+            )
 
 
 def evaluate_pod(
-    spec: dict[str, Any],
-    metadata: dict[str, Any],
+    spec: Any,
+    metadata: Any,
     *,
-    level: str = "restricted",
-    version: str = "latest",
+    level: Any = "restricted",
+    version: Any = "latest",
     spec_pointer: str = "/spec",
     meta_pointer: str = "/metadata",
 ) -> list[Violation]:
@@ -99,6 +109,10 @@ def evaluate_pod(
     Checks run in registry order; within a check, violations come in document order (pod
     first, then init, regular and ephemeral containers). Raises ``ValueError`` for an unknown
     level or a malformed version, never for the shape of the pod.
+
+    ``spec`` (a dict), ``metadata`` (a dict), ``level`` and ``version`` (strings) are typed
+    ``Any`` because they come from outside and are checked here, with the errors above:
+    compiled code would otherwise refuse a value of the wrong type with a ``TypeError``.
     """
     resolved, runs = _plan(level, version)
     pod = PodView.build(spec, metadata, _tokens(spec_pointer), _tokens(meta_pointer), resolved)
@@ -107,7 +121,7 @@ def evaluate_pod(
     return violations
 
 
-def evaluate(obj: Any, *, level: str = "restricted", version: str = "latest") -> list[Violation]:
+def evaluate(obj: Any, *, level: Any = "restricted", version: Any = "latest") -> list[Violation]:
     """The violations of every pod spec in a Kubernetes object (Pod, controller, List...).
 
     Pointers are relative to ``obj``. Raises ``hardener.model.InvalidObjectError`` (from
@@ -121,3 +135,6 @@ def evaluate(obj: Any, *, level: str = "restricted", version: str = "latest") ->
     for site in sites:
         _violations(runs, PodView.of_site(site, resolved), violations)
     return violations
+
+
+picklable(Violation)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from hardener.model import json_type
 from hardener.pss._version import Version, parse_version
@@ -30,14 +30,14 @@ __all__ = [
     "resolve_version",
 ]
 
-LEVELS = ("baseline", "restricted")
+LEVELS: Final = ("baseline", "restricted")
 
-OVERRIDES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+OVERRIDES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {c.id: c.replaces for c in CHECKS if c.replaces}
 )
 """Restricted check id -> the baseline checks it replaces at the restricted level."""
 
-LATEST: Version = max(c.since for c in CHECKS)
+LATEST: Final[Version] = max(c.since for c in CHECKS)
 """The newest policy version with a change of its own; ``latest`` and any newer version
 behave like it (PSA clamps versions the same way)."""
 
@@ -70,13 +70,16 @@ def _is_version(value: Any) -> bool:
     )
 
 
-def _check_level(level: str) -> None:
+def _check_level(level: Any) -> None:
     if level not in LEVELS:
         raise ValueError(f"invalid level {level!r}: use one of {', '.join(LEVELS)}")
 
 
-def active_checks(level: str, version: Any = "latest") -> tuple[Check, ...]:
-    """The checks that ``level`` runs at ``version``, in registry order, overrides applied."""
+def active_checks(level: Any, version: Any = "latest") -> tuple[Check, ...]:
+    """The checks that ``level`` runs at ``version``, in registry order, overrides applied.
+
+    ``level`` is a string, typed ``Any``: a value of another type is refused here with a
+    ``ValueError``, not by the compiled call."""
     _check_level(level)
     return _active(level, resolve_version(version))
 

@@ -15,7 +15,7 @@ is parsed with ``strict=True``: PSA's grammar and nothing more.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 from hardener.model import json_type
 
@@ -23,8 +23,8 @@ __all__ = ["Version", "canonical_version", "format_version", "parse_version"]
 
 Version = tuple[int, int]
 
-_TYPED = re.compile(r"(v?)1\.(0|[1-9][0-9]*)")
-_HINT = "use 'latest' or 'v1.<minor>' with no leading zero, e.g. 'v1.25'"
+_TYPED: Final = re.compile(r"(v?)1\.(0|[1-9][0-9]*)")
+_HINT: Final = "use 'latest' or 'v1.<minor>' with no leading zero, e.g. 'v1.25'"
 
 
 def parse_version(text: Any, *, strict: bool = False) -> Version | None:

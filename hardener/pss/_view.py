@@ -14,7 +14,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from hardener.locate import CONTAINER_FIELDS, PodSite, declares_windows
 from hardener.model import preview
@@ -147,31 +147,38 @@ class PodView:
         for c in containers:
             sc_fields.update(c.sc)
         return cls(
-            spec,
-            metadata,
-            spec_path,
-            meta_path,
-            tuple(containers),
-            sc,
-            sc_raw,
-            sc is _EMPTY and sc_raw is not None,
-            version,
-            declares_windows(spec),
-            spec.get("hostUsers") is False,
-            sc_fields,
+            spec=spec,
+            metadata=metadata,
+            spec_path=spec_path,
+            meta_path=meta_path,
+            containers=tuple(containers),
+            sc=sc,
+            sc_raw=sc_raw,
+            sc_invalid=sc is _EMPTY and sc_raw is not None,
+            version=version,
+            windows=declares_windows(spec),
+            in_user_namespace=spec.get("hostUsers") is False,
+            sc_fields=sc_fields,
         )
 
 
 def _container_view(data: Mapping[str, Any], name: str, path: Path) -> ContainerView:
     sc_raw = data.get("securityContext")
     sc = sc_raw if isinstance(sc_raw, dict) else _EMPTY
-    return ContainerView(name, path, data, sc, sc_raw, sc is _EMPTY and sc_raw is not None)
+    return ContainerView(
+        name=name,
+        path=path,
+        data=data,
+        sc=sc,
+        sc_raw=sc_raw,
+        sc_invalid=sc is _EMPTY and sc_raw is not None,
+    )
 
 
 Holder = PodView | ContainerView
 """What has a securityContext: the pod (``label`` "pod", no container) or a container."""
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 @functools.lru_cache(maxsize=1024)

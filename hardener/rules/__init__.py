@@ -13,6 +13,8 @@ removed, so it never sets ``allowPrivilegeEscalation: false`` next to ``SYS_ADMI
 
 from __future__ import annotations
 
+from typing import Final
+
 from hardener.rules import (
     drop_all_capabilities,
     fs_group,
@@ -27,7 +29,7 @@ from hardener.rules.base import Rule, RuleContext
 
 __all__ = ["RULES", "RULES_BY_ID", "Rule", "RuleContext"]
 
-RULES: tuple[Rule, ...] = (
+RULES: Final[tuple[Rule, ...]] = (
     run_as_user.RULE,
     user_namespace.RULE,
     run_as_non_root.RULE,
@@ -38,4 +40,4 @@ RULES: tuple[Rule, ...] = (
     fs_group.RULE,
 )
 
-RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
+RULES_BY_ID: Final[dict[str, Rule]] = {rule.id: rule for rule in RULES}

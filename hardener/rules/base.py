@@ -9,8 +9,11 @@ and what it cannot fix with ``ctx.finding``. It never touches the object itself.
 
 from __future__ import annotations
 
+import ast
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 from hardener.image_facts import ImageFacts, ImagePolicy
@@ -18,6 +21,7 @@ from hardener.locate import ContainerSite, Path, PodSite
 from hardener.model import Change, Decision, Finding, JSONValue
 from hardener.patch import MISSING, PatchBuilder
 from hardener.pointer import join_path
+from hardener.records import picklable
 from hardener.userns import Support
 
 __all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "pod_or_containers"]
@@ -40,8 +44,16 @@ class Rule:
 
     @property
     def doc(self) -> str:
-        module = __import__(self.apply.__module__, fromlist=["__doc__"])
-        return (module.__doc__ or "").strip()
+        """The rule module's docstring (with its PASS and FAIL examples)."""
+        module = importlib.import_module(self.apply.__module__)
+        text = module.__doc__
+        if text is None and module.__file__:
+            # A compiled module keeps no docstring: read it from the source beside it, which
+            # the wheel ships (docs/build.md).
+            source = FilePath(module.__file__).with_name(module.__name__.rpartition(".")[2] + ".py")
+            if source.is_file():
+                text = ast.get_docstring(ast.parse(source.read_text("utf-8")), clean=False)
+        return (text or "").strip()
 
 
 @dataclass
@@ -198,7 +210,12 @@ class RuleContext:
     def decide(self, reason: str, message: str = "") -> None:
         """Record the rule's decision for this pod by ``reason`` (counted by the faces)."""
         self.decisions.append(
-            Decision(self.rule.id, reason, join_path(self.site.spec_path), message)
+            Decision(
+                rule=self.rule.id,
+                reason=reason,
+                pointer=join_path(self.site.spec_path),
+                message=message,
+            )
         )
 
     def note(self, message: str, path: Path, *, container: ContainerSite | None = None) -> None:
@@ -239,3 +256,6 @@ def pod_or_containers(
     if ctx.pod_editable and all(ctx.mine(c) and not blocked(c) for c in uncovered):
         return True, []
     return False, [c for c in uncovered if ctx.mine(c) and not blocked(c)]
+
+
+picklable(Rule)

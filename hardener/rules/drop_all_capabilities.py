@@ -31,6 +31,8 @@ FIXED::
 
 from __future__ import annotations
 
+from typing import Final
+
 from hardener.pss import NET_BIND_SERVICE, drops_all, loose_all, restricted_may_add, runtime_name
 from hardener.rules.base import MISSING, Rule, RuleContext
 from hardener.rules.capabilities import added, shown
@@ -93,7 +95,7 @@ def apply(ctx: RuleContext) -> None:
         )
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="drop-all-capabilities",
     title="Drop all Linux capabilities",
     rationale=(

@@ -32,6 +32,8 @@ FIXED::
 
 from __future__ import annotations
 
+from typing import Final
+
 from hardener.rules.base import MISSING, Rule, RuleContext
 
 
@@ -73,7 +75,7 @@ def apply(ctx: RuleContext) -> None:
         )
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="fs-group",
     title="Give the pod's volumes a non-root group",
     rationale=(

@@ -25,6 +25,8 @@ FIXED::
 
 from __future__ import annotations
 
+from typing import Final
+
 from hardener.pss import runtime_name
 from hardener.rules.base import MISSING, Rule, RuleContext, as_bool
 from hardener.rules.capabilities import added
@@ -74,7 +76,7 @@ def apply(ctx: RuleContext) -> None:
         )
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="no-privilege-escalation",
     title="Forbid privilege escalation",
     rationale=(

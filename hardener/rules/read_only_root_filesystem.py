@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Final
 
 from hardener.locate import ContainerSite
 from hardener.rules.base import MISSING, Rule, RuleContext, as_bool
 
-WRITABLE_PATHS_ANNOTATION = "hardener.dev/writable-paths"
+WRITABLE_PATHS_ANNOTATION: Final = "hardener.dev/writable-paths"
 
 
 def writable_paths(ctx: RuleContext) -> list[str]:
@@ -187,7 +188,7 @@ def apply(ctx: RuleContext) -> None:
             names.add(name)
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="read-only-root-filesystem",
     title="Mount the root filesystem read-only, with emptyDir volumes for writable paths",
     rationale=(

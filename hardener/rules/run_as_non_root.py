@@ -69,7 +69,7 @@ FIXED::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from hardener.image_facts import MAX_UID, ImageFacts, ImagePolicy, parse_image_user
 from hardener.kubelet import WINDOWS_ROOT_USER, image_user, refusal
@@ -468,7 +468,7 @@ def _advice(windows: bool) -> str:
     return "set runAsUser or use an image with a numeric non-root user"
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="run-as-non-root",
     title="Containers must not run as root",
     rationale=(

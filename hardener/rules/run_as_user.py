@@ -29,6 +29,8 @@ FIXED::
 
 from __future__ import annotations
 
+from typing import Final
+
 from hardener.rules.base import MISSING, Rule, RuleContext
 
 
@@ -54,7 +56,7 @@ def apply(ctx: RuleContext) -> None:
                 )
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="run-as-user",
     title="Run as a numeric non-root user and group",
     rationale=(

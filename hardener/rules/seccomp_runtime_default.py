@@ -30,6 +30,8 @@ FIXED::
 
 from __future__ import annotations
 
+from typing import Final
+
 from hardener.locate import (
     SECCOMP_CONTAINER_ANNOTATION_PREFIX,
     SECCOMP_POD_ANNOTATION,
@@ -37,7 +39,7 @@ from hardener.locate import (
 )
 from hardener.rules.base import MISSING, Rule, RuleContext, pod_or_containers
 
-RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
+RUNTIME_DEFAULT: Final = {"type": "RuntimeDefault"}
 
 
 def _profile_type(value: object) -> str | None:
@@ -139,7 +141,7 @@ def apply(ctx: RuleContext) -> None:
         )
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="seccomp-runtime-default",
     title="Filter system calls with the RuntimeDefault seccomp profile",
     rationale=(

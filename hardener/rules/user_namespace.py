@@ -46,6 +46,7 @@ FIXED::
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from hardener.image_facts import parse_image_user
 from hardener.locate import ContainerSite, Path
@@ -54,10 +55,10 @@ from hardener.userns import MAX_ID, Conflict, conflicts
 
 __all__ = ["INVALID_CHECK", "REASONS", "RULE", "invalid_message"]
 
-INVALID_CHECK = "user-namespace-invalid"
+INVALID_CHECK: Final = "user-namespace-invalid"
 """The finding for ``hostUsers: false`` next to what the API server rejects with it."""
 
-REASONS: tuple[str, ...] = (
+REASONS: Final[tuple[str, ...]] = (
     "added",
     "set",
     "host-users-true",
@@ -232,7 +233,7 @@ def apply(ctx: RuleContext) -> None:
     ctx.decide("added", support.reason)
 
 
-RULE = Rule(
+RULE: Final[Rule] = Rule(
     id="user-namespace",
     title="Run the pod in its own user namespace",
     rationale=(

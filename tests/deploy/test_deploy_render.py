@@ -342,13 +342,17 @@ def test_generated_tls_files_are_ignored_by_git_and_docker() -> None:
         "*",
         "!.gitignore",
     ]
-    # The build context is an allow-list: everything is excluded, then the package let back in.
+    # The build context is an allow-list: everything is excluded, then the package and its
+    # build scripts (the compiled build, docs/build.md) let back in.
     lines = (REPO / ".dockerignore").read_text().splitlines()
     patterns = [line for line in lines if line and not line.startswith("#")]
     assert patterns[0] == "*"
     assert {p for p in patterns if p.startswith("!")} == {
         "!pyproject.toml",
+        "!setup.py",
+        "!MANIFEST.in",
         "!README.md",
+        "!_build/",
         "!hardener/",
     }
 

@@ -154,6 +154,32 @@ def test_build_context_has_what_the_wheel_needs(parsed: list[tuple[str, str]]) -
         for source in args.split()[:-1]
         if not source.startswith("--")
     }
-    assert copied == {"pyproject.toml", "README.md", "hardener"}
+    assert copied == {
+        "pyproject.toml",
+        "setup.py",
+        "MANIFEST.in",
+        "README.md",
+        "_build",
+        "hardener",
+    }
     for source in copied:
         assert (REPO / source).exists(), f"{source} is copied into the image but missing"
+    # ... and the build context (.dockerignore) lets each of them through.
+    allowed = {
+        line.strip().removeprefix("!").rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip().startswith("!")
+    }
+    assert copied <= allowed
+
+
+def test_the_image_holds_the_compiled_build(parsed: list[tuple[str, str]]) -> None:
+    """The build stage compiles the core (docs/build.md) and checks that it did; the compiler
+    stays in the build stage."""
+    build, runtime = stages(parsed)
+    env = " ".join(args for keyword, args in build if keyword == "ENV")
+    assert dict(re.findall(r"(\w+)=(\S+)", env))["HARDENER_COMPILE"] == "1"
+    build_runs = " ".join(args for keyword, args in build if keyword == "RUN")
+    assert "gcc" in build_runs
+    assert "variant() != 'compiled'" in build_runs
+    assert "HARDENER_COMPILE" not in " ".join(args for _, args in runtime)

@@ -4,17 +4,17 @@ changes, type tests and messages, and the readers of capabilities, procMount and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
 from hardener.model import json_type
 from hardener.pss._version import Version
 from hardener.pss._view import ContainerView, Holder, Path, PodView, Problem, quote
 
 # Policy versions where a check changes its behaviour.
-V1_19_SECCOMP_FIELDS: Version = (1, 19)
-V1_25_WINDOWS_EXEMPT: Version = (1, 25)
-V1_31_SELINUX_ENGINE: Version = (1, 31)
-V1_35_USER_NAMESPACES: Version = (1, 35)
+V1_19_SECCOMP_FIELDS: Final[Version] = (1, 19)
+V1_25_WINDOWS_EXEMPT: Final[Version] = (1, 25)
+V1_31_SELINUX_ENGINE: Final[Version] = (1, 31)
+V1_35_USER_NAMESPACES: Final[Version] = (1, 35)
 
 
 def one_of(value: Any, allowed: frozenset[str]) -> bool:
@@ -90,8 +90,8 @@ def unmasked_proc_mounts(pod: PodView) -> Iterator[Problem]:
         )
 
 
-SECCOMP_TYPES = frozenset({"RuntimeDefault", "Localhost"})
-SECCOMP_TYPES_TEXT = '"RuntimeDefault" or "Localhost"'
+SECCOMP_TYPES: Final = frozenset({"RuntimeDefault", "Localhost"})
+SECCOMP_TYPES_TEXT: Final = '"RuntimeDefault" or "Localhost"'
 
 
 def seccomp_annotation_allowed(value: Any) -> bool:

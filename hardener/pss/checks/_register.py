@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from hardener.pss._version import Version
 from hardener.pss._view import PodView, Problem
+from hardener.records import picklable
 
 __all__ = ["Check", "CheckFunction", "CheckList"]
 
@@ -57,7 +58,20 @@ class CheckList:
         def register(run: CheckFunction) -> CheckFunction:
             if any(c.id == id for c in self.checks):
                 raise ValueError(f"PSS check {id!r} is registered twice")
-            self.checks.append(Check(id, self.level, since, title, run, fixable, replaces))
+            self.checks.append(
+                Check(
+                    id=id,
+                    level=self.level,
+                    since=since,
+                    title=title,
+                    run=run,
+                    fixable=fixable,
+                    replaces=replaces,
+                )
+            )
             return run
 
         return register
+
+
+picklable(Check)

@@ -10,7 +10,7 @@ the SELinux types of v1.31, the user-namespace relaxation of v1.35) are decided 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from hardener.locate import (
     APPARMOR_CONTAINER_ANNOTATION_PREFIX,
@@ -42,7 +42,7 @@ from hardener.pss.checks._register import CheckList
 check = CheckList("baseline")
 """The baseline checks, in the order they are declared below."""
 
-_HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
+_HOST_NAMESPACES: Final = ("hostNetwork", "hostPID", "hostIPC")
 
 
 @check("hostNamespaces", since=(1, 0), title="Host namespaces")
@@ -124,7 +124,7 @@ def host_ports(pod: PodView) -> Iterator[Problem]:
                 )
 
 
-_APPARMOR_TYPES = frozenset({"RuntimeDefault", "Localhost"})
+_APPARMOR_TYPES: Final = frozenset({"RuntimeDefault", "Localhost"})
 
 
 def _apparmor_annotation_allowed(value: Any) -> bool:
@@ -176,8 +176,8 @@ def app_armor_profile(pod: PodView) -> Iterator[Problem]:
             )
 
 
-SELINUX_TYPES_1_0 = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
-SELINUX_TYPES_1_31 = SELINUX_TYPES_1_0 | {"container_engine_t"}
+SELINUX_TYPES_1_0: Final = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
+SELINUX_TYPES_1_31: Final = SELINUX_TYPES_1_0 | {"container_engine_t"}
 
 
 def _selinux(holder: Holder, options: Any, version: Version) -> Iterator[Problem]:
@@ -252,7 +252,7 @@ def seccomp_profile_baseline(pod: PodView) -> Iterator[Problem]:
             yield problem
 
 
-SYSCTLS_SAFE: tuple[tuple[Version, frozenset[str]], ...] = (
+SYSCTLS_SAFE: Final[tuple[tuple[Version, frozenset[str]], ...]] = (
     (
         (1, 0),
         frozenset(
@@ -326,9 +326,9 @@ def windows_host_process(pod: PodView) -> Iterator[Problem]:
         )
 
 
-_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
-_HOOKS = ("postStart", "preStop")
-_HANDLERS = ("httpGet", "tcpSocket")
+_PROBES: Final = ("livenessProbe", "readinessProbe", "startupProbe")
+_HOOKS: Final = ("postStart", "preStop")
+_HANDLERS: Final = ("httpGet", "tcpSocket")
 
 
 def _hosts(c: ContainerView, where: Path, holder: Any) -> Iterator[Problem]:

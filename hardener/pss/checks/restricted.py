@@ -9,7 +9,7 @@ The restricted level also runs every baseline check, except those a restricted c
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
 from hardener.pss._capabilities import drops_all, loose_all, restricted_may_add, runtime_name
 from hardener.pss._view import ContainerView, PodView, Problem, quote
@@ -31,7 +31,7 @@ from hardener.pss.checks._register import CheckList
 check = CheckList("restricted")
 """The restricted checks, in the order they are declared below."""
 
-ALLOWED_VOLUME_SOURCES = frozenset(
+ALLOWED_VOLUME_SOURCES: Final = frozenset(
     {
         "configMap",
         "csi",
@@ -44,7 +44,7 @@ ALLOWED_VOLUME_SOURCES = frozenset(
         "secret",
     }
 )
-RESTRICTED_VOLUME_SOURCES = (
+RESTRICTED_VOLUME_SOURCES: Final = (
     "hostPath",
     "gcePersistentDisk",
     "awsElasticBlockStore",
