@@ -12,7 +12,7 @@ from typing import Any
 from hardener.cli.fix import load_run_config
 from hardener.config import ImageSettings
 from hardener.image_facts import ImageFacts, parse_image_user
-from hardener.images import resolve_images_sync
+from hardener.images import offline_reason, resolve_images_sync
 from hardener.model import ConfigError
 
 __all__ = ["register", "render_text", "to_json"]
@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
             end = "\n" if done == total else ""
             print(f"\rlooking up images: {done}/{total}", end=end, file=sys.stderr, flush=True)
 
-    results = resolve_images_sync(args.images, settings, offline=args.offline, on_done=on_done)
+    offline = offline_reason(settings, args.offline) is not None  # --offline or the env var
+    results = resolve_images_sync(args.images, settings, offline=offline, on_done=on_done)
     if args.format == "json":
         print(json.dumps(to_json(results), indent=2))
     else:

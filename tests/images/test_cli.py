@@ -10,6 +10,9 @@ import pytest
 from hardener.cli import main
 from tests.images.conftest import Registries
 
+# These tests look images up in a loopback registry.
+pytestmark = pytest.mark.usefixtures("images_online")
+
 
 def _config(tmp_path: Path, registries: Registries) -> Path:
     path = tmp_path / "hardener.yaml"
@@ -57,3 +60,17 @@ def test_inspect_refuses_bad_options_with_exit_2(
     bad.write_text("images: {root: maybe}\n", encoding="utf-8")
     assert main(["images", "inspect", "--config", str(bad), "nginx"]) == 2
     assert f"invalid config: {bad}: images.root" in capsys.readouterr().err
+
+
+def test_inspect_honours_the_offline_variable(
+    registries: Registries,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``HARDENER_IMAGES_OFFLINE=1`` means what it means for ``fix``: no lookup."""
+    monkeypatch.setenv("HARDENER_IMAGES_OFFLINE", "1")
+    named = registries.images["named"]
+    assert main(["images", "inspect", "--config", str(_config(tmp_path, registries)), named]) == 0
+    out = capsys.readouterr().out
+    assert "source:   table" in out and "lookups are off (offline)" in out, out
