@@ -74,10 +74,10 @@ def test_the_webhook_hardens_every_admitted_kind(kind: locate.WorkloadKind) -> N
         assert (kind.group, kind.kind) in WORKLOAD_KINDS
 
 
-def test_the_audit_lists_every_admitted_kind_but_replication_controllers() -> None:
+def test_the_audit_lists_every_admitted_kind() -> None:
     listed = {r.kind for r in RESOURCES}
     admitted = {k.kind for k in locate.KINDS if k.admitted}
-    assert admitted - listed == {"ReplicationController"}
+    assert admitted == listed
     for resource in RESOURCES:
         api = resource.api(None)
         assert callable(getattr(api, resource.list_all))

@@ -1,7 +1,6 @@
 """``audit``: read the workloads of a cluster and say what the webhook would do to each.
 
-The kinds listed (``RESOURCES``) are the ones the webhook mutates, except
-ReplicationControllers (a legacy kind, not listed yet). ReplicaSets, Jobs and Pods
+The kinds listed (``RESOURCES``) are the ones the webhook mutates. ReplicaSets, Jobs and Pods
 that a controller owns (an ``ownerReference`` with ``controller: true``) are left out: their
 controller (Deployment, CronJob, StatefulSet, ...) re-creates them from its own template, which
 is what the audit reports on. Every list is paged (``limit`` and ``continue``). Only ``GET``
@@ -110,7 +109,16 @@ def _snake(kind: str) -> str:
 
 RESOURCES: tuple[Resource, ...] = tuple(
     Resource(workload)
-    for name in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "CronJob", "Job", "Pod")
+    for name in (
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicationController",
+        "ReplicaSet",
+        "CronJob",
+        "Job",
+        "Pod",
+    )
     if (workload := kind_named(name)) is not None
 )
 

@@ -30,6 +30,12 @@ COLLECTIONS: dict[str, tuple[str, str, str, str]] = {
     "statefulsets": ("apps", "v1", "StatefulSetList", "statefulsets.json"),
     "daemonsets": ("apps", "v1", "DaemonSetList", "daemonsets.json"),
     "replicasets": ("apps", "v1", "ReplicaSetList", "replicasets.json"),
+    "replicationcontrollers": (
+        "",
+        "v1",
+        "ReplicationControllerList",
+        "replicationcontrollers.json",
+    ),
     "jobs": ("batch", "v1", "JobList", "jobs.json"),
     "cronjobs": ("batch", "v1", "CronJobList", "cronjobs.json"),
     "pods": ("", "v1", "PodList", "pods.json"),

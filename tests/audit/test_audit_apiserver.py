@@ -69,7 +69,16 @@ def _facts(obj: Any) -> dict[str, ImageFacts]:
     return lookup_run(images_of([obj]), CONFIG.images, offline=True).facts
 
 
-KINDS = ("deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs", "pods")
+KINDS = (
+    "deployments",
+    "statefulsets",
+    "daemonsets",
+    "replicationcontrollers",
+    "replicasets",
+    "jobs",
+    "cronjobs",
+    "pods",
+)
 READER = "audit-reader"
 # What docs/audit.md says the audit needs: list on the workload kinds and namespaces, and on
 # nodes and runtime classes for the user-namespace section.
@@ -77,6 +86,7 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
     {"apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["replicationcontrollers"], "verbs": ["list"]},
     {
         "apiGroups": ["apps"],
         "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
@@ -98,7 +108,7 @@ EXPECTED = {
 
 
 def _collection(obj: dict[str, Any], plural: str, namespace: str) -> str:
-    group = {"pods": "/api/v1"}.get(plural)
+    group = {"pods": "/api/v1", "replicationcontrollers": "/api/v1"}.get(plural)
     if group is None:
         group = "/apis/batch/v1" if plural in ("jobs", "cronjobs") else "/apis/apps/v1"
     return f"{group}/namespaces/{namespace}/{plural}"
@@ -507,6 +517,40 @@ def test_one_namespace_and_a_missing_one(cluster: APIServer, audit: Audit) -> No
     code, out, err = audit("-n", "nope")
     assert (code, out) == (2, "")
     assert f"namespace 'nope' not found on {cluster.url}" in err
+
+
+def test_a_replication_controller_is_audited(cluster: APIServer, audit: Audit) -> None:
+    """The webhook hardens ReplicationControllers, so the audit lists them (with the reader's
+    documented rights)."""
+    namespace = NAMESPACES["default"][0]
+    rc = {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": "legacy-web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"app": "legacy-web"},
+            "template": {
+                "metadata": {"labels": {"app": "legacy-web"}},
+                "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]},
+            },
+        },
+    }
+    answer = cluster.create(rc, namespace)
+    assert answer.status == 201, answer.body
+    try:
+        workload = _ours(_json(audit, "-n", namespace))[
+            f"{namespace}/ReplicationController/legacy-web"
+        ]
+        assert workload["changes"], workload
+    finally:
+        # A ReplicationController is deleted with "orphan" by default, a finalizer that only
+        # the garbage collector (not running here) removes.
+        cluster.must(
+            "DELETE",
+            f"/api/v1/namespaces/{namespace}/replicationcontrollers/legacy-web",
+            {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"},
+        )
 
 
 def test_nothing_to_change_exits_zero(audit: Audit) -> None:
