@@ -307,7 +307,7 @@ def kustomize_files(
     *,
     namespace: str,
     secret_name: str = DEFAULT_SECRET_NAME,
-    webhook_configuration: str = DEFAULT_WEBHOOK_CONFIGURATION,
+    configuration_name: str = DEFAULT_WEBHOOK_CONFIGURATION,
     webhook_names: Sequence[str] = DEFAULT_WEBHOOK_NAMES,
 ) -> dict[str, bytes]:
     """The kustomize Component that puts ``bundle`` into a cluster, as file name -> content.
@@ -340,7 +340,7 @@ def kustomize_files(
                     "group": "admissionregistration.k8s.io",
                     "version": "v1",
                     "kind": "MutatingWebhookConfiguration",
-                    "name": webhook_configuration,
+                    "name": configuration_name,
                 },
             }
         ],
@@ -348,7 +348,7 @@ def kustomize_files(
     patch = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": webhook_configuration},
+        "metadata": {"name": configuration_name},
         "webhooks": [
             {"name": name, "clientConfig": {"caBundle": ca_bundle}} for name in webhook_names
         ],

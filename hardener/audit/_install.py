@@ -42,9 +42,9 @@ __all__ = [
     "apply_rbac",
     "delete_configuration",
     "delete_rbac",
+    "install_webhook_configuration",
     "rbac_objects",
     "read_ca_bundle",
-    "webhook_configuration",
 ]
 
 CONFIGURATION_NAME = admission.CONFIGURATION_NAME
@@ -107,7 +107,7 @@ def _check_url(url: str) -> None:
         raise InstallError(f"--url {url!r}: must not have a query or a fragment")
 
 
-def webhook_configuration(
+def install_webhook_configuration(
     ca_bundle: bytes,
     *,
     service: str | None = None,

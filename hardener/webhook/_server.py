@@ -64,9 +64,9 @@ __all__ = [
     "make_self_signed",
     "run_server",
     "serve",
+    "serve_webhook_configuration",
     "tune_gc",
     "tune_malloc",
-    "webhook_configuration",
 ]
 
 DEFAULT_SANS: tuple[str, ...] = ("localhost", "127.0.0.1")
@@ -132,7 +132,7 @@ def _url_host(host: str) -> str:
         return host
 
 
-def webhook_configuration(
+def serve_webhook_configuration(
     url: str, ca_bundle: str, *, deadline_seconds: float = 3.0
 ) -> dict[str, Any]:
     """A ``MutatingWebhookConfiguration`` that sends hardener's kinds to ``url``.
@@ -150,7 +150,7 @@ def _banner(options: ServeOptions, generated: SelfSigned, port: int) -> str:
     ca_bundle = base64.b64encode(generated.ca_cert).decode("ascii")
     host = options.sans[0] if options.sans else DEFAULT_SANS[0]
     url = f"https://{_url_host(host)}:{port}/mutate"
-    document = webhook_configuration(
+    document = serve_webhook_configuration(
         url, ca_bundle, deadline_seconds=options.config.webhook.deadline_seconds
     )
     names = ", ".join(dict.fromkeys([*DEFAULT_SANS, *options.sans]))
