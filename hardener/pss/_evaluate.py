@@ -10,7 +10,7 @@ from hardener.locate import pod_sites
 from hardener.pointer import join, split
 from hardener.pss._registry import active_checks, resolve_version
 from hardener.pss._version import Version
-from hardener.pss._view import Path, PodView
+from hardener.pss._view import JsonPath, PodView
 from hardener.pss.checks import CheckFunction
 from hardener.records import picklable
 from hardener.switch import let_others_run
@@ -67,11 +67,11 @@ def _plan(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _cached_tokens(pointer: str) -> Path:
+def _cached_tokens(pointer: str) -> JsonPath:
     return tuple(split(pointer))
 
 
-def _tokens(pointer: str) -> Path:
+def _tokens(pointer: str) -> JsonPath:
     """The tokens of a pointer the caller passes (the same few each time), split once."""
     try:
         return _cached_tokens(pointer)
