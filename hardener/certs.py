@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hardener import admission
+from hardener import webhook_config
 from hardener.model import HardenerError
 
 __all__ = [
@@ -52,8 +52,8 @@ __all__ = [
 
 # Names used by deploy/base; the caBundle patch must name the same objects to land.
 DEFAULT_SECRET_NAME = "hardener-tls"
-DEFAULT_WEBHOOK_CONFIGURATION = admission.CONFIGURATION_NAME
-DEFAULT_WEBHOOK_NAMES: tuple[str, ...] = admission.WEBHOOK_NAMES
+DEFAULT_WEBHOOK_CONFIGURATION = webhook_config.CONFIGURATION_NAME
+DEFAULT_WEBHOOK_NAMES: tuple[str, ...] = webhook_config.WEBHOOK_NAMES
 
 # Ten years is already far longer than a webhook certificate should live; anything above this
 # is more likely a typo (days vs hours) than a wish.

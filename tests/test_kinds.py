@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from hardener import locate
-from hardener.admission import webhook_configuration
 from hardener.audit import RESOURCES
 from hardener.config import parse_config
 from hardener.fixer.documents import holds_pods, object_skip_reason
 from hardener.fixer.run import FixOptions, fix_text
 from hardener.webhook import WORKLOAD_KINDS, decode_review, review
+from hardener.webhook_config import webhook_configuration
 from tests.webhook.conftest import admission_review
 
 CONFIG = parse_config({"images": {"unknown": "assume-nonroot"}})

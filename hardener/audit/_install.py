@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from kubernetes import client as k8s
 
-from hardener import admission
+from hardener import webhook_config
 from hardener.audit._cluster import ClusterError, Connection, RequestDenied, call
 from hardener.model import HardenerError
 
@@ -47,9 +47,9 @@ __all__ = [
     "read_ca_bundle",
 ]
 
-CONFIGURATION_NAME = admission.CONFIGURATION_NAME
+CONFIGURATION_NAME = webhook_config.CONFIGURATION_NAME
 FIELD_MANAGER = "hardener"
-WEBHOOK_NAMES = admission.WEBHOOK_NAMES
+WEBHOOK_NAMES = webhook_config.WEBHOOK_NAMES
 DEFAULT_NAMESPACE = "hardener-system"
 _APPLY = "application/apply-patch+yaml"
 _LABELS = {
@@ -141,7 +141,7 @@ def install_webhook_configuration(
         _check_url(url)
         client_config = {"url": url}
     client_config["caBundle"] = base64.b64encode(ca_bundle).decode("ascii")
-    return admission.webhook_configuration(
+    return webhook_config.webhook_configuration(
         client_config,
         own_namespace=own_namespace,
         failure_policy=failure_policy,

@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - Windows, or an install without it
     uvloop = None  # type: ignore[assignment]
 from aiohttp import web
 
-from hardener import admission
+from hardener import webhook_config
 from hardener.certs import (
     make_bundle,
     write_bundle,
@@ -141,7 +141,7 @@ def serve_webhook_configuration(
     sits above the in-handler deadline, so the API server gets hardener's own answer.
     """
     timeout = min(30, max(1, math.ceil(deadline_seconds) + 2))
-    return admission.webhook_configuration(
+    return webhook_config.webhook_configuration(
         {"url": url, "caBundle": ca_bundle}, timeout_seconds=timeout
     )
 
