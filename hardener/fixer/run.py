@@ -194,7 +194,7 @@ def _located_findings(document: _Document, findings: Sequence[Finding]) -> list[
         line, column = _position(document, finding.pointer)
         located.append(
             LocatedFinding(
-                check=finding.check or finding.rule,
+                check_or_rule=finding.check or finding.rule,
                 level=finding.level,
                 container=finding.container,
                 line=line,
@@ -507,7 +507,7 @@ def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileRes
                 )
                 record.findings.append(
                     LocatedFinding(
-                        check=violation.check,
+                        check_or_rule=violation.check,
                         level=violation.level,
                         container=violation.container,
                         line=line,

@@ -170,7 +170,7 @@ def posture_from_files(
                 ],
                 findings=[
                     FindingLine(
-                        f.check,
+                        f.check_or_rule,
                         f.message,
                         f.fixable,
                         f.container,
@@ -180,10 +180,10 @@ def posture_from_files(
                     for f in document.findings
                 ],
             )
-            pss = [f for f in document.findings if f.check in _PSS_ORDER]
+            pss = [f for f in document.findings if f.check_or_rule in _PSS_ORDER]
             if remaining:
-                workload.after = [f.check for f in pss]
-                stated = {(f.check, f.container) for f in pss}
+                workload.after = [f.check_or_rule for f in pss]
+                stated = {(f.check_or_rule, f.container) for f in pss}
                 for change in document.changes:
                     check = _RULE_CHECK.get(change.rule)
                     if check and (check, change.container) not in stated:
@@ -191,8 +191,8 @@ def posture_from_files(
                         workload.before.append(check)
                 workload.before.extend(workload.after)
             else:
-                workload.before = [f.check for f in pss]
-                workload.after = [f.check for f in pss if not f.fixable]
+                workload.before = [f.check_or_rule for f in pss]
+                workload.after = [f.check_or_rule for f in pss if not f.fixable]
             if document.changes and diff and not diff_shown:
                 workload.patch, diff_shown = diff, True
             elif document.changes and diff:
