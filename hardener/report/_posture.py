@@ -51,7 +51,8 @@ class ChangeLine:
 
 @dataclass(frozen=True)
 class FindingLine:
-    check: str
+    check_or_rule: str
+    """The Pod Security Standards check id, or the rule id for a rule's own finding."""
     message: str
     fixable: bool
     container: str | None = None
@@ -60,7 +61,7 @@ class FindingLine:
 
     @property
     def kubelet(self) -> bool:
-        return self.check.startswith(KUBELET_PREFIX)
+        return self.check_or_rule.startswith(KUBELET_PREFIX)
 
 
 @dataclass
