@@ -142,7 +142,7 @@ class SourceFile:
                 raise EditError(f"document {index + 1}: the ops do not apply: {exc}") from None
             if document.node is None:
                 raise EditError(f"document {index + 1} has no content to edit")
-            editor.plan(document.node, document.value, ops)
+            editor.record_ops(document.node, document.value, ops)
         new_text = editor.result()
         try:
             again = load_values(new_text)
