@@ -64,7 +64,7 @@ COMPILED = [
 
 - ``hardener/__init__.py``: re-exports only; it also says which variant runs.
 - ``hardener/config.py``: parsed once per process, not per object.
-- ``hardener/admission.py``, ``results.py``, ``certs.py``, ``nodewatch.py``: once per process
+- ``hardener/webhook_config.py``, ``results.py``, ``certs.py``, ``nodewatch.py``: once per process
   or per request, not per pod; their time goes to the kubernetes client and cryptography.
 - ``webhook``, ``fixer``, ``audit``, ``cli``, ``report``, ``images``: their time goes to
   aiohttp, ruamel.yaml, Jinja2, the network and the file system; their tests replace parts of

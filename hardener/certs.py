@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hardener import admission
+from hardener import webhook_config
 from hardener.model import HardenerError
 
 __all__ = [
@@ -52,8 +52,8 @@ __all__ = [
 
 # Names used by deploy/base; the caBundle patch must name the same objects to land.
 DEFAULT_SECRET_NAME = "hardener-tls"
-DEFAULT_WEBHOOK_CONFIGURATION = admission.CONFIGURATION_NAME
-DEFAULT_WEBHOOK_NAMES: tuple[str, ...] = admission.WEBHOOK_NAMES
+DEFAULT_WEBHOOK_CONFIGURATION = webhook_config.CONFIGURATION_NAME
+DEFAULT_WEBHOOK_NAMES: tuple[str, ...] = webhook_config.WEBHOOK_NAMES
 
 # Ten years is already far longer than a webhook certificate should live; anything above this
 # is more likely a typo (days vs hours) than a wish.
@@ -307,7 +307,7 @@ def kustomize_files(
     *,
     namespace: str,
     secret_name: str = DEFAULT_SECRET_NAME,
-    webhook_configuration: str = DEFAULT_WEBHOOK_CONFIGURATION,
+    configuration_name: str = DEFAULT_WEBHOOK_CONFIGURATION,
     webhook_names: Sequence[str] = DEFAULT_WEBHOOK_NAMES,
 ) -> dict[str, bytes]:
     """The kustomize Component that puts ``bundle`` into a cluster, as file name -> content.
@@ -340,7 +340,7 @@ def kustomize_files(
                     "group": "admissionregistration.k8s.io",
                     "version": "v1",
                     "kind": "MutatingWebhookConfiguration",
-                    "name": webhook_configuration,
+                    "name": configuration_name,
                 },
             }
         ],
@@ -348,7 +348,7 @@ def kustomize_files(
     patch = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": webhook_configuration},
+        "metadata": {"name": configuration_name},
         "webhooks": [
             {"name": name, "clientConfig": {"caBundle": ca_bundle}} for name in webhook_names
         ],

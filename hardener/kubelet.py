@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hardener.image_facts import MAX_UID, ImageFacts, ImageUser, parse_image_user
-from hardener.locate import ContainerSite, Path, PodSite
+from hardener.locate import ContainerSite, JsonPath, PodSite
 from hardener.pointer import join_path
 from hardener.records import picklable
 
@@ -108,7 +108,7 @@ def refusal(
     user: ImageUser | None,
     *,
     windows: bool = False,
-) -> tuple[str, Path] | None:
+) -> tuple[str, JsonPath] | None:
     """The kubelet's reason to refuse ``container`` of ``pod_spec``, and the field to blame as
     a path relative to the pod spec (``("securityContext", "runAsUser")``) or, starting with
     ``"container"``, to the container (``("container", "image")``).
@@ -126,14 +126,14 @@ def refusal(
     run_as, source = _effective(pod_sc, container_sc, "runAsUser")
     if isinstance(run_as, int) and not isinstance(run_as, bool):
         if run_as == 0:
-            where: Path = ("securityContext", "runAsUser")
+            where: JsonPath = ("securityContext", "runAsUser")
             return "container's runAsUser breaks non-root policy", (
                 ("container", *where) if source == "container" else where
             )
         return None
     if user is None:
         return None
-    image: Path = ("container", "image")
+    image: JsonPath = ("container", "image")
     if user.uid is None and user.name:
         return (
             f"container has runAsNonRoot and image has non-numeric user ({user.name}), "
@@ -154,7 +154,7 @@ def refusal(
 
 def _windows_refusal(
     pod_sc: Mapping[str, Any], container_sc: Mapping[str, Any], user: ImageUser | None
-) -> tuple[str, Path] | None:
+) -> tuple[str, JsonPath] | None:
     # The options merge field by field (DetermineEffectiveSecurityContext).
     name, source = _effective(
         _mapping(pod_sc.get("windowsOptions")),
@@ -163,7 +163,7 @@ def _windows_refusal(
     )
     if isinstance(name, str):
         if name.casefold() == WINDOWS_ROOT_USER.casefold():
-            where: Path = ("securityContext", "windowsOptions", "runAsUserName")
+            where: JsonPath = ("securityContext", "windowsOptions", "runAsUserName")
             return (
                 f"container's runAsUserName ({name}) which will be regarded as root identity "
                 "and will break non-root policy",
@@ -181,7 +181,7 @@ def _windows_refusal(
     return None
 
 
-def _pointer(site: PodSite, container: ContainerSite, where: Path) -> str:
+def _pointer(site: PodSite, container: ContainerSite, where: JsonPath) -> str:
     if where and where[0] == "container":
         return join_path((*container.path, *where[1:]))
     return join_path((*site.spec_path, *where))

@@ -46,7 +46,7 @@ __all__ = [
     "SECCOMP_CONTAINER_ANNOTATION_PREFIX",
     "SECCOMP_POD_ANNOTATION",
     "ContainerSite",
-    "Path",
+    "JsonPath",
     "PodSite",
     "WorkloadKind",
     "declares_windows",
@@ -57,7 +57,8 @@ __all__ = [
     "pod_spec_places",
 ]
 
-Path = tuple[str | int, ...]
+JsonPath = tuple[str | int, ...]
+"""Keys and indices from a document's root to a value (not a file path)."""
 ContainerField = Literal["containers", "initContainers", "ephemeralContainers"]
 CONTAINER_FIELDS: Final[tuple[ContainerField, ...]] = (
     "initContainers",
@@ -94,7 +95,7 @@ class WorkloadKind:
     group: str  # "" for the core group
     version: str
     resource: str  # plural, as in RBAC and admission rules
-    template: Path
+    template: JsonPath
     admitted: bool = True
     owned: bool = False
     immutable: bool = False
@@ -114,7 +115,7 @@ class WorkloadKind:
         return f"{self.kind.lower()}.{self.group}" if self.group else self.kind.lower()
 
 
-_TEMPLATE: Final[Path] = ("spec", "template")
+_TEMPLATE: Final[JsonPath] = ("spec", "template")
 
 KINDS: Final[tuple[WorkloadKind, ...]] = (
     WorkloadKind("Deployment", "apps", "v1", "deployments", _TEMPLATE),
@@ -147,7 +148,7 @@ class ContainerSite:
 
     field: ContainerField
     index: int
-    path: Path
+    path: JsonPath
     name: str
     container: JSONObject
 
@@ -165,13 +166,13 @@ class PodSite:
     object inside a List that carries this site (empty for a top-level object).
     """
 
-    item_path: Path
+    item_path: JsonPath
     kind: str
     name: str | None
     namespace: str | None
-    spec_path: Path
-    meta_path: Path
-    owner_meta_path: Path
+    spec_path: JsonPath
+    meta_path: JsonPath
+    owner_meta_path: JsonPath
     spec: JSONObject
     metadata: JSONObject
     owner_metadata: JSONObject
@@ -226,7 +227,7 @@ def is_pod_spec(value: Any) -> bool:
 
 
 def _object(
-    parent: JSONObject, key: str, path: Path, *, required: bool = False
+    parent: JSONObject, key: str, path: JsonPath, *, required: bool = False
 ) -> JSONObject | None:
     value = parent.get(key)
     if value is None:
@@ -240,7 +241,7 @@ def _object(
     return value
 
 
-def _check_security_context(holder: JSONObject, path: Path) -> None:
+def _check_security_context(holder: JSONObject, path: JsonPath) -> None:
     sc = _object(holder, "securityContext", path)
     if sc is None:
         return
@@ -258,7 +259,7 @@ def _check_security_context(holder: JSONObject, path: Path) -> None:
     _object(sc, "windowsOptions", sc_path)
 
 
-def _containers(spec: JSONObject, spec_path: Path) -> tuple[ContainerSite, ...]:
+def _containers(spec: JSONObject, spec_path: JsonPath) -> tuple[ContainerSite, ...]:
     sites: list[ContainerSite] = []
     for field in CONTAINER_FIELDS:
         items = spec.get(field)
@@ -296,13 +297,13 @@ def _containers(spec: JSONObject, spec_path: Path) -> tuple[ContainerSite, ...]:
 
 def _site(
     obj: JSONObject,
-    item_path: Path,
+    item_path: JsonPath,
     template_path: tuple[str, ...],
     kind: str,
 ) -> PodSite:
     """Build the site whose pod template (``metadata`` + ``spec``) sits at ``template_path``."""
     holder: JSONObject = obj
-    walked: Path = item_path
+    walked: JsonPath = item_path
     for key in template_path:
         child = _object(holder, key, walked, required=True)
         assert child is not None
@@ -345,7 +346,7 @@ def _site(
     )
 
 
-def _walk(obj: Any, item_path: Path) -> Iterator[PodSite]:
+def _walk(obj: Any, item_path: JsonPath) -> Iterator[PodSite]:
     if not isinstance(obj, dict):
         if item_path:
             raise InvalidObjectError(
@@ -434,7 +435,7 @@ def image_references(obj: Any) -> list[str]:
     return list(seen)
 
 
-def pod_spec_places(obj: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+def pod_spec_places(obj: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any]]:
     """Where ``pod_sites`` looks for pod specs, with what stands there, without judging its
     shape (a value of the wrong type is yielded as it is). A CronJob whose job template has no
     pod spec yields ``{}`` for it, so that a caller can tell a partial object."""
@@ -463,7 +464,7 @@ def pod_spec_places(obj: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
         job = spec.get("jobTemplate")
         job_spec = job.get("spec") if isinstance(job, dict) else None
         template = job_spec.get("template") if isinstance(job_spec, dict) else None
-        where: Path = (*path, "spec", "jobTemplate", "spec", "template", "spec")
+        where: JsonPath = (*path, "spec", "jobTemplate", "spec", "template", "spec")
         if isinstance(template, dict) and template.get("spec") is not None:
             yield where, template["spec"]
         elif (

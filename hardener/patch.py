@@ -24,7 +24,7 @@ from hardener.pointer import join_path, split
 
 __all__ = ["MISSING", "PatchBuilder", "apply_shared"]
 
-Path = tuple[str | int, ...]
+JsonPath = tuple[str | int, ...]
 
 
 class _Missing:
@@ -44,7 +44,7 @@ MISSING: Final[Any] = _Missing()
 class _Pending:
     __slots__ = ("op", "path", "value")
 
-    def __init__(self, op: str, path: Path, value: JSONValue) -> None:
+    def __init__(self, op: str, path: JsonPath, value: JSONValue) -> None:
         self.op = op  # "add" | "replace" | "append"
         self.path = path  # where the value goes; for "append", the array
         self.value = value
@@ -76,11 +76,11 @@ class PatchBuilder:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def original(self, path: Path) -> JSONValue:
+    def original(self, path: JsonPath) -> JSONValue:
         """What the original document holds at ``path`` (``MISSING`` for absent or null)."""
         return _walk(self._doc, path)
 
-    def get(self, path: Path, anchor: tuple[int, JSONValue] | None = None) -> JSONValue:
+    def get(self, path: JsonPath, anchor: tuple[int, JSONValue] | None = None) -> JSONValue:
         """What ``path`` holds once the pending edits apply (``MISSING`` for absent or null).
 
         ``anchor=(n, node)`` says that ``path[:n]`` is ``node`` in the original document: the
@@ -114,7 +114,7 @@ class PatchBuilder:
 
     def set(
         self,
-        path: Path,
+        path: JsonPath,
         value: JSONValue,
         *,
         replace: bool = False,
@@ -136,7 +136,7 @@ class PatchBuilder:
         return True, current
 
     def append(
-        self, array_path: Path, item: JSONValue, anchor: tuple[int, JSONValue] | None = None
+        self, array_path: JsonPath, item: JSONValue, anchor: tuple[int, JSONValue] | None = None
     ) -> int:
         """Append ``item`` to the array at ``array_path``, creating the array if absent.
 
@@ -200,7 +200,7 @@ class PatchBuilder:
             self._copied[id(copy)] = copy
         return copy
 
-    def _writable(self, path: Path, anchor: tuple[int, JSONValue] | None = None) -> Any:
+    def _writable(self, path: JsonPath, anchor: tuple[int, JSONValue] | None = None) -> Any:
         """The working node at ``path`` (which exists), copying the way down to it."""
         node, start = None, 0
         if anchor is not None:
@@ -215,7 +215,7 @@ class PatchBuilder:
         return node
 
     def _place(
-        self, path: Path, value: JSONValue, anchor: tuple[int, JSONValue] | None = None
+        self, path: JsonPath, value: JSONValue, anchor: tuple[int, JSONValue] | None = None
     ) -> None:
         if not path:
             raise ValueError("the document itself cannot be replaced")
@@ -271,7 +271,7 @@ class PatchBuilder:
             raise ValueError(f"cannot set {join_path(path)}: {token!r} is not a member name")
         node[token] = nested
 
-    def _merge(self, node: Any, path: Path, value: JSONValue) -> None:
+    def _merge(self, node: Any, path: JsonPath, value: JSONValue) -> None:
         """Set ``path`` below ``node``, a new value, creating mappings on the way."""
         for token in path[:-1]:
             child = _child(node, token)
@@ -331,7 +331,7 @@ def apply_shared(document: JSONValue, ops: list[Operation]) -> JSONValue:
     return root
 
 
-def _walk(node: JSONValue, path: Path) -> JSONValue:
+def _walk(node: JSONValue, path: JsonPath) -> JSONValue:
     for token in path:
         if isinstance(node, dict):
             node = node.get(token, MISSING) if isinstance(token, str) else MISSING
@@ -362,7 +362,7 @@ def _child(node: JSONValue, token: str | int) -> JSONValue:
     return MISSING
 
 
-def _nest(path: Path, value: JSONValue) -> JSONValue:
+def _nest(path: JsonPath, value: JSONValue) -> JSONValue:
     for token in reversed(path):
         if isinstance(token, int):
             raise ValueError(f"cannot create array index {token} in a new value")

@@ -49,7 +49,9 @@ class LocatedChange:
 class LocatedFinding:
     """Something still wrong, placed in the original file (1-based line and column)."""
 
-    check: str
+    check_or_rule: str
+    """The Pod Security Standards check id, or the rule id for a rule's own finding (the JSON
+    report's ``check`` key)."""
     level: str | None
     container: str | None
     line: int
@@ -61,7 +63,7 @@ class LocatedFinding:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "check": self.check,
+            "check": self.check_or_rule,
             "level": self.level,
             "container": self.container,
             "line": self.line,

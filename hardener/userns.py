@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 
 from hardener.image_facts import ImageFacts, parse_image_user
 from hardener.kubelet import is_windows
-from hardener.locate import Path, PodSite, declares_windows
+from hardener.locate import JsonPath, PodSite, declares_windows
 from hardener.records import picklable
 
 __all__ = [
@@ -75,7 +75,7 @@ class Conflict:
 
     code: str
     what: str
-    path: Path
+    path: JsonPath
 
 
 _HOST_NAMESPACES: Final = (

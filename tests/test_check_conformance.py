@@ -59,7 +59,7 @@ def test_after_fix_verdicts(root: Path) -> None:
     problems: list[str] = []
     for path, version in fail_fixtures(root):
         before = findings(path, version, after_fix=False)
-        if not rejecting_checks(path) & {f.check for f in before}:
+        if not rejecting_checks(path) & {f.check_or_rule for f in before}:
             problems.append(f"{path}: not rejected for {named_check(path)} before any fix")
             continue
         after = findings(path, version, after_fix=True)
@@ -69,13 +69,13 @@ def test_after_fix_verdicts(root: Path) -> None:
                 problems.append(f"{path}: still fails after fix: {[f.message for f in after]}")
             continue
         unfixable += 1
-        lost = {f.check for f in before if not f.fixable} - {f.check for f in after}
+        lost = {f.check_or_rule for f in before if not f.fixable} - {f.check_or_rule for f in after}
         if lost:
             problems.append(f"{path}: unfixable checks {sorted(lost)} vanished after fix")
-        promised = {(f.check, f.container) for f in before if f.fixable}
+        promised = {(f.check_or_rule, f.container) for f in before if f.fixable}
         for finding in after:
-            if (finding.check, finding.container) in promised:
-                problems.append(f"{path}: {finding.check} was called fixable but is left")
+            if (finding.check_or_rule, finding.container) in promised:
+                problems.append(f"{path}: {finding.check_or_rule} was called fixable but is left")
     assert not problems, "\n".join(problems[:50])
     assert fixable >= 5 and unfixable >= 20, (fixable, unfixable)
 
@@ -96,7 +96,7 @@ def test_check_after_fix_command_on_fixtures(
             shutil.copy(path, fixable_dir / path.name)
         else:
             shutil.copy(path, unfixable_dir / path.name)
-            expected_checks |= {f.check for f in before if not f.fixable}
+            expected_checks |= {f.check_or_rule for f in before if not f.fixable}
     assert list(fixable_dir.iterdir()) and list(unfixable_dir.iterdir())
     argv = ["check", "--after-fix", "--level", "restricted", "--version", "v1.35"]
     assert main([*argv, "--color", "never", str(fixable_dir)]) == 0

@@ -163,7 +163,7 @@ spec:
 
 def kubelet_findings(text: str, images: dict[str, ImageFacts] | None = None) -> list[Any]:
     result = check_text(text, "web.yaml", CheckOptions(images=images))
-    return [f for d in result.documents for f in d.findings if f.check == KUBELET_CHECK]
+    return [f for d in result.documents for f in d.findings if f.check_or_rule == KUBELET_CHECK]
 
 
 def test_check_without_facts_flags_only_what_the_manifest_proves() -> None:
@@ -197,7 +197,7 @@ def test_fix_never_produces_the_kubelet_finding() -> None:
     assert fixed is not None
     assert kubelet_findings(fixed, images) == []
     after = check_text(text, "web.yaml", CheckOptions(images=images, after_fix=True))
-    assert not [f for d in after.documents for f in d.findings if f.check == KUBELET_CHECK]
+    assert not [f for d in after.documents for f in d.findings if f.check_or_rule == KUBELET_CHECK]
 
 
 # -- the promise, as a property --------------------------------------------------------------

@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from hardener import locate
-from hardener.admission import webhook_configuration
 from hardener.audit import RESOURCES
 from hardener.config import parse_config
-from hardener.fixer.documents import holds_pods, skip_reason
+from hardener.fixer.documents import holds_pods, object_skip_reason
 from hardener.fixer.run import FixOptions, fix_text
 from hardener.webhook import WORKLOAD_KINDS, decode_review, review
+from hardener.webhook_config import webhook_configuration
 from tests.webhook.conftest import admission_review
 
 CONFIG = parse_config({"images": {"unknown": "assume-nonroot"}})
@@ -44,7 +44,7 @@ def test_the_engine_and_the_fixer_find_the_pod(kind: locate.WorkloadKind) -> Non
     sites = locate.pod_sites(obj)
     assert [s.spec_path for s in sites] == [(*kind.template, "spec")]
     assert [path for path, _ in locate.pod_spec_places(obj)] == [(*kind.template, "spec")]
-    assert holds_pods(obj) and skip_reason(obj) is None
+    assert holds_pods(obj) and object_skip_reason(obj) is None
     result = fix_text(yaml.safe_dump(obj), "x.yaml", FixOptions(config=CONFIG))
     assert result.fixed is not None
     fixed = yaml.safe_load(result.fixed)

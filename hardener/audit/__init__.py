@@ -25,9 +25,9 @@ from hardener.audit._install import (
     apply_rbac,
     delete_configuration,
     delete_rbac,
+    install_webhook_configuration,
     rbac_objects,
     read_ca_bundle,
-    webhook_configuration,
 )
 from hardener.audit._render import FORMATS, kubectl_command, render, replace_manifest
 from hardener.audit._results import AuditReport, Denied, NamespaceAudit, Policy, WorkloadAudit
@@ -57,11 +57,11 @@ __all__ = [
     "connect",
     "delete_configuration",
     "delete_rbac",
+    "install_webhook_configuration",
     "kubectl_command",
     "namespace_policy",
     "rbac_objects",
     "read_ca_bundle",
     "render",
     "replace_manifest",
-    "webhook_configuration",
 ]

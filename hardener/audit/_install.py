@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from kubernetes import client as k8s
 
-from hardener import admission
+from hardener import webhook_config
 from hardener.audit._cluster import ClusterError, Connection, RequestDenied, call
 from hardener.model import HardenerError
 
@@ -42,14 +42,14 @@ __all__ = [
     "apply_rbac",
     "delete_configuration",
     "delete_rbac",
+    "install_webhook_configuration",
     "rbac_objects",
     "read_ca_bundle",
-    "webhook_configuration",
 ]
 
-CONFIGURATION_NAME = admission.CONFIGURATION_NAME
+CONFIGURATION_NAME = webhook_config.CONFIGURATION_NAME
 FIELD_MANAGER = "hardener"
-WEBHOOK_NAMES = admission.WEBHOOK_NAMES
+WEBHOOK_NAMES = webhook_config.WEBHOOK_NAMES
 DEFAULT_NAMESPACE = "hardener-system"
 _APPLY = "application/apply-patch+yaml"
 _LABELS = {
@@ -107,7 +107,7 @@ def _check_url(url: str) -> None:
         raise InstallError(f"--url {url!r}: must not have a query or a fragment")
 
 
-def webhook_configuration(
+def install_webhook_configuration(
     ca_bundle: bytes,
     *,
     service: str | None = None,
@@ -141,7 +141,7 @@ def webhook_configuration(
         _check_url(url)
         client_config = {"url": url}
     client_config["caBundle"] = base64.b64encode(ca_bundle).decode("ascii")
-    return admission.webhook_configuration(
+    return webhook_config.webhook_configuration(
         client_config,
         own_namespace=own_namespace,
         failure_policy=failure_policy,

@@ -109,9 +109,9 @@ def run_install(args: argparse.Namespace) -> int:
         apply_configuration,
         apply_rbac,
         connect,
+        install_webhook_configuration,
         rbac_objects,
         read_ca_bundle,
-        webhook_configuration,
     )
 
     if args.url is not None and args.namespace is not None:
@@ -120,7 +120,7 @@ def run_install(args: argparse.Namespace) -> int:
     rbac = args.service is not None and not args.no_rbac
     rbac_applied = []
     try:
-        body = webhook_configuration(
+        body = install_webhook_configuration(
             read_ca_bundle(args.ca_bundle),
             service=args.service,
             namespace=args.namespace,

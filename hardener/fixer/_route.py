@@ -1,14 +1,14 @@
-"""Routing RFC 6902 ops through a document's original node tree into a plan of edits.
+"""Routing RFC 6902 ops through a document's original node tree into the edits of that document.
 
 Array indices and keys refer to the original document, so the ops are routed through its node
-tree, never through an edited text. Each op ends as one of three things in ``DocumentPlan``:
+tree, never through an edited text. Each op ends as one of three things in ``DocumentEdits``:
 
 - ``sets``: an existing member or item gets a new value;
 - ``adds``: new members of an existing mapping;
 - ``appends``: new items after the last one of an existing sequence.
 
-A later op that goes into a value an earlier op planned is applied to that planned value, so a
-plan holds one entry per place in the text. Only ``add`` and ``replace`` are routed. Refused
+A later op that goes into a value an earlier op set is applied to that new value, so the
+edits hold one entry per place in the text. Only ``add`` and ``replace`` are routed. Refused
 with ``EditError``: going through or into an alias or an anchored node, a key that comes from a
 ``<<`` merge, inserting in the middle of a sequence and replacing a whole document.
 """
@@ -26,7 +26,7 @@ from hardener.fixer._load import YNode
 from hardener.model import Operation
 from hardener.pointer import join, split
 
-__all__ = ["DocumentPlan", "Set", "route"]
+__all__ = ["DocumentEdits", "Set", "route"]
 
 
 @dataclass
@@ -42,8 +42,8 @@ class Set:
 
 
 @dataclass
-class DocumentPlan:
-    """The edits planned for one document; ``json`` is true for a JSON file."""
+class DocumentEdits:
+    """The edits recorded for one document; ``json`` is true for a JSON file."""
 
     json: bool
     adds: dict[int, tuple[YNode, dict[str, Any]]] = field(default_factory=dict)
@@ -51,16 +51,16 @@ class DocumentPlan:
     sets: dict[tuple[int, str], Set] = field(default_factory=dict)
 
     def adds_to(self, node: YNode) -> dict[str, Any]:
-        """The new members planned for a mapping (made empty on first use)."""
+        """The new members recorded for a mapping (made empty on first use)."""
         return self.adds.setdefault(id(node), (node, {}))[1]
 
     def appends_to(self, node: YNode) -> list[Any]:
-        """The new items planned for a sequence (made empty on first use)."""
+        """The new items recorded for a sequence (made empty on first use)."""
         return self.appends.setdefault(id(node), (node, []))[1]
 
 
 def _patch_value(value: Any, tokens: list[str], op: Operation, new: Any, path: str) -> Any:
-    """Apply the rest of an op to a value that an earlier op of the same plan created."""
+    """Apply the rest of an op to a value that an earlier op of the same document created."""
     if not tokens:
         return new
     try:
@@ -82,8 +82,8 @@ def _guard(node: YNode, path: str) -> None:
         )
 
 
-def route(plan: DocumentPlan, root: YNode, value: Any, op: Operation) -> None:
-    """Record ``op`` in ``plan``: ``root`` is the document's node tree, ``value`` its value."""
+def route(edits: DocumentEdits, root: YNode, value: Any, op: Operation) -> None:
+    """Record ``op`` in ``edits``: ``root`` is the document's node tree, ``value`` its value."""
     path = op["path"]
     name = op["op"]
     if name not in ("add", "replace"):
@@ -98,8 +98,8 @@ def route(plan: DocumentPlan, root: YNode, value: Any, op: Operation) -> None:
         rest = tokens[i + 1 :]
         _guard(node, path)
         # An earlier op set this member or item (so routed through this node already): the
-        # rest of this op goes into the value planned there.
-        pending = plan.sets.get((id(node), token))
+        # rest of this op goes into the value recorded there.
+        pending = edits.sets.get((id(node), token))
         if pending is not None:
             pending.new = _patch_value(pending.new, rest, op, new, path)
             return
@@ -107,7 +107,7 @@ def route(plan: DocumentPlan, root: YNode, value: Any, op: Operation) -> None:
             member = node.members.get(token)
             if member is not None:
                 if last:
-                    plan.sets[(id(node), token)] = Set(
+                    edits.sets[(id(node), token)] = Set(
                         node, token, member[0], member[1], old[token], new
                     )
                     return
@@ -118,7 +118,7 @@ def route(plan: DocumentPlan, root: YNode, value: Any, op: Operation) -> None:
                     f"{path}: the key {token!r} comes from a '<<' merge (line "
                     f"{node.line + 1}); edit this file by hand"
                 )
-            adds = plan.adds_to(node)
+            adds = edits.adds_to(node)
             if token in adds:
                 adds[token] = _patch_value(adds[token], rest, op, new, path)
                 return
@@ -128,7 +128,7 @@ def route(plan: DocumentPlan, root: YNode, value: Any, op: Operation) -> None:
             return
         if node.kind == "sequence":
             count = len(node.items)
-            appended = plan.appends_to(node)
+            appended = edits.appends_to(node)
             if token == "-":
                 if not last:
                     raise EditError(f"{path}: '-' must be the last token")
@@ -143,7 +143,7 @@ def route(plan: DocumentPlan, root: YNode, value: Any, op: Operation) -> None:
                         raise EditError(
                             f"{path}: inserting into the middle of a sequence is not supported"
                         )
-                    plan.sets[(id(node), token)] = Set(
+                    edits.sets[(id(node), token)] = Set(
                         node, token, None, node.items[index], old[index], new
                     )
                     return

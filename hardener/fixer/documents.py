@@ -17,7 +17,7 @@ from typing import Any
 from hardener.locate import CONTAINER_FIELDS, pod_spec_places
 from hardener.pointer import join
 
-__all__ = ["describe", "holds_pods", "is_kubernetes_object", "object_label", "skip_reason"]
+__all__ = ["describe", "holds_pods", "is_kubernetes_object", "object_label", "object_skip_reason"]
 
 
 def is_kubernetes_object(value: Any) -> bool:
@@ -53,7 +53,7 @@ def object_label(value: Any) -> str:
     return f"{kind or 'object'} {where}"
 
 
-def skip_reason(value: Any) -> str | None:
+def object_skip_reason(value: Any) -> str | None:
     """Why a document is left alone, or ``None`` when hardener should work on it.
 
     Empty documents (``None``) are not skipped here: they simply have nothing to harden.

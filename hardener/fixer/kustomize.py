@@ -29,9 +29,9 @@ import yaml
 
 from hardener.config import Config
 from hardener.engine import plan
-from hardener.fixer.documents import is_kubernetes_object, object_label, skip_reason
+from hardener.fixer.documents import is_kubernetes_object, object_label, object_skip_reason
 from hardener.fixer.files import FileReadError, display_path, read_text
-from hardener.fixer.source import skip_reason as template_reason
+from hardener.fixer.source import file_skip_reason
 from hardener.fixer.stream import (
     Identity,
     StreamError,
@@ -132,7 +132,7 @@ def build_component(
         except FileReadError as exc:
             where = f"{source}:{exc.line}" if exc.line is not None else source
             raise StreamError(where, exc.message) from None
-        reason = template_reason(text)
+        reason = file_skip_reason(text)
         if reason is not None:
             emission.skipped.append((source, reason))
             continue
@@ -151,7 +151,7 @@ def build_component(
                     "it twice, so pass only one of the files",
                 )
             seen[identity] = where
-            if skip_reason(obj.value) is not None:
+            if object_skip_reason(obj.value) is not None:
                 continue
             try:
                 planned = plan(obj.value, config, evaluate=False, images=images)

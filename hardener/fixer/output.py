@@ -176,7 +176,9 @@ def check_lines(result: FileResult, color: bool = False) -> list[str]:
             container = ""
             if finding.container and f'"{finding.container}"' not in finding.message:
                 container = f'container "{finding.container}": '
-            check = paint(color, RED if not finding.fixable else YELLOW, f"[{finding.check}]")
+            check = paint(
+                color, RED if not finding.fixable else YELLOW, f"[{finding.check_or_rule}]"
+            )
             note = " (hardener fix sets this)" if finding.fixable else ""
             lines.append(
                 f"{result.path}:{finding.line}: {label}: {container}{check} {finding.message}{note}"
@@ -213,7 +215,7 @@ def check_summary(
     head += f", {skipped} skipped, {plural(errors, 'error')}"
     note, left_out = _left_out_lines(collected)
     lines = [head + note, *_skip_groups(results), *left_out]
-    by_check: Counter[str] = Counter(f.check for f in findings)
+    by_check: Counter[str] = Counter(f.check_or_rule for f in findings)
     if by_check:
         counts = ", ".join(f"{check} {count}" for check, count in sorted(by_check.items()))
         lines.append(f"  violations by check: {counts}")

@@ -8,9 +8,9 @@ through a config management plugin.
 - ``items`` are planned one by one with the engine; the operations, moved under
   ``/items/N``, are applied to the ResourceList's own text with the fixer's surgical editor,
   so comments and layout survive, as the specification asks. Helm hooks, CRDs and partial
-  objects pass through untouched (``stream.leave_alone``, ``documents.skip_reason``), and so
-  do the package files orchestrators hand over with the objects: a Kustomization, a Kptfile,
-  anything marked ``config.kubernetes.io/local-config``, YAML without apiVersion and kind.
+  objects pass through untouched (``stream.leave_alone``, ``documents.object_skip_reason``),
+  and so do the package files orchestrators hand over with the objects: a Kustomization, a
+  Kptfile, anything marked ``config.kubernetes.io/local-config``, YAML without apiVersion and kind.
 - ``functionConfig`` carries the hardener config (``function_config``): the ``spec`` of a
   ``HardenerConfig`` (group ``hardener.dev``), or the ``data`` of a ``ConfigMap`` (what
   ``kpt fn eval -- profile=baseline`` builds), each value read as YAML. Any other kind was
@@ -36,7 +36,7 @@ import yaml
 
 from hardener.config import Config, default_config, parse_config
 from hardener.engine import plan
-from hardener.fixer.documents import is_kubernetes_object, object_label, skip_reason
+from hardener.fixer.documents import is_kubernetes_object, object_label, object_skip_reason
 from hardener.fixer.source import EditError, SourceError, SourceFile
 from hardener.fixer.stream import (
     StreamError,
@@ -217,7 +217,9 @@ def harden_resource_list(
         results.append({"message": note, "severity": "warning", "tags": {"rule": "config"}})
     changed = 0
     hardened = [
-        obj for obj in objects if skip_reason(obj.value) is None and leave_alone(obj.value) is None
+        obj
+        for obj in objects
+        if object_skip_reason(obj.value) is None and leave_alone(obj.value) is None
     ]
     images: Mapping[str, ImageFacts] | None = None
     if look_up is not None:

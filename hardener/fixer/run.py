@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from hardener.config import Config, default_config
 from hardener.engine import plan
 from hardener.fixer._load import same_json
-from hardener.fixer.documents import describe, holds_pods, object_label, skip_reason
+from hardener.fixer.documents import describe, holds_pods, object_label, object_skip_reason
 from hardener.fixer.fastload import FastDocument, FastLoadError, load_fast
 from hardener.fixer.files import (
     STDIN,
@@ -43,8 +43,7 @@ from hardener.fixer.files import (
     within,
     write_atomic,
 )
-from hardener.fixer.source import EditError, SourceError, SourceFile
-from hardener.fixer.source import skip_reason as template_reason
+from hardener.fixer.source import EditError, SourceError, SourceFile, file_skip_reason
 from hardener.image_facts import ImageFacts
 from hardener.kubelet import refusals
 from hardener.locate import image_references, pod_sites
@@ -195,7 +194,7 @@ def _located_findings(document: _Document, findings: Sequence[Finding]) -> list[
         line, column = _position(document, finding.pointer)
         located.append(
             LocatedFinding(
-                check=finding.check or finding.rule,
+                check_or_rule=finding.check or finding.rule,
                 level=finding.level,
                 container=finding.container,
                 line=line,
@@ -277,7 +276,7 @@ def _plan_documents(
     for document in documents:
         if document.value is None:
             continue
-        reason = skip_reason(document.value)
+        reason = object_skip_reason(document.value)
         if reason is None and options.leave_alone is not None:
             reason = options.leave_alone(document.value)
         record = _document_result(document, reason)
@@ -358,7 +357,7 @@ def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileRes
 
 
 def _fix_text(text: str, result: FileResult, options: FixOptions) -> FileResult:
-    reason = None if options.rendered else template_reason(text)
+    reason = None if options.rendered else file_skip_reason(text)
     if reason is not None:
         result.skipped = reason
         return result
@@ -468,7 +467,7 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
 
 
 def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileResult:
-    reason = None if options.rendered else template_reason(text)
+    reason = None if options.rendered else file_skip_reason(text)
     if reason is not None:
         result.skipped = reason
         return result
@@ -477,7 +476,7 @@ def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileRes
         for document in documents:
             if document.value is None:
                 continue
-            skipped = skip_reason(document.value)
+            skipped = object_skip_reason(document.value)
             record = _document_result(document, skipped)
             result.documents.append(record)
             if skipped is not None:
@@ -508,7 +507,7 @@ def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileRes
                 )
                 record.findings.append(
                     LocatedFinding(
-                        check=violation.check,
+                        check_or_rule=violation.check,
                         level=violation.level,
                         container=violation.container,
                         line=line,
@@ -575,7 +574,7 @@ def images_in_text(text: str, *, rendered: bool = False) -> list[str]:
     """The image strings the documents of ``text`` name, each once, in order: what a run looks
     up before it plans. Text that ``fix`` or ``check`` would skip or fail on names none (its
     error is reported when the file is processed)."""
-    if not rendered and template_reason(text) is not None:
+    if not rendered and file_skip_reason(text) is not None:
         return []
     if "image" not in text:  # no container names an image without the key
         return []
@@ -585,7 +584,7 @@ def images_in_text(text: str, *, rendered: bool = False) -> list[str]:
         return []
     seen: dict[str, None] = {}
     for document in documents:
-        if document.value is None or skip_reason(document.value) is not None:
+        if document.value is None or object_skip_reason(document.value) is not None:
             continue
         try:
             found = image_references(document.value)

@@ -35,7 +35,7 @@ from hardener.fixer.yamledit import TextEditor
 from hardener.model import Operation
 from hardener.pointer import split
 
-__all__ = ["Document", "EditError", "SourceError", "SourceFile", "skip_reason"]
+__all__ = ["Document", "EditError", "SourceError", "SourceFile", "file_skip_reason"]
 
 BOM = "\ufeff"
 
@@ -142,7 +142,7 @@ class SourceFile:
                 raise EditError(f"document {index + 1}: the ops do not apply: {exc}") from None
             if document.node is None:
                 raise EditError(f"document {index + 1} has no content to edit")
-            editor.plan(document.node, document.value, ops)
+            editor.record_ops(document.node, document.value, ops)
         new_text = editor.result()
         try:
             again = load_values(new_text)
@@ -167,7 +167,7 @@ _TEMPLATE_MARKERS = (
 _COMMENT = re.compile(r"(?:^|\s)#")
 
 
-def skip_reason(text: str) -> str | None:
+def file_skip_reason(text: str) -> str | None:
     """Why a file must not be processed (a template, binary data), or None if it looks usable.
 
     Template markers make a file a template only when they make it something else than the

@@ -21,9 +21,10 @@ Nested values are emitted as block YAML indented and quoted like the file around
 ``hardener.fixer._layout``); scalars are written so that YAML 1.1 reads them back as exactly
 the JSON value (see ``hardener.fixer._emit``).
 
-The editor is built from four parts: ``_route`` routes the ops through the node tree into a
-plan, ``_layout`` reads the file's indentation, quoting and separators, ``_spans`` knows which
-characters a node holds and applies the edits, and this module turns the plan into edits.
+The editor is built from four parts: ``_route`` routes the ops through the node tree into
+``DocumentEdits``, ``_layout`` reads the file's indentation, quoting and separators, ``_spans``
+knows which characters a node holds and applies the edits, and this module writes the text of
+each edit.
 
 What is refused with ``EditError`` (the file is then reported, never written): edits that go
 through or into an anchored node or an alias (every alias would change with it), keys that come
@@ -42,7 +43,7 @@ from hardener.fixer._errors import EditError
 from hardener.fixer._layout import Layout, Style
 from hardener.fixer._load import YNode, same_json
 from hardener.fixer._reading import line_column
-from hardener.fixer._route import DocumentPlan, Set, route
+from hardener.fixer._route import DocumentEdits, Set, route
 from hardener.fixer._spans import TextSpans
 from hardener.model import Operation
 
@@ -56,21 +57,21 @@ class TextEditor:
         self.spans = TextSpans(text, newline)
         self.layout = Layout(self.spans, [root for root in roots if root is not None])
 
-    def plan(self, root: YNode, value: Any, ops: list[Operation]) -> None:
+    def record_ops(self, root: YNode, value: Any, ops: list[Operation]) -> None:
         """Route the ops of one document through its original node tree and record edits."""
         # A JSON file: the text starts with its bracket. (`--- {a: 1}` is YAML in flow style.)
         is_json = root.flow and self.spans.text.lstrip()[:1] in ("{", "[")
-        plan = DocumentPlan(json=is_json)
+        edits = DocumentEdits(json=is_json)
         for op in ops:
-            route(plan, root, value, op)
-        for item in plan.sets.values():
-            self._emit_set(plan, item)
-        for node, members in plan.adds.values():
+            route(edits, root, value, op)
+        for item in edits.sets.values():
+            self._emit_set(edits, item)
+        for node, members in edits.adds.values():
             if members:
-                self._emit_adds(plan, node, members)
-        for node, items in plan.appends.values():
+                self._emit_adds(edits, node, members)
+        for node, items in edits.appends.values():
             if items:
-                self._emit_appends(plan, node, items)
+                self._emit_appends(edits, node, items)
 
     def result(self) -> str:
         """The text with every recorded edit applied."""
@@ -126,14 +127,14 @@ class TextEditor:
         else:
             spans.insert_after_line(spans.last_line(child), lines, child.depth)
 
-    def _inline_text(self, plan: DocumentPlan, value: Any, flow: bool) -> str:
-        if plan.json:
+    def _inline_text(self, edits: DocumentEdits, value: Any, flow: bool) -> str:
+        if edits.json:
             return json.dumps(value, ensure_ascii=False)
         if isinstance(value, dict | list) and value:
             return flow_text(value, self.layout.quote())
         return scalar_text(value, self.layout.quote(), flow=flow)
 
-    def _emit_set(self, plan: DocumentPlan, item: Set) -> None:
+    def _emit_set(self, edits: DocumentEdits, item: Set) -> None:
         child, old, new = item.child, item.old, item.new
         if same_json(old, new):
             return
@@ -152,9 +153,9 @@ class TextEditor:
             for name, value in new.items():
                 if name in child.members:
                     key, grand = child.members[name]
-                    self._emit_set(plan, Set(child, name, key, grand, old[name], value))
+                    self._emit_set(edits, Set(child, name, key, grand, old[name], value))
                 else:
-                    plan.adds_to(child)[name] = value
+                    edits.adds_to(child)[name] = value
             return
         if (
             not child.alias
@@ -163,7 +164,7 @@ class TextEditor:
             and len(new) >= len(old)
             and same_json(new[: len(old)], old)
         ):
-            plan.appends_to(child).extend(new[len(old) :])
+            edits.appends_to(child).extend(new[len(old) :])
             return
         if child.kind != "scalar" and not child.flow and not child.alias:
             raise EditError(
@@ -172,21 +173,21 @@ class TextEditor:
             )
         parent = item.parent
         big = isinstance(new, dict | list) and bool(new)
-        if big and not plan.json and not parent.flow and item.key is not None:
+        if big and not edits.json and not parent.flow and item.key is not None:
             self._to_block(item.key, child, new)
             return
-        self.spans.replace_inline(child, self._inline_text(plan, new, parent.flow), child.depth)
+        self.spans.replace_inline(child, self._inline_text(edits, new, parent.flow), child.depth)
 
-    def _emit_adds(self, plan: DocumentPlan, node: YNode, members: dict[str, Any]) -> None:
+    def _emit_adds(self, edits: DocumentEdits, node: YNode, members: dict[str, Any]) -> None:
         if node.flow:
-            self._emit_flow(plan, node, [(k, v) for k, v in members.items()])
+            self._emit_flow(edits, node, [(k, v) for k, v in members.items()])
             return
         lines = self._block(members, node.pairs[0][0].column, self.layout.style(node), node)
         self.spans.insert_after_line(self.spans.last_line(node), lines, node.depth)
 
-    def _emit_appends(self, plan: DocumentPlan, node: YNode, items: list[Any]) -> None:
+    def _emit_appends(self, edits: DocumentEdits, node: YNode, items: list[Any]) -> None:
         if node.flow:
-            self._emit_flow(plan, node, [(None, v) for v in items])
+            self._emit_flow(edits, node, [(None, v) for v in items])
             return
         dash = self.spans.dash_column(node.items[0])
         if dash is None:
@@ -208,7 +209,7 @@ class TextEditor:
         return None
 
     def _emit_flow(
-        self, plan: DocumentPlan, node: YNode, entries: list[tuple[str | None, Any]]
+        self, edits: DocumentEdits, node: YNode, entries: list[tuple[str | None, Any]]
     ) -> None:
         """New entries of a flow collection (or of any collection in a JSON document)."""
         spans, layout = self.spans, self.layout
@@ -219,7 +220,7 @@ class TextEditor:
         children = [v for _, v in node.pairs] if node.kind == "mapping" else node.items
         if not children:
             key = self._owner_key(node)
-            if key is not None and not plan.json:
+            if key is not None and not edits.json:
                 # `securityContext: {}` becomes a block mapping, like the rest of the file.
                 new: Any = (
                     {k: v for k, v in entries if k is not None}
@@ -233,7 +234,7 @@ class TextEditor:
             raise EditError(f"line {node.line + 1}: cannot find the start of this flow collection")
         open_line = line_column(spans.starts, open_at)[0]
         outer = spans.lead(open_line)
-        unit = layout.json_unit() if plan.json else "  "
+        unit = layout.json_unit() if edits.json else "  "
         if children:
             first = node.pairs[0][0] if node.kind == "mapping" else node.items[0]
             multi = first.line != open_line
@@ -248,17 +249,17 @@ class TextEditor:
                 and last.line == last.end_line
             )
         else:
-            multi = plan.json
+            multi = edits.json
             prefix = outer + unit
             compact = not multi
-        key_sep, item_sep = layout.separators(node, plan.json)
+        key_sep, item_sep = layout.separators(node, edits.json)
         quote = layout.quote()
         key_quote = layout.key_quote(node)
         item_quote = layout.item_quote(node) if node.kind == "sequence" else None
         nl = spans.newline
 
         def entry(name: str | None, value: Any) -> str:
-            if plan.json:
+            if edits.json:
                 if compact:
                     body = json.dumps(value, ensure_ascii=False, separators=(item_sep, key_sep))
                 else:

@@ -10,7 +10,7 @@ from hardener.locate import pod_sites
 from hardener.pointer import join, split
 from hardener.pss._registry import active_checks, resolve_version
 from hardener.pss._version import Version
-from hardener.pss._view import Path, PodView
+from hardener.pss._view import JsonPath, PodView
 from hardener.pss.checks import CheckFunction
 from hardener.records import picklable
 from hardener.switch import let_others_run
@@ -41,37 +41,37 @@ Run = tuple[str, str, CheckFunction]
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_plan(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
-    return _plan_of(level, version)
+def _cached_check_runs(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
+    return _check_runs_of(level, version)
 
 
-def _plan_of(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
+def _check_runs_of(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
     checks = active_checks(level, version)
     return resolve_version(version), tuple((c.id, c.level, c.run) for c in checks)
 
 
-def _plan(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
+def _check_runs(level: Any, version: Any) -> tuple[Version, tuple[Run, ...]]:
     """The resolved version and the checks to run: the same few for every pod, worked out once.
 
     Raises ``ValueError`` for an unknown level or a malformed version.
     """
     if not isinstance(version, str) and version is not None:
-        # Checked before the cache, where (True, 25) would find the plan of (1, 25).
+        # Checked before the cache, where (True, 25) would find the runs of (1, 25).
         resolve_version(version)
     try:
-        return _cached_plan(level, version)
+        return _cached_check_runs(level, version)
     except TypeError:
         # An unhashable level or version cannot be a cache key: it fails the way it always
         # did, from the registry.
-        return _plan_of(level, version)
+        return _check_runs_of(level, version)
 
 
 @functools.lru_cache(maxsize=1024)
-def _cached_tokens(pointer: str) -> Path:
+def _cached_tokens(pointer: str) -> JsonPath:
     return tuple(split(pointer))
 
 
-def _tokens(pointer: str) -> Path:
+def _tokens(pointer: str) -> JsonPath:
     """The tokens of a pointer the caller passes (the same few each time), split once."""
     try:
         return _cached_tokens(pointer)
@@ -114,7 +114,7 @@ def evaluate_pod(
     ``Any`` because they come from outside and are checked here, with the errors above:
     compiled code would otherwise refuse a value of the wrong type with a ``TypeError``.
     """
-    resolved, runs = _plan(level, version)
+    resolved, runs = _check_runs(level, version)
     pod = PodView.build(spec, metadata, _tokens(spec_pointer), _tokens(meta_pointer), resolved)
     violations: list[Violation] = []
     _violations(runs, pod, violations)
@@ -130,7 +130,7 @@ def evaluate(obj: Any, *, level: Any = "restricted", version: Any = "latest") ->
     sites = pod_sites(obj)
     if not sites:
         return []  # nothing to check: the level and version are not even looked at
-    resolved, runs = _plan(level, version)
+    resolved, runs = _check_runs(level, version)
     violations: list[Violation] = []
     for site in sites:
         _violations(runs, PodView.of_site(site, resolved), violations)

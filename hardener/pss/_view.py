@@ -20,14 +20,14 @@ from hardener.locate import CONTAINER_FIELDS, PodSite, declares_windows
 from hardener.model import preview
 from hardener.pss._version import Version
 
-__all__ = ["ContainerView", "Holder", "Path", "PodView", "Problem", "quote"]
+__all__ = ["ContainerView", "Holder", "JsonPath", "PodView", "Problem", "quote"]
 
-Path = tuple[str | int, ...]
+JsonPath = tuple[str | int, ...]
 
 
 class Problem(NamedTuple):
     message: str
-    path: Path
+    path: JsonPath
     container: str | None = None
     fixable: bool = False
 
@@ -39,7 +39,7 @@ class Problem(NamedTuple):
 @dataclass(slots=True, eq=False)
 class ContainerView:
     name: str
-    path: Path
+    path: JsonPath
     data: Mapping[str, Any]
     sc: Mapping[str, Any]
     """The securityContext, or ``{}`` when it is absent or not an object."""
@@ -48,7 +48,7 @@ class ContainerView:
     """A securityContext is set, and it is not an object."""
 
     @property
-    def sc_path(self) -> Path:
+    def sc_path(self) -> JsonPath:
         return (*self.path, "securityContext")
 
     @property
@@ -65,8 +65,8 @@ class ContainerView:
 class PodView:
     spec: Mapping[str, Any]
     metadata: Mapping[str, Any]
-    spec_path: Path
-    meta_path: Path
+    spec_path: JsonPath
+    meta_path: JsonPath
     containers: tuple[ContainerView, ...]
     sc: Mapping[str, Any]
     sc_raw: Any
@@ -81,7 +81,7 @@ class PodView:
     check about a field that none has is done before it looks at a container."""
 
     @property
-    def sc_path(self) -> Path:
+    def sc_path(self) -> JsonPath:
         return (*self.spec_path, "securityContext")
 
     @property
@@ -99,7 +99,7 @@ class PodView:
 
     @classmethod
     def build(
-        cls, spec: Any, metadata: Any, spec_path: Path, meta_path: Path, version: Version
+        cls, spec: Any, metadata: Any, spec_path: JsonPath, meta_path: JsonPath, version: Version
     ) -> PodView:
         """The view of a pod spec of any shape: what is not an object is read as empty."""
         spec_map: Mapping[str, Any] = spec if isinstance(spec, dict) else {}
@@ -136,8 +136,8 @@ class PodView:
         cls,
         spec: Mapping[str, Any],
         metadata: Mapping[str, Any],
-        spec_path: Path,
-        meta_path: Path,
+        spec_path: JsonPath,
+        meta_path: JsonPath,
         containers: list[ContainerView],
         version: Version,
     ) -> PodView:
@@ -162,7 +162,7 @@ class PodView:
         )
 
 
-def _container_view(data: Mapping[str, Any], name: str, path: Path) -> ContainerView:
+def _container_view(data: Mapping[str, Any], name: str, path: JsonPath) -> ContainerView:
     sc_raw = data.get("securityContext")
     sc = sc_raw if isinstance(sc_raw, dict) else _EMPTY
     return ContainerView(

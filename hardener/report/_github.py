@@ -65,7 +65,7 @@ def render_github(files: list[FileResult], *, command: str) -> str:
                         file=file.path,
                         line=finding.line,
                         col=finding.column,
-                        title=f"hardener {finding.check}{level}",
+                        title=f"hardener {finding.check_or_rule}{level}",
                     )
                 )
     out.append(_command("notice", summarize(files).sentence(command), title="hardener"))

@@ -65,7 +65,7 @@ def _rules_cell(file: FileResult) -> str:
     counts: Counter[str] = Counter()
     for document in file.documents:
         counts.update(change.rule for change in document.changes)
-        counts.update(finding.check for finding in document.findings)
+        counts.update(finding.check_or_rule for finding in document.findings)
     return ", ".join(
         _code(name) + (f" (x{count})" if count > 1 else "") for name, count in counts.items()
     )
@@ -114,7 +114,7 @@ def render_markdown(files: list[FileResult], *, command: str, limit: int = MARKD
         for file, finding in manual:
             level = f" ({_cell(finding.level)})" if finding.level else ""
             item = (
-                f"- {_code(f'{file.path}:{finding.line}')} {_code(finding.check)}{level}: "
+                f"- {_code(f'{file.path}:{finding.line}')} {_code(finding.check_or_rule)}{level}: "
                 f"{_cell(finding.message)}\n"
             )
             if not budget.add(item):

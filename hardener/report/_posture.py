@@ -51,7 +51,8 @@ class ChangeLine:
 
 @dataclass(frozen=True)
 class FindingLine:
-    check: str
+    check_or_rule: str
+    """The Pod Security Standards check id, or the rule id for a rule's own finding."""
     message: str
     fixable: bool
     container: str | None = None
@@ -60,7 +61,7 @@ class FindingLine:
 
     @property
     def kubelet(self) -> bool:
-        return self.check.startswith(KUBELET_PREFIX)
+        return self.check_or_rule.startswith(KUBELET_PREFIX)
 
 
 @dataclass
@@ -170,7 +171,7 @@ def posture_from_files(
                 ],
                 findings=[
                     FindingLine(
-                        f.check,
+                        f.check_or_rule,
                         f.message,
                         f.fixable,
                         f.container,
@@ -180,10 +181,10 @@ def posture_from_files(
                     for f in document.findings
                 ],
             )
-            pss = [f for f in document.findings if f.check in _PSS_ORDER]
+            pss = [f for f in document.findings if f.check_or_rule in _PSS_ORDER]
             if remaining:
-                workload.after = [f.check for f in pss]
-                stated = {(f.check, f.container) for f in pss}
+                workload.after = [f.check_or_rule for f in pss]
+                stated = {(f.check_or_rule, f.container) for f in pss}
                 for change in document.changes:
                     check = _RULE_CHECK.get(change.rule)
                     if check and (check, change.container) not in stated:
@@ -191,8 +192,8 @@ def posture_from_files(
                         workload.before.append(check)
                 workload.before.extend(workload.after)
             else:
-                workload.before = [f.check for f in pss]
-                workload.after = [f.check for f in pss if not f.fixable]
+                workload.before = [f.check_or_rule for f in pss]
+                workload.after = [f.check_or_rule for f in pss if not f.fixable]
             if document.changes and diff and not diff_shown:
                 workload.patch, diff_shown = diff, True
             elif document.changes and diff:

@@ -234,7 +234,7 @@ def sarif_log(files: list[FileResult], *, command: str, version: str) -> dict[st
                     ],
                     "properties": {
                         "kind": "finding",
-                        "check": finding.check,
+                        "check": finding.check_or_rule,
                         "level": finding.level,
                         "fixable": finding.fixable,
                         "pointer": finding.pointer,
@@ -243,7 +243,7 @@ def sarif_log(files: list[FileResult], *, command: str, version: str) -> dict[st
                         "document": document.index,
                     },
                 }
-                pending.append((result, catalog.finding(finding.check, finding.level)))
+                pending.append((result, catalog.finding(finding.check_or_rule, finding.level)))
 
     descriptors = catalog.all()
     indexes = {d.sarif_id: i for i, d in enumerate(descriptors)}

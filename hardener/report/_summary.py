@@ -60,7 +60,7 @@ def summarize(files: list[FileResult]) -> Summary:
             changes += len(document.changes)
             findings += len(document.findings)
             rules.update(change.rule for change in document.changes)
-            checks.update(finding.check for finding in document.findings)
+            checks.update(finding.check_or_rule for finding in document.findings)
             unfixable += sum(1 for finding in document.findings if not finding.fixable)
     return Summary(
         files=len(files),

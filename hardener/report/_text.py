@@ -40,7 +40,7 @@ def render_text(
                 tag = paint(YELLOW, f"[{change.rule}]")
                 out.append(f"{path}:{change.line}:{change.column}: {tag} {change.message}")
             for finding in document.findings:
-                tag = paint(RED if not finding.fixable else MAGENTA, f"[{finding.check}]")
+                tag = paint(RED if not finding.fixable else MAGENTA, f"[{finding.check_or_rule}]")
                 note = "" if finding.fixable else " (needs a manual fix)"
                 out.append(f"{path}:{finding.line}:{finding.column}: {tag} {finding.message}{note}")
         if diff and file.changed and file.original is not None and file.fixed is not None:

@@ -17,7 +17,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from hardener.image_facts import ImageFacts, ImagePolicy
-from hardener.locate import ContainerSite, Path, PodSite
+from hardener.locate import ContainerSite, JsonPath, PodSite
 from hardener.model import Change, Decision, Finding, JSONValue
 from hardener.patch import MISSING, PatchBuilder
 from hardener.pointer import join_path
@@ -95,7 +95,7 @@ class RuleContext:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _anchor(self, path: Path) -> tuple[int, JSONValue]:
+    def _anchor(self, path: JsonPath) -> tuple[int, JSONValue]:
         """Where a lookup of ``path`` may start: its container, or else the pod spec.
 
         Rules only build paths from ``site.spec_path`` and container paths, so a walk from
@@ -109,7 +109,7 @@ class RuleContext:
                 return base + 2, items[index]
         return base, self.site.spec
 
-    def get(self, path: Path) -> JSONValue:
+    def get(self, path: JsonPath) -> JSONValue:
         return self.builder.get(path, self._anchor(path))
 
     def pod_sc(self, key: str) -> JSONValue:
@@ -138,7 +138,7 @@ class RuleContext:
 
     def set(
         self,
-        path: Path,
+        path: JsonPath,
         value: JSONValue,
         message: str,
         *,
@@ -167,7 +167,12 @@ class RuleContext:
         return True
 
     def append(
-        self, path: Path, item: JSONValue, message: str, *, container: ContainerSite | None = None
+        self,
+        path: JsonPath,
+        item: JSONValue,
+        message: str,
+        *,
+        container: ContainerSite | None = None,
     ) -> None:
         anchor = (
             (len(container.path), container.container)
@@ -188,7 +193,7 @@ class RuleContext:
     def finding(
         self,
         message: str,
-        path: Path,
+        path: JsonPath,
         *,
         container: ContainerSite | None = None,
         check: str | None = None,
@@ -218,7 +223,7 @@ class RuleContext:
             )
         )
 
-    def note(self, message: str, path: Path, *, container: ContainerSite | None = None) -> None:
+    def note(self, message: str, path: JsonPath, *, container: ContainerSite | None = None) -> None:
         """A finding that explains a decision (why a default was left out) and answers no Pod
         Security Standards check: every face shows it, the webhook among its warnings."""
         self.findings.append(

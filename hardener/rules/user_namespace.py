@@ -49,7 +49,7 @@ from collections.abc import Callable
 from typing import Final
 
 from hardener.image_facts import parse_image_user
-from hardener.locate import ContainerSite, Path
+from hardener.locate import ContainerSite, JsonPath
 from hardener.rules.base import MISSING, Rule, RuleContext, as_bool
 from hardener.userns import MAX_ID, Conflict, conflicts
 
@@ -96,10 +96,10 @@ def _id(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _blockers(ctx: RuleContext) -> list[tuple[str, str, Path]]:
+def _blockers(ctx: RuleContext) -> list[tuple[str, str, JsonPath]]:
     """What keeps this pod from a user namespace: ``(code, reason, field)`` in order."""
     site = ctx.site
-    found: list[tuple[str, str, Path]] = []
+    found: list[tuple[str, str, JsonPath]] = []
     if ctx.windows:
         found.append(
             ("windows", "it is a Windows pod; user namespaces are Linux only", site.spec_path)
@@ -127,13 +127,13 @@ def _blockers(ctx: RuleContext) -> list[tuple[str, str, Path]]:
     return found
 
 
-def _unmapped_ids(ctx: RuleContext) -> list[tuple[str, str, Path]]:
+def _unmapped_ids(ctx: RuleContext) -> list[tuple[str, str, JsonPath]]:
     """Ids outside what a pod's user namespace maps: a process with one cannot start."""
     site = ctx.site
     spec_sc = (*site.spec_path, "securityContext")
-    found: list[tuple[str, str, Path]] = []
+    found: list[tuple[str, str, JsonPath]] = []
 
-    def over(value: object, what: str, path: Path) -> None:
+    def over(value: object, what: str, path: JsonPath) -> None:
         number = _id(value)
         if number is not None and number > MAX_ID:
             found.append(
@@ -166,11 +166,11 @@ def _unmapped_ids(ctx: RuleContext) -> list[tuple[str, str, Path]]:
     return found
 
 
-def _sc(container: ContainerSite, key: str) -> Path:
+def _sc(container: ContainerSite, key: str) -> JsonPath:
     return (*container.path, "securityContext", key)
 
 
-_Over = Callable[[object, str, Path], None]
+_Over = Callable[[object, str, JsonPath], None]
 
 
 def _image_ids(

@@ -62,7 +62,7 @@ from hardener.webhook._server import (
     make_self_signed,
     run_server,
     serve,
-    webhook_configuration,
+    serve_webhook_configuration,
 )
 from hardener.webhook._tls import CertLoadError, CertReloader
 
@@ -104,5 +104,5 @@ __all__ = [
     "review",
     "run_server",
     "serve",
-    "webhook_configuration",
+    "serve_webhook_configuration",
 ]

@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - Windows, or an install without it
     uvloop = None  # type: ignore[assignment]
 from aiohttp import web
 
-from hardener import admission
+from hardener import webhook_config
 from hardener.certs import (
     make_bundle,
     write_bundle,
@@ -64,9 +64,9 @@ __all__ = [
     "make_self_signed",
     "run_server",
     "serve",
+    "serve_webhook_configuration",
     "tune_gc",
     "tune_malloc",
-    "webhook_configuration",
 ]
 
 DEFAULT_SANS: tuple[str, ...] = ("localhost", "127.0.0.1")
@@ -132,7 +132,7 @@ def _url_host(host: str) -> str:
         return host
 
 
-def webhook_configuration(
+def serve_webhook_configuration(
     url: str, ca_bundle: str, *, deadline_seconds: float = 3.0
 ) -> dict[str, Any]:
     """A ``MutatingWebhookConfiguration`` that sends hardener's kinds to ``url``.
@@ -141,7 +141,7 @@ def webhook_configuration(
     sits above the in-handler deadline, so the API server gets hardener's own answer.
     """
     timeout = min(30, max(1, math.ceil(deadline_seconds) + 2))
-    return admission.webhook_configuration(
+    return webhook_config.webhook_configuration(
         {"url": url, "caBundle": ca_bundle}, timeout_seconds=timeout
     )
 
@@ -150,7 +150,7 @@ def _banner(options: ServeOptions, generated: SelfSigned, port: int) -> str:
     ca_bundle = base64.b64encode(generated.ca_cert).decode("ascii")
     host = options.sans[0] if options.sans else DEFAULT_SANS[0]
     url = f"https://{_url_host(host)}:{port}/mutate"
-    document = webhook_configuration(
+    document = serve_webhook_configuration(
         url, ca_bundle, deadline_seconds=options.config.webhook.deadline_seconds
     )
     names = ", ".join(dict.fromkeys([*DEFAULT_SANS, *options.sans]))

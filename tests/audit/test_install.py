@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hardener.audit import InstallError, webhook_configuration
+from hardener.audit import InstallError, install_webhook_configuration
 from hardener.certs import make_bundle
 from hardener.cli import main
 
@@ -70,7 +70,7 @@ def _without_client(obj: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_configuration_is_deploy_base(ca_pem: bytes) -> None:
     base = _rendered_base()
-    ours = webhook_configuration(ca_pem, service="hardener", namespace="hardener-system")
+    ours = install_webhook_configuration(ca_pem, service="hardener", namespace="hardener-system")
     assert _without_client(ours) == _without_client(base)
     assert ours["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "hardener"
     for mine, theirs in zip(ours["webhooks"], base["webhooks"], strict=True):
@@ -80,7 +80,7 @@ def test_the_configuration_is_deploy_base(ca_pem: bytes) -> None:
 
 
 def test_the_webhook_leaves_its_own_namespace_out(ca_pem: bytes) -> None:
-    ours = webhook_configuration(ca_pem, service="hooks", namespace="security")
+    ours = install_webhook_configuration(ca_pem, service="hooks", namespace="security")
     for webhook in ours["webhooks"]:
         assert webhook["clientConfig"]["service"] == {
             "name": "hooks",
@@ -90,7 +90,7 @@ def test_the_webhook_leaves_its_own_namespace_out(ca_pem: bytes) -> None:
         }
         excluded = webhook["namespaceSelector"]["matchExpressions"][0]["values"]
         assert excluded == ["kube-system", "kube-public", "kube-node-lease", "security"]
-    by_url = webhook_configuration(ca_pem, url="https://hooks.example.com:8443/mutate")
+    by_url = install_webhook_configuration(ca_pem, url="https://hooks.example.com:8443/mutate")
     assert by_url["webhooks"][0]["clientConfig"]["url"] == "https://hooks.example.com:8443/mutate"
     assert "service" not in by_url["webhooks"][0]["clientConfig"]
 
@@ -106,7 +106,7 @@ def test_the_webhook_leaves_its_own_namespace_out(ca_pem: bytes) -> None:
 )
 def test_bad_urls(ca_pem: bytes, url: str, problem: str) -> None:
     with pytest.raises(InstallError, match=problem):
-        webhook_configuration(ca_pem, url=url)
+        install_webhook_configuration(ca_pem, url=url)
 
 
 def _install(

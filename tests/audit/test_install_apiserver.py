@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hardener.audit import NODE_READER_RULES, webhook_configuration
+from hardener.audit import NODE_READER_RULES, install_webhook_configuration
 from hardener.certs import make_bundle
 from hardener.cli import main
 from tests.apiserver import APIServer
@@ -91,7 +91,7 @@ def test_install_dry_run_install_update_and_uninstall(
     kc = ("--kubeconfig", str(apiserver.kubeconfig))
     args = ("install", *kc, "--service", "hardener", "--namespace", "hardener-system")
     args += ("--ca-bundle", str(ca[0]))
-    expected = webhook_configuration(ca[1], service="hardener", namespace="hardener-system")
+    expected = install_webhook_configuration(ca[1], service="hardener", namespace="hardener-system")
 
     code, out, err = _run(capsys, *args, "--dry-run")
     assert code == 0, err
@@ -163,7 +163,7 @@ def test_install_conflicts_with_another_field_manager(
     kc = ("--kubeconfig", str(apiserver.kubeconfig))
     args = ("install", *kc, "--url", "https://hooks.example.com/mutate", "--ca-bundle", str(ca[0]))
     assert _run(capsys, *args)[0] == 0
-    other = webhook_configuration(ca[1], url="https://hooks.example.com/mutate")
+    other = install_webhook_configuration(ca[1], url="https://hooks.example.com/mutate")
     for webhook in other["webhooks"]:
         webhook["failurePolicy"] = "Fail"
     apiserver.must(

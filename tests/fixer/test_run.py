@@ -141,7 +141,7 @@ def test_findings_about_what_remains_are_optional() -> None:
     full = fix_text(text, "pod.yaml", FixOptions(config=ASSUME_NONROOT))
     lean = fix_text(text, "pod.yaml", FixOptions(config=ASSUME_NONROOT, evaluate=False))
     assert full.fixed == lean.fixed is not None
-    assert [f.check for f in full.documents[0].findings] == ["hostNamespaces"]
+    assert [f.check_or_rule for f in full.documents[0].findings] == ["hostNamespaces"]
     assert full.documents[0].findings[0].line == 8  # the hostPID line
     assert lean.documents[0].findings == []
 
@@ -408,24 +408,24 @@ def test_check_text_places_findings_and_after_fix_clears_fixable_ones() -> None:
     text = POD + ports
     before = check_text(text, "pod.yaml", CheckOptions())
     [document] = before.documents
-    checks = {f.check for f in document.findings}
+    checks = {f.check_or_rule for f in document.findings}
     assert {"runAsNonRoot", "allowPrivilegeEscalation", "hostPorts"} <= checks
-    host_port = next(f for f in document.findings if f.check == "hostPorts")
+    host_port = next(f for f in document.findings if f.check_or_rule == "hostPorts")
     assert (host_port.line, host_port.column) == (12, 7) and not host_port.fixable
     after = check_text(text, "pod.yaml", CheckOptions(after_fix=True))
     [fixed] = after.documents
     # nginx's user is not known: fix leaves runAsNonRoot out (images.unknown: keep).
-    assert {f.check for f in fixed.findings} == {"hostPorts", "runAsNonRoot"}
+    assert {f.check_or_rule for f in fixed.findings} == {"hostPorts", "runAsNonRoot"}
     assert fixed.changes  # what fix would change is listed too
     after = check_text(text, "pod.yaml", CheckOptions(after_fix=True, config=ASSUME_NONROOT))
-    assert {f.check for f in after.documents[0].findings} == {"hostPorts"}
+    assert {f.check_or_rule for f in after.documents[0].findings} == {"hostPorts"}
 
 
 def test_check_text_baseline_and_version() -> None:
     result = check_text(POD, "pod.yaml", CheckOptions(level="baseline"))
     assert [d.findings for d in result.documents] == [[]]
     old = check_text(POD, "pod.yaml", CheckOptions(level="restricted", version="v1.18"))
-    checks = {f.check for d in old.documents for f in d.findings}
+    checks = {f.check_or_rule for d in old.documents for f in d.findings}
     assert "seccompProfile_restricted" not in checks  # restricted seccomp starts at v1.19
     assert "runAsNonRoot" in checks
 

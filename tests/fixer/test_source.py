@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hardener.fixer.source import Document, SourceError, SourceFile, skip_reason
+from hardener.fixer.source import Document, SourceError, SourceFile, file_skip_reason
 from hardener.model import HardenerError
 
 MULTI = """\
@@ -212,5 +212,5 @@ def test_tabs_inside_block_scalars_and_values_are_fine() -> None:
         ("data: {a: {b: 1}}\n", None),
     ],
 )
-def test_skip_reason(text: str, reason: str | None) -> None:
-    assert skip_reason(text) == reason
+def test_file_skip_reason(text: str, reason: str | None) -> None:
+    assert file_skip_reason(text) == reason

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from hardener.engine import plan
-from hardener.fixer.source import EditError, SourceError, SourceFile, skip_reason
+from hardener.fixer.source import EditError, SourceError, SourceFile, file_skip_reason
 from hardener.locate import pod_sites
 from hardener.model import HardenerError, Operation
 from hardener.pointer import join
@@ -134,7 +134,7 @@ def corpus_figures(
         except UnicodeDecodeError:
             figures["not utf-8"] += 1
             continue
-        if skip_reason(text) is not None:
+        if file_skip_reason(text) is not None:
             figures["skipped (template)"] += 1
             continue
         try:

@@ -3,7 +3,7 @@
 Two webhook processes run from one ``hardener certs`` bundle (its certificate carries the IP
 address 127.0.0.1, which the API server checks when it calls ``https://127.0.0.1:PORT``): one
 in the default mutate mode and one in warn mode. Each is registered with a
-MutatingWebhookConfiguration built by ``hardener.admission`` (``url`` client config,
+MutatingWebhookConfiguration built by ``hardener.webhook_config`` (``url`` client config,
 ``failurePolicy: Fail``) whose namespace selector also asks for ``e2e.hardener.dev/mode``, so a
 namespace chooses its webhook by that label. Both learn image facts from the offline table
 only (``images.lookup: false``, an empty cache), so that what they decide does not depend on
@@ -26,11 +26,11 @@ from typing import Any
 
 import pytest
 
-from hardener.admission import webhook_configuration
 from hardener.cli import main
 from hardener.config import ImageSettings
 from hardener.image_facts import ImageFacts
 from hardener.images import resolve_images_sync
+from hardener.webhook_config import webhook_configuration
 from tests.apiserver import APIServer
 from tests.conftest import free_port
 

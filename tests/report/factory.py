@@ -71,7 +71,7 @@ def finding(
     check: str, line: int, column: int, *, fixable: bool = False, **kw: Any
 ) -> LocatedFinding:
     return LocatedFinding(
-        check=check,
+        check_or_rule=check,
         level=kw.pop("level", "baseline"),
         container=kw.pop("container", "app"),
         line=line,

@@ -121,14 +121,14 @@ def test_figures_in_the_rendered_dom(
         1 for d in documents if any(not f.fixable for f in d.findings)
     )
     # The heat map's columns add up to the violations by check of the run.
-    for check in {f.check for d in documents for f in d.findings}:
+    for check in {f.check_or_rule for d in documents for f in d.findings}:
         cells = re.findall(rf'data-check="{re.escape(check)}"[^>]*>(\d+) → (\d+)<', dom)
         assert cells, check
         now = sum(int(a) for a, _ in cells)
         after = sum(int(b) for _, b in cells)
-        assert now == sum(1 for d in documents for f in d.findings if f.check == check)
+        assert now == sum(1 for d in documents for f in d.findings if f.check_or_rule == check)
         assert after == sum(
-            1 for d in documents for f in d.findings if f.check == check and not f.fixable
+            1 for d in documents for f in d.findings if f.check_or_rule == check and not f.fixable
         )
     assert "<h2" in dom and "<th scope=" in dom  # real headings and tables
 

@@ -539,14 +539,16 @@ def test_check_reports_user_namespace_invalid_at_the_exact_line() -> None:
         (d.name, f.line, f.pointer)
         for d in result.documents
         for f in d.findings
-        if f.check == INVALID_CHECK
+        if f.check_or_rule == INVALID_CHECK
     ]
     assert found == [
         ("p", 7, "/spec/hostPID"),
         ("p", 13, "/spec/containers/0/volumeDevices"),
         ("p", 6, "/spec/hostUsers"),
     ]
-    messages = [f.message for d in result.documents for f in d.findings if f.check == INVALID_CHECK]
+    messages = [
+        f.message for d in result.documents for f in d.findings if f.check_or_rule == INVALID_CHECK
+    ]
     assert messages[2] == (
         "hostUsers: false is set, but the pod is a Windows pod (os.name: windows): the API "
         "server rejects the two together; remove one of them"
@@ -559,7 +561,7 @@ def test_check_follows_the_v1_35_relaxation() -> None:
     )
     latest = check_text(text, "p.yaml", CheckOptions())
     old = check_text(text, "p.yaml", CheckOptions(version="v1.34"))
-    checks = [{f.check for d in r.documents for f in d.findings} for r in (latest, old)]
+    checks = [{f.check_or_rule for d in r.documents for f in d.findings} for r in (latest, old)]
     assert not {"runAsNonRoot", "runAsUser"} & checks[0]
     assert {"runAsNonRoot", "runAsUser"} <= checks[1]
 

@@ -32,7 +32,7 @@ from cryptography import x509
 from hardener.certs import make_bundle, write_bundle
 from hardener.cli import main
 from hardener.config import default_config
-from hardener.webhook import ServeOptions, serve, webhook_configuration
+from hardener.webhook import ServeOptions, serve, serve_webhook_configuration
 from tests.conftest import free_port as _free_port
 from tests.webhook.conftest import admission_review, decode_patch
 from tests.webhook.test_review import POD
@@ -150,7 +150,7 @@ async def test_serve_works_out_of_the_box_with_a_generated_ca(
 
 def test_webhook_configuration_timeout_stays_above_the_deadline() -> None:
     for deadline, timeout in ((0.5, 3), (3.0, 5), (10.0, 12), (29.5, 30)):
-        doc = webhook_configuration("https://h:1/mutate", "Zm9v", deadline_seconds=deadline)
+        doc = serve_webhook_configuration("https://h:1/mutate", "Zm9v", deadline_seconds=deadline)
         assert {hook["timeoutSeconds"] for hook in doc["webhooks"]} == {timeout}
 
 

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from hardener.model import json_type
 from hardener.pss._version import Version
-from hardener.pss._view import ContainerView, Holder, Path, PodView, Problem, quote
+from hardener.pss._view import ContainerView, Holder, JsonPath, PodView, Problem, quote
 
 # Policy versions where a check changes its behaviour.
 V1_19_SECCOMP_FIELDS: Final[Version] = (1, 19)
@@ -42,7 +42,7 @@ def volume_label(volume: Mapping[str, Any], index: int) -> str:
 
 
 def must_not_be_true(
-    value: Any, who: str, field: str, path: Path, container: str | None
+    value: Any, who: str, field: str, path: JsonPath, container: str | None
 ) -> Iterator[Problem]:
     if value is True:
         yield Problem(f"{who} must not set {field}=true", path, container)

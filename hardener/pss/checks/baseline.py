@@ -20,7 +20,7 @@ from hardener.locate import (
 from hardener.model import json_type
 from hardener.pss._capabilities import baseline_may_add
 from hardener.pss._version import Version
-from hardener.pss._view import ContainerView, Holder, Path, PodView, Problem, quote
+from hardener.pss._view import ContainerView, Holder, JsonPath, PodView, Problem, quote
 from hardener.pss.checks._common import (
     V1_19_SECCOMP_FIELDS,
     V1_31_SELINUX_ENGINE,
@@ -331,7 +331,7 @@ _HOOKS: Final = ("postStart", "preStop")
 _HANDLERS: Final = ("httpGet", "tcpSocket")
 
 
-def _hosts(c: ContainerView, where: Path, holder: Any) -> Iterator[Problem]:
+def _hosts(c: ContainerView, where: JsonPath, holder: Any) -> Iterator[Problem]:
     """A probe or lifecycle hook (``where`` in the container) whose handler names a host."""
     if not isinstance(holder, dict):
         return
