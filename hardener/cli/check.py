@@ -14,18 +14,17 @@ from typing import Any
 from hardener import __version__
 from hardener.cli.fix import add_common_arguments, load_run_config, look_up_images, read_stdin
 from hardener.fixer.files import STDIN, FileReadError, collect_paths
-from hardener.fixer.output import (
-    Progress,
-    check_lines,
-    check_summary,
-    error_line,
-    use_color,
-    user_namespaces_line,
-)
+from hardener.fixer.output import Progress, use_color
 from hardener.fixer.run import CheckOptions, check_text, check_worker, read_error_result, run_files
 from hardener.model import ConfigError
 from hardener.pss import LEVELS, canonical_version
-from hardener.report import render
+from hardener.report import (
+    check_lines,
+    check_summary,
+    error_line,
+    render,
+    user_namespaces_line,
+)
 from hardener.results import FileResult
 
 __all__ = ["register", "run"]

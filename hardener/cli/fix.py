@@ -26,14 +26,7 @@ from hardener.fixer.files import (
     display_path,
     link_roots,
 )
-from hardener.fixer.output import (
-    Progress,
-    error_line,
-    fix_lines,
-    fix_summary,
-    use_color,
-    user_namespaces_line,
-)
+from hardener.fixer.output import Progress, use_color
 from hardener.fixer.run import (
     CheckOptions,
     FixOptions,
@@ -46,7 +39,16 @@ from hardener.fixer.run import (
 )
 from hardener.images import lookup_run
 from hardener.model import ConfigError
-from hardener.report import FORMATS, ImageReport, render, unified_diff
+from hardener.report import (
+    FORMATS,
+    ImageReport,
+    error_line,
+    fix_lines,
+    fix_summary,
+    render,
+    unified_diff,
+    user_namespaces_line,
+)
 from hardener.results import FileResult
 
 __all__ = [

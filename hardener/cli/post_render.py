@@ -17,11 +17,11 @@ from typing import Any
 from hardener.cli.fix import load_run_config
 from hardener.config import PROFILES
 from hardener.fixer.files import FileReadError, decode
-from hardener.fixer.output import check_lines
 from hardener.fixer.run import images_in_text
 from hardener.fixer.stream import StreamError, harden_stream
 from hardener.images import lookup_run
 from hardener.model import ConfigError
+from hardener.report import check_lines
 from hardener.results import FileResult
 
 __all__ = ["register", "run"]

@@ -3,7 +3,9 @@
 Formats (``--format``):
 
 - ``text``: one ``path:line:col: [id] message`` line per change or finding and a closing
-  summary; with ``diff=True`` a unified diff per changed file.
+  summary; with ``diff=True`` a unified diff per changed file. The lines and summaries that
+  ``fix`` and ``check`` print in their default output (``fix_lines``, ``check_lines``,
+  ``error_line``, ``fix_summary``, ``check_summary``) live beside it, in ``_text``.
 - ``json``: ``hardener.results.to_json`` plus ``command``, ``summary`` and ``images``,
   described by the JSON Schema ``hardener/data/hardener-report.schema.json``
   (see ``json_schema()``).
@@ -38,7 +40,16 @@ from hardener.report._posture import (
 )
 from hardener.report._sarif import render_sarif
 from hardener.report._style import BOLD, CYAN, GREEN, MAGENTA, RED, RESET, YELLOW, paint, plural
-from hardener.report._text import render_text
+from hardener.report._text import (
+    LeftOut,
+    check_lines,
+    check_summary,
+    error_line,
+    fix_lines,
+    fix_summary,
+    render_text,
+    user_namespaces_line,
+)
 from hardener.results import FileResult
 
 __all__ = [
@@ -54,8 +65,14 @@ __all__ = [
     "ChangeLine",
     "FindingLine",
     "ImageReport",
+    "LeftOut",
     "Posture",
     "WorkloadPosture",
+    "check_lines",
+    "check_summary",
+    "error_line",
+    "fix_lines",
+    "fix_summary",
     "json_schema",
     "paint",
     "plural",
@@ -63,6 +80,7 @@ __all__ = [
     "render",
     "render_html",
     "unified_diff",
+    "user_namespaces_line",
 ]
 
 FORMATS: tuple[str, ...] = ("text", "json", "sarif", "github", "markdown", "html")
