@@ -7,7 +7,7 @@ that tools parse: fields may be added, never renamed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
@@ -33,16 +33,7 @@ class LocatedChange:
     container: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "pointer": self.pointer,
-            "line": self.line,
-            "column": self.column,
-            "message": self.message,
-            "before": self.before,
-            "after": self.after,
-            "container": self.container,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -62,17 +53,12 @@ class LocatedFinding:
     rule: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check_or_rule,
-            "level": self.level,
-            "container": self.container,
-            "line": self.line,
-            "column": self.column,
-            "message": self.message,
-            "fixable": self.fixable,
-            "pointer": self.pointer,
-            "rule": self.rule,
-        }
+        return asdict(self, dict_factory=_finding_keys)
+
+
+def _finding_keys(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A finding's fields under their JSON keys: ``check_or_rule`` is ``check``."""
+    return {("check" if key == "check_or_rule" else key): value for key, value in items}
 
 
 @dataclass

@@ -7,7 +7,7 @@ a contract that tools parse: fields may be added, never renamed.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hardener.audit._userns import UserNamespaceAudit
@@ -43,12 +43,7 @@ class Policy:
         return f"{self.level} ({self.version})"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "level": self.level,
-            "version": self.version,
-            "source": self.source,
-            "note": self.note,
-        }
+        return asdict(self)
 
 
 def _violation_json(violation: Violation) -> dict[str, Any]:
@@ -187,13 +182,7 @@ class Denied:
         return f"{self.resource}{where}: {self.code} {self.reason}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "resource": self.resource,
-            "namespace": self.namespace,
-            "code": self.code,
-            "reason": self.reason,
-            "message": self.message,
-        }
+        return asdict(self)
 
 
 @dataclass
