@@ -17,18 +17,23 @@ Opt-out annotations, on the workload or on the pod template (the template wins):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hardener.config import Config, default_config
 from hardener.image_facts import ImageFacts
 from hardener.kubelet import is_windows
-from hardener.locate import ContainerSite, PodSite, pod_sites
+from hardener.locate import ContainerSite, JsonPath, PodSite, pod_sites
 from hardener.model import Change, Decision, Finding, Plan
 from hardener.patch import PatchBuilder
 from hardener.pointer import join
-from hardener.pss import V1_35_USER_NAMESPACES, evaluate_pod, parse_version
+from hardener.pss import (
+    V1_35_USER_NAMESPACES,
+    Violation,
+    evaluate_pod,
+    parse_version,
+)
 from hardener.records import picklable
 from hardener.rules import RULES_BY_ID, RuleContext
 from hardener.switch import let_others_run
@@ -41,6 +46,7 @@ __all__ = [
     "Scope",
     "is_windows",
     "plan",
+    "still_violated",
 ]
 
 SKIP_ANNOTATION: Final = "hardener.dev/skip"
@@ -219,7 +225,10 @@ def plan(
             rule.apply(ctx)
     ops = builder.ops()
     if evaluate and considered:
-        findings.extend(_still_violated(builder.result(), considered, config, findings))
+        after = still_violated(
+            builder.result(), config, reported=findings, sites=[sites[n] for n in considered]
+        )
+        findings.extend(_as_findings(after))
     return Plan(
         ops=ops,
         changes=changes,
@@ -248,39 +257,87 @@ def _relaxes_user_namespaces(version: str) -> bool:
     return parsed is None or parsed >= V1_35_USER_NAMESPACES
 
 
-def _still_violated(
-    hardened: Any, considered: list[int], config: Config, reported: list[Finding]
-) -> list[Finding]:
-    """PSS violations left in the hardened object, as findings."""
-    known = {(f.check, f.container) for f in reported if f.check}
-    patched_sites = pod_sites(hardened)
-    result: list[Finding] = []
-    for number in considered:
-        site = patched_sites[number]
-        for violation in evaluate_pod(
-            site.spec,
-            site.metadata,
+def still_violated(
+    hardened: Any,
+    config: Config,
+    *,
+    namespace: str | None = None,
+    scope: Scope | None = None,
+    reported: Sequence[Finding] = (),
+    sites: Sequence[PodSite] | None = None,
+) -> list[Violation]:
+    """What the config's Pod Security Standards level and version still flag in ``hardened``,
+    the object as the ops leave it (``Plan.hardened``): the one "after hardening" verdict of the
+    webhook, ``fix`` and ``audit``.
+
+    ``sites`` are the pod sites that ``plan`` considered, located in the object before
+    hardening: their pods are read at the same places in ``hardened``, not located again.
+    Without them, the pods of ``hardened`` are located, and those the config exempts (by the
+    object's namespace, else ``namespace``, or its name) are none of hardener's business.
+    With ``scope`` (an ephemeral-container update) only the containers in scope are reported:
+    nothing else may change. A (check, container) pair in ``reported`` (the rules' findings)
+    is not reported twice.
+    """
+    if sites is None:
+        located = pod_sites(hardened)
+        if located and (config.exempt_namespaces or config.exempt_names):
+            located = [
+                site
+                for site in located
+                if not config.is_exempt(site.namespace or namespace, site.name)
+            ]
+        pods = [(site, site.spec, site.metadata) for site in located]
+    else:
+        pods = [
+            (site, _at(hardened, site.spec_path), _at(hardened, site.meta_path)) for site in sites
+        ]
+    violations: list[Violation] = []
+    for site, spec, metadata in pods:
+        violations += evaluate_pod(
+            spec,
+            metadata,
             level=config.level,
             version=config.version,
             spec_pointer=site.spec_pointer,
             meta_pointer=site.meta_pointer,
-        ):
-            if (violation.check, violation.container) in known:
-                continue
-            result.append(
-                Finding(
-                    rule="pss",
-                    message=violation.message,
-                    pointer=violation.pointer,
-                    check=violation.check,
-                    level=violation.level,
-                    container=violation.container,
-                    # Still there after hardening: not something hardener fix sets (e.g.
-                    # runAsNonRoot left out for an image that runs as root).
-                    fixable=False,
-                )
-            )
-    return result
+        )
+    only = scope.ephemeral_containers if scope is not None else None
+    if only is not None:
+        violations = [v for v in violations if v.container in only]
+    known = {(f.check, f.container) for f in reported if f.check} if reported else None
+    if known:
+        violations = [v for v in violations if (v.check, v.container) not in known]
+    return violations
+
+
+def _at(document: Any, path: JsonPath) -> Any:
+    """What ``path`` holds in ``document`` (``None`` where nothing is)."""
+    node = document
+    for key in path:
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            node = node[key]
+        else:
+            return None
+    return node
+
+
+def _as_findings(violations: list[Violation]) -> list[Finding]:
+    return [
+        Finding(
+            rule="pss",
+            message=violation.message,
+            pointer=violation.pointer,
+            check=violation.check,
+            level=violation.level,
+            container=violation.container,
+            # Still there after hardening: not something hardener fix sets (e.g.
+            # runAsNonRoot left out for an image that runs as root).
+            fixable=False,
+        )
+        for violation in violations
+    ]
 
 
 _DEFAULT: Final = default_config()

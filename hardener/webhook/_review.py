@@ -47,7 +47,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 import orjson
 
 from hardener.config import Config
-from hardener.engine import Scope, plan
+from hardener.engine import Scope, plan, still_violated
 from hardener.image_facts import ImageFacts
 from hardener.locate import KINDS, pod_sites
 from hardener.model import (
@@ -59,7 +59,7 @@ from hardener.model import (
     json_type,
     preview,
 )
-from hardener.pss import Violation, evaluate
+from hardener.pss import Violation
 from hardener.rules.user_namespace import RULE as USER_NAMESPACE_RULE
 from hardener.userns import Support
 
@@ -374,34 +374,6 @@ def _in_scope(container: str | None, scope: Scope | None) -> bool:
     return only is None or container in only
 
 
-def _still_violated(
-    hardened: JSONObject,
-    config: Config,
-    namespace: str | None,
-    scope: Scope | None,
-) -> list[Violation]:
-    """What ``hardener.pss.evaluate`` finds in the object as the ops leave it.
-
-    That is the object as it will be stored (or, in warn mode, as it would be); the engine
-    hands it over (``Plan.hardened``). An exempt object is none of hardener's business: no
-    verdict. For an ephemeral-container update only the new containers are reported:
-    nothing else may change.
-    """
-    if config.exempt_namespaces or config.exempt_names:
-        metadata = hardened.get("metadata")
-        metadata = metadata if isinstance(metadata, dict) else {}
-        own_namespace, own_name = metadata.get("namespace"), metadata.get("name")
-        if config.is_exempt(
-            own_namespace if isinstance(own_namespace, str) else namespace,
-            own_name if isinstance(own_name, str) else None,
-        ):
-            return []
-    violations = evaluate(hardened, level=config.level, version=config.version)
-    if scope is None:
-        return violations
-    return [v for v in violations if _in_scope(v.container, scope)]
-
-
 def _warnings(
     by_rule: dict[str, list[str]],
     violations: Sequence[Violation],
@@ -681,7 +653,7 @@ def finish_review(
         outcome = "unchanged"
 
     try:
-        violations = _still_violated(decided.hardened, config, namespace, scope)
+        violations = still_violated(decided.hardened, config, namespace=namespace, scope=scope)
     except InvalidObjectError as exc:
         return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
     findings = decided.findings
