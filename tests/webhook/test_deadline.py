@@ -87,7 +87,16 @@ async def test_work_queued_for_a_thread_past_its_deadline_never_starts(
         json.dumps(admission_review(copy.deepcopy(pod), uid=uid)).encode()
         for uid in ("slow", "queued-1", "queued-2")
     ]
-    answers = await asyncio.gather(*(_post(client, body) for body in bodies))
+    # The slow review first, and holding the thread, before the others arrive (on a busy
+    # machine three requests sent at once may reach the server in any order).
+    slow = asyncio.ensure_future(_post(client, bodies[0]))
+    for _ in range(500):
+        if prepared:
+            break
+        await asyncio.sleep(0.01)
+    assert prepared == ["slow"]
+    queued = await asyncio.gather(*(_post(client, body) for body in bodies[1:]))
+    answers = [await slow, *queued]
     for status, error in answers:
         assert status == 400
         assert "could not be decoded within the deadline" in error["error"]
