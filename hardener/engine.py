@@ -286,8 +286,10 @@ def still_violated(
                 for site in located
                 if not config.is_exempt(site.namespace or namespace, site.name)
             ]
-        pods = [(site, site.spec, site.metadata) for site in located]
+        pods: list[tuple[PodSite, Any, Any]] = [(s, s.spec, s.metadata) for s in located]
     else:
+        # A value the ops left absent (no pod metadata) is read as None, which the evaluator
+        # takes as empty.
         pods = [
             (site, _at(hardened, site.spec_path), _at(hardened, site.meta_path)) for site in sites
         ]
