@@ -22,7 +22,6 @@ from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = "import sys; from hardener.cli import main; sys.exit(main())"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def hardener(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -167,18 +166,6 @@ def open_fds(pid: int) -> int:
 
 def threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
-
-
-def update_results(start: str, end: str, section: str) -> None:
-    """Replace the part of RESULTS.md between ``start`` and ``end`` (append it if missing)."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        _, after = rest.split(end, 1)
-        text = before + section.rstrip("\n") + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
 
 
 def memory_limit_mib() -> int:

@@ -48,7 +48,9 @@ from hardener.results import FileResult
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[2]
-RESULTS = HERE.parent / "RESULTS.md"
+sys.path.insert(0, str(REPO))
+from tests.bench._results import replace_section  # noqa: E402
+
 SECTION = "## fix"
 START = "<!-- fix-bench:start -->"
 END = "<!-- fix-bench:end -->"
@@ -350,14 +352,7 @@ def measure(corpus: Path, repeat: int) -> str:
 def write_section(section: str) -> None:
     """Replace (or append) the fix section of RESULTS.md, between its markers, leaving the
     other sections as they are."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{START}\n{section.strip()}\n{END}"
-    pattern = re.compile(rf"{re.escape(START)}.*?{re.escape(END)}", re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    replace_section(START, END, section)
 
 
 def main_cli(argv: list[str] | None = None) -> int:

@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -46,8 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-
 from hardener.images import ImageResolver  # noqa: E402
+from tests.bench._results import replace_section  # noqa: E402
 from tests.images.conftest import (  # noqa: E402
     image_config,
     layer,
@@ -55,7 +54,6 @@ from tests.images.conftest import (  # noqa: E402
     start_registry,
 )
 
-RESULTS = ROOT / "tests" / "bench" / "RESULTS.md"
 START, END = "<!-- images-bench:start -->", "<!-- images-bench:end -->"
 
 
@@ -295,17 +293,6 @@ Hub would (`bench/img7:1`), served by Debian's docker-registry on loopback as th
 {FIX_END}"""
 
 
-def update_results(section: str, start: str, end: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8")
-    if start in text:
-        text = re.sub(
-            re.escape(start) + ".*?" + re.escape(end), lambda _: section, text, flags=re.S
-        )
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100)
@@ -324,7 +311,7 @@ def main() -> None:
         section = render_fix(args.images, args.repeat, fix_results)
         print(section)
         if args.update_results:
-            update_results(section, FIX_START, FIX_END)
+            replace_section(FIX_START, FIX_END, section)
         return
     with tempfile.TemporaryDirectory() as workdir:
         registry = start_registry(Path(workdir), None)
@@ -336,14 +323,7 @@ def main() -> None:
     section = render(args.images, args.repeat, results)
     print(section)
     if args.update_results:
-        text = RESULTS.read_text(encoding="utf-8")
-        if START in text:
-            text = re.sub(
-                re.escape(START) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S
-            )
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        RESULTS.write_text(text, encoding="utf-8")
+        replace_section(START, END, section)
 
 
 if __name__ == "__main__":

@@ -38,13 +38,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.bench._results import replace_section
 from tests.bench._serve import (
     Server,
     memory_limit_mib,
     reset_peak,
     start_server,
     status_kib,
-    update_results,
 )
 
 START_MARK = "<!-- memory-bench:start -->"
@@ -263,7 +263,7 @@ def main() -> None:
     section = _render(rows, crowds)
     print(section)
     if args.update_results:
-        update_results(START_MARK, END_MARK, section)
+        replace_section(START_MARK, END_MARK, section)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-RESULTS = HERE / "RESULTS.md"
+sys.path.insert(0, str(REPO))
+from tests.bench._results import replace_section  # noqa: E402
+
 START_MARK = "<!-- webhook-bench:start -->"
 END_MARK = "<!-- webhook-bench:end -->"
 CONCURRENCY = (1, 8, 64)
@@ -917,7 +919,7 @@ def benchmark(duration: float, warmup: float, update_results: bool, attribute: b
     )
     print(section)
     if update_results:
-        _update_results(section)
+        replace_section(START_MARK, END_MARK, section)
 
 
 def _render(
@@ -1046,17 +1048,6 @@ def _attribution(measured: list[tuple[str, list[float]]]) -> str:
         "Python code costs more per call in the server than in a warm in-process loop, so "
         "these figures run above the in-process ones.\n"
     )
-
-
-def _update_results(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if START_MARK in text and END_MARK in text:
-        before, rest = text.split(START_MARK, 1)
-        _, after = rest.split(END_MARK, 1)
-        text = before + section.rstrip("\n") + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
 
 
 def main() -> None:

@@ -46,14 +46,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-
 from hardener.config import Config, parse_config  # noqa: E402
 from hardener.images import ImageResolver, LookupMetrics  # noqa: E402
 from hardener.webhook import Metrics, ServerState  # noqa: E402
 from hardener.webhook._app import _review_body  # noqa: E402
+from tests.bench._results import replace_section  # noqa: E402
 from tests.bench.bench_webhook import realistic_review  # noqa: E402
 
-RESULTS = ROOT / "tests" / "bench" / "RESULTS.md"
 START, END = "<!-- webhook-images-bench:start -->", "<!-- webhook-images-bench:end -->"
 MODES = ("off", "warm", "none")
 IMAGE_HOST = "registry.example.com"
@@ -322,16 +321,6 @@ def _render(
     return "\n".join(lines) + "\n"
 
 
-def _update(section: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8")
-    block = f"{START}\n{section}{END}"
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -374,7 +363,7 @@ def main() -> None:
     section = _render(args, timed, instructions, cold, load)
     print(section)
     if args.update_results:
-        _update(section)
+        replace_section(START, END, section)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.bench._results import replace_section
 from tests.bench._serve import (
     Server,
     open_fds,
@@ -53,7 +54,6 @@ from tests.bench._serve import (
     start_server,
     status_kib,
     threads,
-    update_results,
 )
 
 START_MARK = "<!-- soak:start -->"
@@ -544,7 +544,7 @@ def main() -> None:
     print(section)
     print("server log:", result["log"])
     if args.update_results:
-        update_results(START_MARK, END_MARK, section)
+        replace_section(START_MARK, END_MARK, section)
     _, _, growth = _growth(result)
     sys.exit(0 if not result["errors"] and growth < 10 else 1)
 
