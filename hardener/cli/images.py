@@ -14,6 +14,7 @@ from hardener.config import ImageSettings
 from hardener.image_facts import ImageFacts, parse_image_user
 from hardener.images import offline_reason, resolve_images_sync
 from hardener.model import ConfigError
+from hardener.report import facts_json
 
 __all__ = ["register", "render_text", "to_json"]
 
@@ -82,19 +83,7 @@ def _runs_as(facts: ImageFacts) -> str:
 def to_json(results: dict[str, ImageFacts]) -> dict[str, Any]:
     return {
         "images": [
-            {
-                "image": image,
-                "reference": facts.reference,
-                "source": facts.source,
-                "user": facts.user,
-                "uid": facts.uid,
-                "gid": facts.gid,
-                "runs_as": _runs_as(facts),
-                "volumes": list(facts.volumes),
-                "writable_paths": list(facts.writable_paths),
-                "digest": facts.digest,
-                "detail": facts.detail,
-            }
+            {**facts_json(image, facts), "runs_as": _runs_as(facts)}
             for image, facts in results.items()
         ]
     }

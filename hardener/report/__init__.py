@@ -28,7 +28,7 @@ from typing import Any
 from hardener.report._diff import unified_diff
 from hardener.report._github import render_github
 from hardener.report._html import render_html
-from hardener.report._images import ImageReport
+from hardener.report._images import ImageReport, facts_json
 from hardener.report._json import render_json
 from hardener.report._markdown import MARKDOWN_LIMIT, render_markdown
 from hardener.report._posture import (
@@ -71,6 +71,7 @@ __all__ = [
     "check_lines",
     "check_summary",
     "error_line",
+    "facts_json",
     "fix_lines",
     "fix_summary",
     "json_schema",

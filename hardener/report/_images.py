@@ -16,7 +16,7 @@ from typing import Any
 from hardener.image_facts import ImageFacts
 from hardener.report._style import plural
 
-__all__ = ["SOURCES", "ImageReport", "brief_reason"]
+__all__ = ["SOURCES", "ImageReport", "brief_reason", "facts_json"]
 
 SOURCES = ("registry", "cache", "table", "unknown")
 _SHOWN_UNKNOWN = 3
@@ -46,6 +46,22 @@ def brief_reason(facts: ImageFacts) -> str:
     return reason
 
 
+def facts_json(image: str, facts: ImageFacts) -> dict[str, Any]:
+    """One image's facts as the JSON reports and ``images inspect --format json`` give them."""
+    return {
+        "image": image,
+        "reference": facts.reference,
+        "source": facts.source,
+        "user": facts.user,
+        "uid": facts.uid,
+        "gid": facts.gid,
+        "volumes": list(facts.volumes),
+        "writable_paths": list(facts.writable_paths),
+        "digest": facts.digest,
+        "detail": facts.detail,
+    }
+
+
 @dataclass(frozen=True)
 class ImageReport:
     """The images of one run: their facts, whether lookups were off (and why), and how many
@@ -67,21 +83,7 @@ class ImageReport:
             "total": len(self.facts),
             "by_source": self.counts(),
             "requests": self.requests,
-            "images": [
-                {
-                    "image": image,
-                    "reference": facts.reference,
-                    "source": facts.source,
-                    "user": facts.user,
-                    "uid": facts.uid,
-                    "gid": facts.gid,
-                    "volumes": list(facts.volumes),
-                    "writable_paths": list(facts.writable_paths),
-                    "digest": facts.digest,
-                    "detail": facts.detail,
-                }
-                for image, facts in self.facts.items()
-            ],
+            "images": [facts_json(image, facts) for image, facts in self.facts.items()],
         }
 
     def lines(self) -> list[str]:
