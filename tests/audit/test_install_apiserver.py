@@ -5,6 +5,7 @@ stored object, its generation and field managers)."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,12 @@ def test_the_installed_role_lets_the_webhook_read_nodes_and_nothing_else(
     )
     assert code == 0, err
     path, token = _as_account(apiserver, namespace, "webhook", tmp_path)
+    # The API server's authorizer reads RBAC objects from its own watch cache, so a binding
+    # just created takes effect a moment later: wait for it (at most 10 s) before judging.
+    for _ in range(100):
+        if apiserver.request("GET", "/api/v1/nodes", token=token).status != 403:
+            break
+        time.sleep(0.1)
     for verb, url, allowed in (
         ("GET", "/api/v1/nodes", True),
         ("GET", "/api/v1/nodes?watch=true&timeoutSeconds=1", True),
