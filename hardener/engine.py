@@ -133,6 +133,7 @@ def plan(
     evaluate: bool = True,
     images: Mapping[str, ImageFacts] | None = None,
     user_namespaces: Support | None = None,
+    sites: Sequence[PodSite] | None = None,
 ) -> Plan:
     """Decide how to harden every pod in ``obj``.
 
@@ -149,10 +150,14 @@ def plan(
     ``user_namespaces`` is what the caller learnt of the cluster's support for user
     namespaces (the webhook's and the audit's node watch); it counts only under
     ``user-namespaces: auto``, and without it ``auto`` is off (``fix``, ``check``).
+
+    ``sites`` are ``pod_sites(obj)`` when the caller located them already (the webhook sizes
+    the work with them): the pod is located once per object.
     """
     config = config or _DEFAULT
     scope = scope or _ALL
-    sites = pod_sites(obj)
+    if sites is None:
+        sites = pod_sites(obj)
     if not sites:
         return Plan(hardened=obj)
     builder = PatchBuilder(obj)
@@ -167,11 +172,11 @@ def plan(
     facts: Mapping[str, ImageFacts] = images or {}
     run_as = config.rules["run-as-user"].options
     ids = (int(run_as["user"]), int(run_as["group"]))
-    considered: list[int] = []
-    for number, site in enumerate(sites):
+    considered = False
+    for site in sites:
         if config.is_exempt(site.namespace or namespace, site.name):
             continue
-        considered.append(number)
+        considered = True
         annotations = site.annotations()
         opt_outs = _opt_outs(site, annotations, findings)
         if opt_outs.skip_all:
@@ -226,7 +231,7 @@ def plan(
     ops = builder.ops()
     if evaluate and considered:
         after = still_violated(
-            builder.result(), config, reported=findings, sites=[sites[n] for n in considered]
+            builder.result(), config, namespace=namespace, reported=findings, sites=sites
         )
         findings.extend(_as_findings(after))
     return Plan(
@@ -270,28 +275,26 @@ def still_violated(
     the object as the ops leave it (``Plan.hardened``): the one "after hardening" verdict of the
     webhook, ``fix`` and ``audit``.
 
-    ``sites`` are the pod sites that ``plan`` considered, located in the object before
-    hardening: their pods are read at the same places in ``hardened``, not located again.
-    Without them, the pods of ``hardened`` are located, and those the config exempts (by the
-    object's namespace, else ``namespace``, or its name) are none of hardener's business.
+    ``sites`` are the pod sites located in the object before hardening (``plan``'s): their
+    pods are read at the same places in ``hardened``, not located again. Without them, the
+    pods of ``hardened`` are located. Those the config exempts (by the object's namespace,
+    else ``namespace``, or its name) are none of hardener's business.
     With ``scope`` (an ephemeral-container update) only the containers in scope are reported:
     nothing else may change. A (check, container) pair in ``reported`` (the rules' findings)
     is not reported twice.
     """
+    located = pod_sites(hardened) if sites is None else sites
+    if located and (config.exempt_namespaces or config.exempt_names):
+        located = [
+            site for site in located if not config.is_exempt(site.namespace or namespace, site.name)
+        ]
     if sites is None:
-        located = pod_sites(hardened)
-        if located and (config.exempt_namespaces or config.exempt_names):
-            located = [
-                site
-                for site in located
-                if not config.is_exempt(site.namespace or namespace, site.name)
-            ]
         pods: list[tuple[PodSite, Any, Any]] = [(s, s.spec, s.metadata) for s in located]
     else:
         # A value the ops left absent (no pod metadata) is read as None, which the evaluator
         # takes as empty.
         pods = [
-            (site, _at(hardened, site.spec_path), _at(hardened, site.meta_path)) for site in sites
+            (site, _at(hardened, site.spec_path), _at(hardened, site.meta_path)) for site in located
         ]
     violations: list[Violation] = []
     for site, spec, metadata in pods:

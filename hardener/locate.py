@@ -30,7 +30,7 @@ belongs becomes an ``InvalidObjectError`` that names the field, never a crash fu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, Literal
@@ -422,12 +422,13 @@ def pod_sites(obj: Any) -> list[PodSite]:
     return list(_walk(obj, ()))
 
 
-def image_references(obj: Any) -> list[str]:
+def image_references(obj: Any, sites: Sequence[PodSite] | None = None) -> list[str]:
     """The image references the containers of ``obj`` name, as written, each once, in document
     order: the keys of the image facts that ``plan(..., images=...)`` takes. A container whose
-    ``image`` is missing or not a string names none. Raises like ``pod_sites``."""
+    ``image`` is missing or not a string names none. Raises like ``pod_sites``; ``sites`` are
+    ``pod_sites(obj)`` when the caller has them already."""
     seen: dict[str, None] = {}
-    for site in pod_sites(obj):
+    for site in pod_sites(obj) if sites is None else sites:
         for container in site.containers:
             image = container.container.get("image")
             if isinstance(image, str) and image:

@@ -205,7 +205,7 @@ def _prepare(body: bytes, config: Config) -> tuple[ReviewResult | ReviewWork, li
     if isinstance(prepared, ReviewResult):
         return prepared, []
     try:
-        return prepared, image_references(prepared.obj)
+        return prepared, image_references(prepared.obj, prepared.sites)
     except HardenerError:
         return prepared, []
 

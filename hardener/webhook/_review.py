@@ -49,7 +49,7 @@ import orjson
 from hardener.config import Config
 from hardener.engine import Scope, plan, still_violated
 from hardener.image_facts import ImageFacts
-from hardener.locate import KINDS, pod_sites
+from hardener.locate import KINDS, PodSite, pod_sites
 from hardener.model import (
     Change,
     Finding,
@@ -198,7 +198,10 @@ class ReviewWork:
     containers: int
     """Containers of every kind in every pod spec of the object."""
     volumes: int
-    """PSS checks still violated."""
+    """Volumes in every pod spec of the object."""
+    sites: list[PodSite]
+    """The object's pod sites, located once for the sizing, the image list, the rules and the
+    PSS verdict."""
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -510,11 +513,10 @@ def review(
     )
 
 
-def _size(obj: JSONObject) -> tuple[int, int]:
-    """Containers and volumes in every pod spec of ``obj``; ``InvalidObjectError`` when a
-    field on the way to them has the wrong type."""
+def _size(sites: list[PodSite]) -> tuple[int, int]:
+    """Containers and volumes in every pod spec of ``sites``."""
     containers = volumes = 0
-    for site in pod_sites(obj):
+    for site in sites:
         containers += len(site.containers)
         listed = site.spec.get("volumes")
         volumes += len(listed) if isinstance(listed, list) else 0
@@ -579,9 +581,10 @@ def prepare_review(
             return _result(request, _allowed(request["uid"]), "skipped", obj)
         scope = Scope(ephemeral_containers=new)
     try:
-        containers, volumes = _size(obj)
+        sites = pod_sites(obj)
     except InvalidObjectError as exc:
         return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
+    containers, volumes = _size(sites)
     limits = config.webhook
     countable = body_bytes is None or body_bytes // 2 + 1 > limits.max_values
     if countable and _more_values_than(obj, limits.max_values):
@@ -602,7 +605,9 @@ def prepare_review(
                 f"it has {count} {what}, over the limit of {limit} (webhook.{key} in the "
                 "config); hardening it would hold the webhook too long",
             )
-    return ReviewWork(request, obj, scope, request.get("namespace") or None, containers, volumes)
+    return ReviewWork(
+        request, obj, scope, request.get("namespace") or None, containers, volumes, sites
+    )
 
 
 def finish_review(
@@ -629,6 +634,7 @@ def finish_review(
             evaluate=False,
             images=images,
             user_namespaces=user_namespaces,
+            sites=work.sites,
         )
     except InvalidObjectError as exc:
         return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
@@ -653,7 +659,9 @@ def finish_review(
         outcome = "unchanged"
 
     try:
-        violations = still_violated(decided.hardened, config, namespace=namespace, scope=scope)
+        violations = still_violated(
+            decided.hardened, config, namespace=namespace, scope=scope, sites=work.sites
+        )
     except InvalidObjectError as exc:
         return not_hardened_result(request, f"request.object{exc.pointer}", exc.message)
     findings = decided.findings
