@@ -142,7 +142,7 @@ def kind_named(kind: str) -> WorkloadKind | None:
     return _KINDS_BY_NAME.get(kind)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class ContainerSite:
     """One container of a pod site (compared by identity: it stands for one place)."""
 
@@ -157,7 +157,7 @@ class ContainerSite:
         return join_path(self.path)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PodSite:
     """One pod spec inside an object.
 

@@ -96,7 +96,7 @@ class PointerError(HardenerError):
     """A JSON pointer that is malformed or does not resolve against a document."""
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Change:
     """One value the engine decided to set.
 
@@ -112,7 +112,7 @@ class Change:
     container: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Finding:
     """Something still wrong that the engine did not (or must not) change.
 
@@ -131,7 +131,7 @@ class Finding:
     fixable: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Decision:
     """What a rule decided for one pod, by reason, when the decision is worth counting
     (the webhook's metrics, the audit's tallies): ``reason`` is a short code such as

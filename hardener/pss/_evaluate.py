@@ -18,7 +18,7 @@ from hardener.switch import let_others_run
 __all__ = ["Violation", "evaluate", "evaluate_pod"]
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Violation:
     """One reason a pod does not meet a level.
 

@@ -81,7 +81,7 @@ __all__ = ["RULE", "ImageDecision", "decide_image"]
 Action = Literal["non-root", "run-as-uid", "run-as-ids", "assume", "keep", "user-namespace"]
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class ImageDecision:
     """What an image's user means for ``runAsNonRoot`` on a container without ``runAsUser``.
 
@@ -220,7 +220,7 @@ def _user(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class _Verdict:
     """Whether a container can take ``runAsNonRoot: true`` once ``fill`` is set on it."""
 
