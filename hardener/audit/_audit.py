@@ -29,8 +29,7 @@ from hardener.audit._cluster import (
     call,
     list_pages,
 )
-from hardener.audit._results import AuditReport, Denied, NamespaceAudit, Policy, WorkloadAudit
-from hardener.audit._userns import RootWorkload, read_user_namespaces
+from hardener.audit._userns import read_user_namespaces
 from hardener.config import Config
 from hardener.engine import plan
 from hardener.image_facts import ImageFacts
@@ -38,7 +37,15 @@ from hardener.images import images_of, lookup_run
 from hardener.locate import WorkloadKind, kind_named, pod_sites
 from hardener.model import InvalidObjectError
 from hardener.pss import Violation, evaluate, format_version, parse_version
-from hardener.report import ImageReport
+from hardener.report import (
+    AuditReport,
+    Denied,
+    ImageReport,
+    NamespaceAudit,
+    Policy,
+    RootWorkload,
+    WorkloadAudit,
+)
 from hardener.rules.user_namespace import RULE as USER_NAMESPACE_RULE
 from hardener.userns import Support, runs_as_root
 
@@ -189,6 +196,7 @@ def audit_workload(
         name=name,
         policy=policy,
         obj=obj,
+        hardened=obj,
     )
     try:
         result.before = _violations(obj, policy)
@@ -202,6 +210,7 @@ def audit_workload(
         result.ops = decided.ops
         result.changes = decided.changes
         result.findings = decided.findings
+        result.hardened = decided.hardened
         for decision in decided.decisions:
             if decision.rule == USER_NAMESPACE_RULE.id:
                 result.user_namespace = decision.reason
@@ -213,6 +222,7 @@ def audit_workload(
     except InvalidObjectError as exc:
         result.error = f"{resource.kind} {namespace}/{name}: {exc}"
         result.ops, result.changes, result.findings = [], [], []
+        result.hardened = obj
     return result
 
 
