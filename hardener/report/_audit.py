@@ -19,6 +19,7 @@ import json
 import re
 import shlex
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -135,6 +136,13 @@ def _user_namespace_lines(section: UserNamespaceAudit) -> list[str]:
     return out
 
 
+def _target(report: AuditReport, name: Callable[[str], str] = str) -> str:
+    """What was audited: ``context C, server S, namespace N.``, each name as ``name`` shows it."""
+    where = f"context {name(report.context)}, " if report.context else ""
+    scope = f"namespace {name(report.scope)}" if report.scope else "all namespaces"
+    return f"{where}server {name(report.server)}, {scope}."
+
+
 def _sentence(report: AuditReport) -> str:
     s = report.summary()
     parts = [
@@ -197,11 +205,9 @@ def _render_text(report: AuditReport) -> str:
 
 
 def _render_markdown(report: AuditReport) -> str:
-    where = f"context {code(report.context)}, " if report.context else ""
-    scope = f"namespace {code(report.scope)}" if report.scope else "all namespaces"
     out = [
         "## hardener audit\n\n",
-        f"{where}server {code(report.server)}, {scope}.\n\n{cell(_sentence(report))}\n\n",
+        f"{_target(report, code)}\n\n{cell(_sentence(report))}\n\n",
     ]
     if report.workloads:
         out.append(
@@ -344,15 +350,13 @@ def _render_diff(report: AuditReport) -> str:
 
 def posture_from_audit(report: AuditReport) -> Posture:
     """The audit as the page report's data: one workload per audited object."""
-    where = f"context {report.context}, " if report.context else ""
-    scope = f"namespace {report.scope}" if report.scope else "all namespaces"
     userns = report.user_namespaces
     result = Posture(
         command="audit",
         level=f"{report.level} ({report.version})",
         group_label="Namespace",
         context=[
-            f"{where}server {report.server}, {scope}.",
+            _target(report),
             _sentence(report),
             *(_user_namespace_lines(userns)[:1] if userns is not None else []),
         ],
