@@ -196,7 +196,6 @@ def audit_workload(
         name=name,
         policy=policy,
         obj=obj,
-        hardened=obj,
     )
     try:
         result.before = _violations(obj, policy)
@@ -210,7 +209,6 @@ def audit_workload(
         result.ops = decided.ops
         result.changes = decided.changes
         result.findings = decided.findings
-        result.hardened = decided.hardened
         for decision in decided.decisions:
             if decision.rule == USER_NAMESPACE_RULE.id:
                 result.user_namespace = decision.reason
@@ -219,10 +217,10 @@ def audit_workload(
         roots = [v for site in pod_sites(obj) for v in runs_as_root(site, images).values()]
         result.root = True if True in roots else (None if None in roots else False)
         result.after = _violations(decided.hardened, policy)
+        result.hardened = decided.hardened
     except InvalidObjectError as exc:
         result.error = f"{resource.kind} {namespace}/{name}: {exc}"
         result.ops, result.changes, result.findings = [], [], []
-        result.hardened = obj
     return result
 
 

@@ -29,13 +29,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from hardener.report._audit import (
-    AUDIT_FORMATS,
-    kubectl_command,
-    posture_from_audit,
-    render_audit,
-    replace_manifest,
-)
+from hardener.report._audit import AUDIT_FORMATS, kubectl_command, render_audit
 from hardener.report._audit_results import (
     AuditReport,
     Denied,
@@ -106,12 +100,10 @@ __all__ = [
     "kubectl_command",
     "paint",
     "plural",
-    "posture_from_audit",
     "posture_from_files",
     "render",
     "render_audit",
     "render_html",
-    "replace_manifest",
     "unified_diff",
     "user_namespaces_line",
 ]

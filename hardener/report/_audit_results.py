@@ -90,8 +90,8 @@ class WorkloadAudit:
     obj: dict[str, Any] = field(default_factory=dict, repr=False)
     """The object as read, for ``--format diff`` manifests."""
     hardened: Any = field(default=None, repr=False)
-    """The object as ``ops`` leave it (the engine's ``Plan.hardened``; ``obj`` when there are
-    none): read-only, it shares what the ops do not touch with ``obj``."""
+    """The object as ``ops`` leave it (the engine's ``Plan.hardened``; ``None`` for an exempt
+    workload or an error): read-only, it shares what the ops do not touch with ``obj``."""
     user_namespace: str | None = None
     """What the ``user-namespace`` rule decided for its pod (``added``, or why not)."""
     user_namespace_why: str = ""
