@@ -107,10 +107,6 @@ class WorkloadAudit:
     def allowed_after(self) -> bool:
         return self.policy.level == "privileged" or not self.after
 
-    @property
-    def clean(self) -> bool:
-        return not self.ops and not self.findings and not self.after and self.error is None
-
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
