@@ -9,6 +9,9 @@ derive from ``hardener.model.HardenerError``. A request refused for one resource
 (403, 404) is recorded in ``AuditReport.denied`` and the audit goes on.
 
 Nothing here changes the cluster except ``apply_configuration`` and ``delete_configuration``.
+
+The records an audit fills in (``AuditReport``, ``WorkloadAudit``, ``Policy``, ...) and their
+formats (``render_audit``) live in ``hardener.report``; the records are re-exported here.
 """
 
 from hardener.audit._audit import RESOURCES, Resource, audit, audit_workload, namespace_policy
@@ -29,13 +32,11 @@ from hardener.audit._install import (
     rbac_objects,
     read_ca_bundle,
 )
-from hardener.audit._render import FORMATS, kubectl_command, render, replace_manifest
-from hardener.audit._results import AuditReport, Denied, NamespaceAudit, Policy, WorkloadAudit
+from hardener.report import AuditReport, Denied, NamespaceAudit, Policy, WorkloadAudit
 
 __all__ = [
     "CONFIGURATION_NAME",
     "FIELD_MANAGER",
-    "FORMATS",
     "NODE_READER_RULES",
     "RBAC_NAME",
     "RESOURCES",
@@ -58,10 +59,7 @@ __all__ = [
     "delete_configuration",
     "delete_rbac",
     "install_webhook_configuration",
-    "kubectl_command",
     "namespace_policy",
     "rbac_objects",
     "read_ca_bundle",
-    "render",
-    "replace_manifest",
 ]

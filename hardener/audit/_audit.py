@@ -29,8 +29,7 @@ from hardener.audit._cluster import (
     call,
     list_pages,
 )
-from hardener.audit._results import AuditReport, Denied, NamespaceAudit, Policy, WorkloadAudit
-from hardener.audit._userns import RootWorkload, read_user_namespaces
+from hardener.audit._userns import read_user_namespaces
 from hardener.config import Config
 from hardener.engine import plan
 from hardener.image_facts import ImageFacts
@@ -38,7 +37,15 @@ from hardener.images import images_of, lookup_run
 from hardener.locate import WorkloadKind, kind_named, pod_sites
 from hardener.model import InvalidObjectError
 from hardener.pss import Violation, evaluate, format_version, parse_version
-from hardener.report import ImageReport
+from hardener.report import (
+    AuditReport,
+    Denied,
+    ImageReport,
+    NamespaceAudit,
+    Policy,
+    RootWorkload,
+    WorkloadAudit,
+)
 from hardener.rules.user_namespace import RULE as USER_NAMESPACE_RULE
 from hardener.userns import Support, runs_as_root
 
@@ -210,6 +217,7 @@ def audit_workload(
         roots = [v for site in pod_sites(obj) for v in runs_as_root(site, images).values()]
         result.root = True if True in roots else (None if None in roots else False)
         result.after = _violations(decided.hardened, policy)
+        result.hardened = decided.hardened
     except InvalidObjectError as exc:
         result.error = f"{resource.kind} {namespace}/{name}: {exc}"
         result.ops, result.changes, result.findings = [], [], []

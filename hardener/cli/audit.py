@@ -15,10 +15,9 @@ from typing import Any
 from hardener import __version__
 from hardener.config import Config, default_config, load_config
 from hardener.model import ConfigError, HardenerError
+from hardener.report import AUDIT_FORMATS, render_audit
 
 __all__ = ["add_cluster_arguments", "register", "run"]
-
-_FORMATS = ("text", "json", "markdown", "diff", "html")
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="audit every namespace")
     parser.add_argument(
         "--format",
-        choices=_FORMATS,
+        choices=AUDIT_FORMATS,
         default="text",
         help="output format (default: text); diff prints kubectl commands that remediate",
     )
@@ -104,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     # The client is imported only by the commands that talk to a cluster.
-    from hardener.audit import ClusterError, audit, connect, render
+    from hardener.audit import ClusterError, audit, connect
 
     try:
         connection = connect(args.kubeconfig, args.context)
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     finally:
         connection.close()
-    sys.stdout.write(render(report, args.format, version=__version__))
+    sys.stdout.write(render_audit(report, args.format, version=__version__))
     sys.stdout.flush()
     incomplete = [d for d in report.denied if d.resource != "namespaces" and d.code != 404]
     if args.format != "text":

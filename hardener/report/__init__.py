@@ -16,6 +16,10 @@ Formats (``--format``):
 - ``html``: one self-contained page (``render_html`` of a ``Posture``): summary figures, a heat
   map of folder or namespace by PSS check, and per workload its changes, findings and diff.
 
+``hardener audit`` reports through the same stack: its records (``AuditReport`` and what it
+holds, filled in by ``hardener.audit``) and ``render_audit`` in ``AUDIT_FORMATS`` (``text``,
+``json``, ``markdown``, ``diff``: kubectl commands, ``html``: the page of its ``Posture``).
+
 Every location is the line and column the records carry, which point into the original file.
 """
 
@@ -25,6 +29,16 @@ import json
 from importlib import resources
 from typing import Any
 
+from hardener.report._audit import AUDIT_FORMATS, kubectl_command, render_audit
+from hardener.report._audit_results import (
+    AuditReport,
+    Denied,
+    NamespaceAudit,
+    Policy,
+    RootWorkload,
+    UserNamespaceAudit,
+    WorkloadAudit,
+)
 from hardener.report._diff import unified_diff
 from hardener.report._github import render_github
 from hardener.report._html import render_html
@@ -53,6 +67,7 @@ from hardener.report._text import (
 from hardener.results import FileResult
 
 __all__ = [
+    "AUDIT_FORMATS",
     "BOLD",
     "CYAN",
     "FORMATS",
@@ -62,11 +77,18 @@ __all__ = [
     "RED",
     "RESET",
     "YELLOW",
+    "AuditReport",
     "ChangeLine",
+    "Denied",
     "FindingLine",
     "ImageReport",
     "LeftOut",
+    "NamespaceAudit",
+    "Policy",
     "Posture",
+    "RootWorkload",
+    "UserNamespaceAudit",
+    "WorkloadAudit",
     "WorkloadPosture",
     "check_lines",
     "check_summary",
@@ -75,10 +97,12 @@ __all__ = [
     "fix_lines",
     "fix_summary",
     "json_schema",
+    "kubectl_command",
     "paint",
     "plural",
     "posture_from_files",
     "render",
+    "render_audit",
     "render_html",
     "unified_diff",
     "user_namespaces_line",

@@ -14,10 +14,11 @@ import re
 from collections import Counter
 
 from hardener.report._diff import unified_diff
-from hardener.report._summary import plural, summarize
+from hardener.report._style import plural
+from hardener.report._summary import summarize
 from hardener.results import FileResult
 
-__all__ = ["MARKDOWN_LIMIT", "render_markdown"]
+__all__ = ["MARKDOWN_LIMIT", "cell", "code", "render_markdown"]
 
 MARKDOWN_LIMIT = 60_000
 # Room kept for the closing note, so that it always fits.
@@ -29,12 +30,13 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def _code(text: str) -> str:
+def code(text: str) -> str:
     """Inline code that is safe in a table cell and in HTML ``<summary>``."""
     return "<code>" + html.escape(text).replace("|", "&#124;") + "</code>"
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
+    """Text that is safe in a table cell: on one line, HTML and ``|`` escaped."""
     return html.escape(" ".join(text.split())).replace("|", "&#124;")
 
 
@@ -67,7 +69,7 @@ def _rules_cell(file: FileResult) -> str:
         counts.update(change.rule for change in document.changes)
         counts.update(finding.check_or_rule for finding in document.findings)
     return ", ".join(
-        _code(name) + (f" (x{count})" if count > 1 else "") for name, count in counts.items()
+        code(name) + (f" (x{count})" if count > 1 else "") for name, count in counts.items()
     )
 
 
@@ -93,8 +95,8 @@ def render_markdown(files: list[FileResult], *, command: str, limit: int = MARKD
         for file in listed:
             changes = sum(len(d.changes) for d in file.documents)
             findings = sum(len(d.findings) for d in file.documents)
-            rules = _rules_cell(file) or (_cell(f"error: {file.error}") if file.error else "")
-            if not budget.add(f"| {_code(file.path)} | {changes} | {findings} | {rules} |\n"):
+            rules = _rules_cell(file) or (cell(f"error: {file.error}") if file.error else "")
+            if not budget.add(f"| {code(file.path)} | {changes} | {findings} | {rules} |\n"):
                 rows_left += 1
         budget.add("\n")
         if rows_left:
@@ -112,10 +114,10 @@ def render_markdown(files: list[FileResult], *, command: str, limit: int = MARKD
     if manual and budget.add("### Needs a manual fix\n\n"):
         skipped = 0
         for file, finding in manual:
-            level = f" ({_cell(finding.level)})" if finding.level else ""
+            level = f" ({cell(finding.level)})" if finding.level else ""
             item = (
-                f"- {_code(f'{file.path}:{finding.line}')} {_code(finding.check_or_rule)}{level}: "
-                f"{_cell(finding.message)}\n"
+                f"- {code(f'{file.path}:{finding.line}')} {code(finding.check_or_rule)}{level}: "
+                f"{cell(finding.message)}\n"
             )
             if not budget.add(item):
                 skipped += 1
@@ -129,7 +131,7 @@ def render_markdown(files: list[FileResult], *, command: str, limit: int = MARKD
     if errors and budget.add("### Files that could not be processed\n\n"):
         skipped = 0
         for file in errors:
-            if not budget.add(f"- {_code(file.path)}: {_cell(file.error or '')}\n"):
+            if not budget.add(f"- {code(file.path)}: {cell(file.error or '')}\n"):
                 skipped += 1
         budget.add("\n")
         if skipped:
@@ -144,13 +146,13 @@ def render_markdown(files: list[FileResult], *, command: str, limit: int = MARKD
             fence = _fence(body)
             count = sum(len(d.changes) for d in file.documents)
             block = (
-                f"<details>\n<summary>{_code(file.path)}: {plural(count, 'change')}</summary>\n\n"
+                f"<details>\n<summary>{code(file.path)}: {plural(count, 'change')}</summary>\n\n"
                 f"{fence}diff\n{body}{fence}\n\n</details>\n\n"
             )
             if not heading_added or not budget.add(block):
                 diffs_left.append(file.path)
     if diffs_left:
-        named = ", ".join(_code(_shorten(p)) for p in diffs_left[:_MAX_NAMED])
+        named = ", ".join(code(_shorten(p)) for p in diffs_left[:_MAX_NAMED])
         more = len(diffs_left) - _MAX_NAMED
         if more > 0:
             named += f" and {more} more"

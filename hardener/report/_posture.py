@@ -1,7 +1,7 @@
 """The posture of a set of workloads: what a page report shows, whichever command produced it.
 
 ``fix`` and ``check`` give ``FileResult`` records and ``audit`` an ``AuditReport``; both are
-turned into one ``Posture`` (``posture_from_files`` here, ``hardener.audit`` for the cluster),
+turned into one ``Posture`` (``posture_from_files`` here, ``posture_from_audit`` in ``_audit``),
 and a page renderer takes only a ``Posture``. Per workload it holds the changes, the findings,
 the Pod Security Standards checks it violates now and after hardening (one entry per
 violation), and the diff or JSONPatch that hardens it. A workload is an object that holds a pod

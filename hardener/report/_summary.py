@@ -9,7 +9,7 @@ from typing import Any
 from hardener.report._style import plural
 from hardener.results import FileResult
 
-__all__ = ["Summary", "plural", "summarize"]
+__all__ = ["Summary", "summarize"]
 
 
 @dataclass(frozen=True)

@@ -123,27 +123,35 @@ def _left_out_lines(collected: LeftOut | None) -> tuple[str, list[str]]:
     return note, lines
 
 
+def _summary(
+    head: str, results: list[FileResult], collected: LeftOut | None, by: str, counts: Counter[str]
+) -> str:
+    """A closing summary: ``head`` with the files skipped, the errors and the paths the walk
+    left out, the lines that give their reasons, and the ``counts`` by rule or check."""
+    skipped = sum(1 for r in results if r.skipped and not r.error)
+    errors = sum(1 for r in results if r.error)
+    note, left_out = _left_out_lines(collected)
+    head += f", {skipped} skipped, {plural(errors, 'error')}{note}"
+    lines = [head, *_skip_groups(results), *left_out]
+    if counts:
+        lines.append(f"  {by}: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+    return "\n".join(lines) + "\n"
+
+
 def fix_summary(results: list[FileResult], *, check: bool, collected: LeftOut | None = None) -> str:
     """The closing summary of ``fix``: files scanned, changed, unchanged, skipped (with the
     reasons), errors, the paths the walk left out (with the reasons), and the changes by
     rule."""
     changed = sum(1 for r in results if r.changed and not r.error)
-    skipped = sum(1 for r in results if r.skipped and not r.error)
-    errors = sum(1 for r in results if r.error)
     verb = "would change" if check else "changed"
     head = (
         f"hardener fix: {plural(len(results), 'file')} scanned, {changed} {verb}, "
-        f"{_unchanged(results)} unchanged, {skipped} skipped, {plural(errors, 'error')}"
+        f"{_unchanged(results)} unchanged"
     )
-    note, left_out = _left_out_lines(collected)
-    lines = [head + note, *_skip_groups(results), *left_out]
     by_rule: Counter[str] = Counter(
         c.rule for r in results if r.changed and not r.error for d in r.documents for c in d.changes
     )
-    if by_rule:
-        counts = ", ".join(f"{rule} {count}" for rule, count in sorted(by_rule.items()))
-        lines.append(f"  changes by rule: {counts}")
-    return "\n".join(lines) + "\n"
+    return _summary(head, results, collected, "changes by rule", by_rule)
 
 
 def user_namespaces_line(mode: str, results: list[FileResult]) -> str:
@@ -196,8 +204,6 @@ def check_summary(
     findings = [f for r in results if not r.error for d in r.documents for f in d.findings]
     violating = sum(1 for r in results if not r.error for d in r.documents if d.findings)
     fixable = sum(1 for f in findings if f.fixable)
-    skipped = sum(1 for r in results if r.skipped and not r.error)
-    errors = sum(1 for r in results if r.error)
     when = " after fix" if after_fix else ""
     head = (
         f"hardener check ({level}, {version}{when}): {plural(len(results), 'file')}, "
@@ -206,14 +212,8 @@ def check_summary(
     )
     if findings:
         head += f" ({fixable} fixable by hardener fix)"
-    head += f", {skipped} skipped, {plural(errors, 'error')}"
-    note, left_out = _left_out_lines(collected)
-    lines = [head + note, *_skip_groups(results), *left_out]
     by_check: Counter[str] = Counter(f.check_or_rule for f in findings)
-    if by_check:
-        counts = ", ".join(f"{check} {count}" for check, count in sorted(by_check.items()))
-        lines.append(f"  violations by check: {counts}")
-    return "\n".join(lines) + "\n"
+    return _summary(head, results, collected, "violations by check", by_check)
 
 
 def render_text(

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hardener.audit import WorkloadAudit, kubectl_command, namespace_policy
-from hardener.audit._results import Policy
+from hardener.audit import Policy, WorkloadAudit, namespace_policy
 from hardener.cli import main
 from hardener.config import default_config
+from hardener.report import kubectl_command
 from tests.audit.kubeapi import FakeKubeAPI, kubeconfig
 
 

@@ -1,8 +1,9 @@
-"""The audit in the format a reader needs: ``text``, ``json``, ``markdown``, ``diff`` or ``html``.
+"""The audit (``AuditReport``) in the format a reader needs: ``text``, ``json``, ``markdown``,
+``diff`` or ``html``.
 
-``html`` is the page ``hardener.report.render_html`` makes of the audit's ``Posture``
-(``posture``): namespaces are the groups, ``before`` and ``after`` the namespace policy's
-violations now and after hardening, and the patch the workload's JSONPatch.
+``html`` is the page ``render_html`` makes of the audit's ``Posture`` (``posture_from_audit``):
+namespaces are the groups, ``before`` and ``after`` the namespace policy's violations now and
+after hardening, and the patch the workload's JSONPatch.
 
 ``diff`` is meant to be read, then run: for each workload that would change, either a
 ``kubectl patch --type json`` command whose operations are the engine's (pointers relative to
@@ -14,32 +15,34 @@ Jobs), the hardened manifest for ``kubectl replace --force``.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import shlex
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from hardener.audit._results import AuditReport, Policy, WorkloadAudit
 from hardener.locate import KINDS, kind_named
-from hardener.patch import apply_shared
 from hardener.pointer import resolve
 from hardener.pss import Violation
-from hardener.report import (
-    ChangeLine,
-    FindingLine,
-    Posture,
-    WorkloadPosture,
-    plural,
-    render_html,
-)
+from hardener.report._audit_results import AuditReport, Policy, UserNamespaceAudit, WorkloadAudit
+from hardener.report._html import render_html
+from hardener.report._markdown import cell, code
+from hardener.report._posture import ChangeLine, FindingLine, Posture, WorkloadPosture
+from hardener.report._style import plural
+from hardener.userns import KERNEL_IDMAP
 
-__all__ = ["FORMATS", "kubectl_command", "posture", "render", "replace_manifest"]
+__all__ = [
+    "AUDIT_FORMATS",
+    "kubectl_command",
+    "posture_from_audit",
+    "render_audit",
+    "replace_manifest",
+]
 
-FORMATS: tuple[str, ...] = ("text", "json", "markdown", "diff", "html")
+AUDIT_FORMATS: tuple[str, ...] = ("text", "json", "markdown", "diff", "html")
 
 # A running Pod's spec, and a Job's pod template, are immutable: re-create instead of patching.
 _RECREATE = frozenset(k.kind for k in KINDS if k.immutable)
@@ -70,12 +73,18 @@ _JOB_GENERATED_LABELS = (
 )
 
 
+def _now_and_after(workload: WorkloadAudit) -> tuple[str, str]:
+    """The namespace policy's verdict now and after hardening: ``allowed`` or the count."""
+    now = "allowed" if workload.allowed_before else plural(len(workload.before), "violation")
+    after = "allowed" if workload.allowed_after else plural(len(workload.after), "violation")
+    return now, after
+
+
 def _verdict(workload: WorkloadAudit) -> str:
     policy = workload.policy
     if policy.level == "privileged":
         return "PSS privileged: nothing enforced"
-    now = plural(len(workload.before), "violation") if workload.before else "allowed"
-    after = plural(len(workload.after), "violation") if workload.after else "allowed"
+    now, after = _now_and_after(workload)
     return f"PSS {policy.describe()}: now {now}, after hardening {after}"
 
 
@@ -96,7 +105,45 @@ def _extra_violations(workload: WorkloadAudit) -> list[Violation]:
     return [v for v in workload.after if (v.check, v.container, v.pointer) not in stated]
 
 
-def sentence(report: AuditReport) -> str:
+def _user_namespace_lines(section: UserNamespaceAudit) -> list[str]:
+    """The user-namespace section of the text report (its first line heads the others)."""
+    state = "on" if section.support.default_on else "off"
+    out = [
+        f"user namespaces (user-namespaces: {section.mode}): {state}: "
+        f"{section.support.for_pod(None).reason}"
+    ]
+    for handler, nodes in section.handlers().items():
+        label = f'runtime handler "{handler}"' if handler else "default runtime handler"
+        out.append(
+            f"  {label}: {len(nodes['with'])} node(s) with support"
+            + (f", without: {', '.join(nodes['without'])}" if nodes["without"] else "")
+        )
+    old = [n for n in section.nodes if n.linux and n.kernel_ok is False]
+    if old:
+        need = ".".join(map(str, KERNEL_IDMAP))
+        out.append(
+            f"  kernels older than Linux {need} (idmapped mounts of some volume types fail): "
+            + ", ".join(f"{n.name} ({n.kernel})" for n in old)
+        )
+    s = section.summary()
+    out.append(
+        f"  workloads running as root: {s['root_workloads']}, maybe (image user not "
+        f"known): {s['maybe_root_workloads']}; would move into a user namespace: "
+        f"{s['would_move']}; could not: {s['could_not_move']}"
+    )
+    for w in section.blocked:
+        out.append(f"    {w.kind} {w.namespace}/{w.name}: {w.reason}: {w.message}")
+    return out
+
+
+def _target(report: AuditReport, name: Callable[[str], str] = str) -> str:
+    """What was audited: ``context C, server S, namespace N.``, each name as ``name`` shows it."""
+    where = f"context {name(report.context)}, " if report.context else ""
+    scope = f"namespace {name(report.scope)}" if report.scope else "all namespaces"
+    return f"{where}server {name(report.server)}, {scope}."
+
+
+def _sentence(report: AuditReport) -> str:
     s = report.summary()
     parts = [
         f"{plural(s['workloads'], 'workload')} in {plural(s['namespaces'], 'namespace')}",
@@ -150,27 +197,17 @@ def _render_text(report: AuditReport) -> str:
     for denied in report.denied:
         out.append(f"not audited: {denied.describe()}")
     if report.user_namespaces is not None:
-        out.extend(report.user_namespaces.lines())
+        out.extend(_user_namespace_lines(report.user_namespaces))
     if report.images is not None:
         out.extend(line[2:] for line in report.images.lines())  # a section of its own
-    out.append(sentence(report))
+    out.append(_sentence(report))
     return "\n".join(out) + "\n"
 
 
-def _cell(text: str) -> str:
-    return html.escape(" ".join(text.split())).replace("|", "&#124;")
-
-
-def _code(text: str) -> str:
-    return "<code>" + _cell(text) + "</code>"
-
-
 def _render_markdown(report: AuditReport) -> str:
-    where = f"context {_code(report.context)}, " if report.context else ""
-    scope = f"namespace {_code(report.scope)}" if report.scope else "all namespaces"
     out = [
         "## hardener audit\n\n",
-        f"{where}server {_code(report.server)}, {scope}.\n\n{_cell(sentence(report))}\n\n",
+        f"{_target(report, code)}\n\n{cell(_sentence(report))}\n\n",
     ]
     if report.workloads:
         out.append(
@@ -178,15 +215,14 @@ def _render_markdown(report: AuditReport) -> str:
             "| --- | --- | ---: | ---: | --- | --- | --- |\n"
         )
         for w in report.workloads:
-            now = "allowed" if w.allowed_before else plural(len(w.before), "violation")
-            after = "allowed" if w.allowed_after else plural(len(w.after), "violation")
+            now, after = _now_and_after(w)
             if w.error:
                 now = after = "error"
             elif w.exempt:
                 after = "exempt"
             out.append(
-                f"| {_code(w.namespace)} | {_code(f'{w.kind}/{w.name}')} | {len(w.changes)} | "
-                f"{len(w.findings)} | {_cell(w.policy.describe())} | {now} | {after} |\n"
+                f"| {code(w.namespace)} | {code(f'{w.kind}/{w.name}')} | {len(w.changes)} | "
+                f"{len(w.findings)} | {cell(w.policy.describe())} | {now} | {after} |\n"
             )
         out.append("\n")
     manual = [(w, f) for w in report.workloads for f in w.findings if not f.fixable]
@@ -194,33 +230,34 @@ def _render_markdown(report: AuditReport) -> str:
         out.append("### Needs a manual fix\n\n")
         for w, finding in manual:
             out.append(
-                f"- {_code(f'{w.namespace}/{w.kind}/{w.name}')} "
-                f"{_code(finding.check or finding.rule)}: {_cell(finding.message)}\n"
+                f"- {code(f'{w.namespace}/{w.kind}/{w.name}')} "
+                f"{code(finding.check or finding.rule)}: {cell(finding.message)}\n"
             )
         out.append("\n")
     errors = [w for w in report.workloads if w.error]
     if errors:
         out.append("### Could not be audited\n\n")
-        out.extend(f"- {_cell(w.error or '')}\n" for w in errors)
+        out.extend(f"- {cell(w.error or '')}\n" for w in errors)
         out.append("\n")
     if report.user_namespaces is not None:
         out.append("### User namespaces\n\n")
-        out.extend(f"- {_cell(line.strip())}\n" for line in report.user_namespaces.lines())
+        lines = _user_namespace_lines(report.user_namespaces)
+        out.extend(f"- {cell(line.strip())}\n" for line in lines)
         out.append("\n")
     if report.denied:
         out.append("### Not audited: requests the server refused\n\n")
-        out.extend(f"- {_cell(d.describe())}\n" for d in report.denied)
+        out.extend(f"- {cell(d.describe())}\n" for d in report.denied)
         out.append("\n")
     changed = [w for w in report.workloads if w.changes]
     if changed:
         out.append("### Changes\n\n")
         for w in changed:
             out.append(
-                f"<details>\n<summary>{_code(f'{w.namespace}/{w.kind}/{w.name}')}: "
+                f"<details>\n<summary>{code(f'{w.namespace}/{w.kind}/{w.name}')}: "
                 f"{plural(len(w.changes), 'change')}</summary>\n\n"
             )
             out.extend(
-                f"- {_code(change.rule)} {_code(change.pointer)}: {_cell(change.message)}\n"
+                f"- {code(change.rule)} {code(change.pointer)}: {cell(change.message)}\n"
                 for change in w.changes
             )
             out.append("\n</details>\n\n")
@@ -258,8 +295,7 @@ def kubectl_command(workload: WorkloadAudit) -> str:
 
 def replace_manifest(workload: WorkloadAudit) -> dict[str, Any]:
     """The hardened object without the fields the server sets, ready to be created again."""
-    hardened = apply_shared(workload.obj, workload.ops)
-    manifest = json.loads(json.dumps(hardened))
+    manifest = json.loads(json.dumps(workload.hardened))
     manifest.pop("status", None)
     metadata = manifest.get("metadata")
     if isinstance(metadata, dict):
@@ -312,18 +348,17 @@ def _render_diff(report: AuditReport) -> str:
     return "\n".join(out)
 
 
-def posture(report: AuditReport) -> Posture:
+def posture_from_audit(report: AuditReport) -> Posture:
     """The audit as the page report's data: one workload per audited object."""
-    where = f"context {report.context}, " if report.context else ""
-    scope = f"namespace {report.scope}" if report.scope else "all namespaces"
+    userns = report.user_namespaces
     result = Posture(
         command="audit",
         level=f"{report.level} ({report.version})",
         group_label="Namespace",
         context=[
-            f"{where}server {report.server}, {scope}.",
-            sentence(report),
-            *(report.user_namespaces.lines()[:1] if report.user_namespaces is not None else []),
+            _target(report),
+            _sentence(report),
+            *(_user_namespace_lines(userns)[:1] if userns is not None else []),
         ],
     )
     for w in report.workloads:
@@ -350,8 +385,8 @@ def posture(report: AuditReport) -> Posture:
     return result
 
 
-def render(report: AuditReport, fmt: str, *, version: str) -> str:
-    """The report in ``fmt`` (one of ``FORMATS``), ending with a newline."""
+def render_audit(report: AuditReport, fmt: str, *, version: str) -> str:
+    """The audit in ``fmt`` (one of ``AUDIT_FORMATS``), ending with a newline."""
     if fmt == "text":
         return _render_text(report)
     if fmt == "json":
@@ -361,5 +396,5 @@ def render(report: AuditReport, fmt: str, *, version: str) -> str:
     if fmt == "diff":
         return _render_diff(report)
     if fmt == "html":
-        return render_html(posture(report), version=version)
-    raise ValueError(f"unknown audit format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        return render_html(posture_from_audit(report), version=version)
+    raise ValueError(f"unknown audit format {fmt!r}: choose one of {', '.join(AUDIT_FORMATS)}")

@@ -1,7 +1,9 @@
-"""What an audit found: per namespace, per workload, the changes, the findings and the verdict.
+"""What an audit found: per namespace, per workload, the changes, the findings and the verdict,
+and what it learnt of the cluster's support for user namespaces.
 
-These records are what every ``--format`` renders; ``AuditReport.to_json`` is the JSON output,
-a contract that tools parse: fields may be added, never renamed.
+These records are what every audit ``--format`` renders (``_audit``); ``hardener.audit``
+fills them in. ``AuditReport.to_json`` is the JSON output, a contract that tools parse: fields
+may be added, never renamed.
 """
 
 from __future__ import annotations
@@ -10,18 +12,23 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hardener.audit._userns import UserNamespaceAudit
 from hardener.model import Change, Finding, Operation
 from hardener.pss import Violation
-from hardener.report import ImageReport
+from hardener.report._images import ImageReport
+from hardener.userns import NodeSupport, Support
 
 __all__ = [
     "AuditReport",
     "Denied",
     "NamespaceAudit",
     "Policy",
+    "RootWorkload",
+    "UserNamespaceAudit",
     "WorkloadAudit",
 ]
+
+_MOVED = ("added",)
+_INSIDE = ("set",)
 
 
 @dataclass(frozen=True)
@@ -46,14 +53,15 @@ class Policy:
         return asdict(self)
 
 
-def _violation_json(violation: Violation) -> dict[str, Any]:
+def _pss_json(item: Violation | Finding) -> dict[str, Any]:
+    """What a violation, and a finding after its rule, say in the JSON output."""
     return {
-        "check": violation.check,
-        "level": violation.level,
-        "container": violation.container,
-        "pointer": violation.pointer,
-        "message": violation.message,
-        "fixable": violation.fixable,
+        "check": item.check,
+        "level": item.level,
+        "container": item.container,
+        "pointer": item.pointer,
+        "message": item.message,
+        "fixable": item.fixable,
     }
 
 
@@ -81,6 +89,9 @@ class WorkloadAudit:
     error: str | None = None
     obj: dict[str, Any] = field(default_factory=dict, repr=False)
     """The object as read, for ``--format diff`` manifests."""
+    hardened: Any = field(default=None, repr=False)
+    """The object as ``ops`` leave it (the engine's ``Plan.hardened``; ``None`` for an exempt
+    workload or an error): read-only, it shares what the ops do not touch with ``obj``."""
     user_namespace: str | None = None
     """What the ``user-namespace`` rule decided for its pod (``added``, or why not)."""
     user_namespace_why: str = ""
@@ -95,10 +106,6 @@ class WorkloadAudit:
     @property
     def allowed_after(self) -> bool:
         return self.policy.level == "privileged" or not self.after
-
-    @property
-    def clean(self) -> bool:
-        return not self.ops and not self.findings and not self.after and self.error is None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,18 +127,7 @@ class WorkloadAudit:
                 }
                 for c in self.changes
             ],
-            "findings": [
-                {
-                    "rule": f.rule,
-                    "check": f.check,
-                    "level": f.level,
-                    "container": f.container,
-                    "pointer": f.pointer,
-                    "message": f.message,
-                    "fixable": f.fixable,
-                }
-                for f in self.findings
-            ],
+            "findings": [{"rule": f.rule, **_pss_json(f)} for f in self.findings],
             "user_namespace": {
                 "decision": self.user_namespace,
                 "message": self.user_namespace_why,
@@ -141,8 +137,8 @@ class WorkloadAudit:
                 **self.policy.to_json(),
                 "allowed_now": self.allowed_before,
                 "allowed_after_hardening": self.allowed_after,
-                "now": [_violation_json(v) for v in self.before],
-                "after_hardening": [_violation_json(v) for v in self.after],
+                "now": [_pss_json(v) for v in self.before],
+                "after_hardening": [_pss_json(v) for v in self.after],
             },
         }
 
@@ -183,6 +179,106 @@ class Denied:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RootWorkload:
+    """A workload with a container that runs (``root``) or may run (``maybe``) as root."""
+
+    namespace: str
+    kind: str
+    name: str
+    root: bool
+    """True: a container runs as root; False: only may (its image's user is not known)."""
+    reason: str
+    """The ``user-namespace`` rule's reason for it (``added``: it would move)."""
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "kind": self.kind,
+            "name": self.name,
+            "root": "yes" if self.root else "maybe",
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
+@dataclass
+class UserNamespaceAudit:
+    """The cluster's support for user namespaces (``spec.hostUsers: false``) as the audit read
+    it, and what it means for the workloads audited: those that run as root (or may: an image
+    whose user is not known) and would move into a user namespace, and those that could not,
+    with the reason the ``user-namespace`` rule gave."""
+
+    mode: str
+    support: Support
+    """What the plans were made with (``always``/``never``, or what the cluster said)."""
+    cluster: Support
+    """What the cluster said (``Support.unknown`` when its nodes could not be read)."""
+    workloads: list[RootWorkload] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> tuple[NodeSupport, ...]:
+        return self.cluster.view.nodes if self.cluster.view is not None else ()
+
+    @property
+    def error(self) -> str | None:
+        return self.cluster.reason if self.cluster.view is None else None
+
+    def handlers(self) -> dict[str, dict[str, list[str]]]:
+        """Per runtime handler the Linux nodes reporting support and those that do not."""
+        view = self.cluster.view
+        if view is None:
+            return {}
+        table: dict[str, dict[str, list[str]]] = {}
+        for handler in view.handlers:
+            with_support = [n.name for n in view.linux_nodes if n.handlers.get(handler, False)]
+            without = [n.name for n in view.linux_nodes if not n.handlers.get(handler, False)]
+            table[handler] = {"with": with_support, "without": without}
+        return table
+
+    @property
+    def moved(self) -> list[RootWorkload]:
+        return [w for w in self.workloads if w.reason in _MOVED]
+
+    @property
+    def blocked(self) -> list[RootWorkload]:
+        return [w for w in self.workloads if w.reason not in _MOVED + _INSIDE]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "enabled": self.support.default_on,
+            "reason": self.support.for_pod(None).reason,
+            "root_workloads": sum(1 for w in self.workloads if w.root),
+            "maybe_root_workloads": sum(1 for w in self.workloads if not w.root),
+            "would_move": len(self.moved),
+            "could_not_move": len(self.blocked),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "nodes_error": self.error,
+            "nodes": [
+                {
+                    "name": n.name,
+                    "linux": n.linux,
+                    "kernel": n.kernel,
+                    "kernel_idmap_mounts": n.kernel_ok,
+                    "handlers": dict(sorted(n.handlers.items())),
+                }
+                for n in self.nodes
+            ],
+            "handlers": self.handlers(),
+            "runtime_classes": dict(sorted((self.cluster.view.runtime_classes or {}).items()))
+            if self.cluster.view is not None
+            else None,
+            "would_move": [w.to_json() for w in self.moved],
+            "could_not_move": [w.to_json() for w in self.blocked],
+        }
 
 
 @dataclass
