@@ -212,12 +212,10 @@ def test_result_is_one_the_api_server_accepts(obj: dict[str, Any], config: Confi
 
 @PROPERTY
 @given(obj=pods(), config=configs)
-def test_shared_application_equals_jsonpatch(obj: dict[str, Any], config: Config) -> None:
+def test_hardened_equals_jsonpatch(obj: dict[str, Any], config: Config) -> None:
     import copy
 
-    from hardener.patch import apply_shared
-
     original = copy.deepcopy(obj)
-    ops = plan(obj, config, evaluate=False).ops
-    assert apply_shared(obj, ops) == jsonpatch.apply_patch(obj, ops)
-    assert obj == original, "applying ops must not modify the input"
+    planned = plan(obj, config, evaluate=False)
+    assert planned.hardened == jsonpatch.apply_patch(obj, planned.ops)
+    assert obj == original, "planning must not modify the input"

@@ -39,7 +39,6 @@ import jsonpatch
 import yaml
 
 from hardener import default_config, plan
-from hardener.patch import apply_shared
 
 HERE = Path(__file__).resolve()
 
@@ -70,8 +69,7 @@ def per_object(objs: list[Any], fn: Callable[[Any], object], repeat: int) -> flo
 
 
 def make_patch_way(obj: Any) -> object:
-    ops = plan(obj, config, evaluate=False).ops
-    target = apply_shared(obj, ops)
+    target = plan(obj, config, evaluate=False).hardened
     return jsonpatch.make_patch(copy.deepcopy(obj), target)
 
 

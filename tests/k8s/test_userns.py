@@ -30,7 +30,6 @@ from hardener.audit import connect
 from hardener.image_facts import ImageFacts
 from hardener.locate import pod_sites
 from hardener.nodewatch import SupportWatch
-from hardener.patch import apply_shared
 from hardener.pss import evaluate
 from hardener.userns import conflicts
 from tests.apiserver import APIServer
@@ -184,7 +183,7 @@ def test_hardened_pods_are_admitted_under_restricted_latest(
 ) -> None:
     obj = _pod("p", copy.deepcopy(HARDENED[name]))
     config = parse_config({"user-namespaces": "always"})
-    hardened = apply_shared(obj, plan(obj, config, images=FACTS).ops)
+    hardened = plan(obj, config, images=FACTS).hardened
     assert hardened["spec"]["hostUsers"] is False
     assert evaluate(hardened, level="restricted", version="latest") == []
     answer = apiserver.create(hardened, restricted["latest"], dry_run=True)
@@ -192,7 +191,7 @@ def test_hardened_pods_are_admitted_under_restricted_latest(
 
     # Without user namespaces the same root pod is forbidden, as the evaluator says.
     never = parse_config({"user-namespaces": "never"})
-    plain = apply_shared(obj, plan(obj, never, images=FACTS).ops)
+    plain = plan(obj, never, images=FACTS).hardened
     assert "hostUsers" not in plain["spec"]
     answer = apiserver.create(plain, restricted["latest"], dry_run=True)
     assert answer.status == 403 and "runAsNonRoot != true" in answer.message
@@ -202,7 +201,7 @@ def test_hardened_pods_are_admitted_under_restricted_latest(
     # root pod even with hostUsers: false, and hardener (version: v1.34) says so.
     old = parse_config({"user-namespaces": "always", "version": "v1.34"})
     result = plan(obj, old, images=FACTS)
-    hardened_old = apply_shared(obj, result.ops)
+    hardened_old = result.hardened
     assert hardened_old["spec"]["hostUsers"] is False
     answer = apiserver.create(hardened_old, restricted["v1.34"], dry_run=True)
     assert answer.status == 403, answer.message
@@ -218,7 +217,7 @@ def test_a_pod_that_cannot_have_a_user_namespace_is_never_made_invalid(
     for name, spec in VALIDITY.items():
         obj = _pod("p", copy.deepcopy(spec))
         config = parse_config({"user-namespaces": "always"})
-        hardened = apply_shared(obj, plan(obj, config, images=FACTS).ops)
+        hardened = plan(obj, config, images=FACTS).hardened
         answer = apiserver.create(hardened, restricted["latest"], dry_run=True)
         assert answer.status != 422, (name, answer.message)
 

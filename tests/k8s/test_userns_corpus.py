@@ -45,7 +45,6 @@ from hardener.images import ImageResolver, match_table, parse_reference
 from hardener.images import ReferenceError as ImageReferenceError
 from hardener.kubelet import refusals
 from hardener.locate import PodSite, pod_sites
-from hardener.patch import apply_shared
 from hardener.pss import evaluate_pod
 from hardener.userns import conflicts, runs_as_root
 from tests._shared import SHARED
@@ -250,7 +249,7 @@ def test_root_containers_of_eligible_pods_are_admitted_valid_and_start(
     number = 0
     for obj in corpus.objects:
         result = plan(obj, config, images=corpus.facts)
-        hardened = apply_shared(obj, result.ops)
+        hardened = result.hardened
         reasons = [d.reason for d in result.decisions if d.rule == "user-namespace"]
         for before, after, reason in zip(pod_sites(obj), pod_sites(hardened), reasons, strict=True):
             key = json.dumps([after.spec, after.metadata], sort_keys=True)
@@ -317,7 +316,7 @@ def test_hardened_workloads_are_still_valid(
         result = plan(obj, config, images=corpus.facts)
         if not any(op["path"].endswith("/hostUsers") for op in result.ops):
             continue
-        hardened = copy.deepcopy(apply_shared(obj, result.ops))
+        hardened = copy.deepcopy(result.hardened)
         hardened.setdefault("metadata", {}).pop("namespace", None)
         status, message = _create(apiserver, hardened)
         if status == 400:

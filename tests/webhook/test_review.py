@@ -15,8 +15,7 @@ import pytest
 from hardener.certs import DEFAULT_WEBHOOK_NAMES
 from hardener.config import default_config, parse_config
 from hardener.engine import plan
-from hardener.model import ConfigError, PointerError
-from hardener.patch import apply_shared
+from hardener.model import ConfigError
 from hardener.pss import evaluate
 from hardener.webhook import BadReviewError, decode_review, encode_review, review
 from hardener.webhook._review import MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS
@@ -211,36 +210,8 @@ def test_the_hardened_object_is_what_jsonpatch_gives() -> None:
         ops = planned.ops
         assert {op["op"] for op in ops} <= {"add", "replace"}
         assert planned.hardened == jsonpatch.apply_patch(obj, ops)
-        assert apply_shared(obj, copy.deepcopy(ops)) == jsonpatch.apply_patch(obj, ops)
     assert any(op["op"] == "replace" for op in plan(replaced).ops)
     assert any(op["path"].endswith("/-") for op in plan(replaced).ops)
-
-
-def test_apply_shared_follows_rfc_6901_and_6902() -> None:
-    doc: dict[str, Any] = {
-        "metadata": {"annotations": {"a/b": "x", "m~n": "y", "0": {"k": 1}}},
-        "items": [{"name": "a"}, {"name": "b"}],
-    }
-    ops: list[Any] = [
-        {"op": "replace", "path": "/metadata/annotations/a~1b", "value": "slash"},
-        {"op": "add", "path": "/metadata/annotations/m~0n", "value": "tilde"},
-        {"op": "add", "path": "/metadata/annotations/~01~10", "value": "both"},
-        {"op": "add", "path": "/metadata/annotations/0/k", "value": 2},
-        {"op": "add", "path": "/items/1", "value": {"name": "inserted"}},
-        {"op": "replace", "path": "/items/0", "value": {"name": "replaced"}},
-        {"op": "add", "path": "/items/-", "value": {"name": "appended"}},
-        {"op": "add", "path": "/items/2/name", "value": "renamed"},
-        {"op": "add", "path": "/new", "value": []},
-        {"op": "add", "path": "/new/-", "value": 1},
-    ]
-    expected = jsonpatch.apply_patch(doc, ops)
-    before = copy.deepcopy(doc)
-    for _ in range(2):
-        assert apply_shared(doc, copy.deepcopy(ops)) == expected
-    assert doc == before  # shared, never changed
-    assert expected["metadata"]["annotations"]["~1/0"] == "both"
-    with pytest.raises(PointerError, match="start with '/'"):
-        apply_shared(copy.deepcopy(doc), [{"op": "add", "path": "items/0", "value": 1}])
 
 
 def test_audit_annotation_keys_are_valid_once_prefixed_by_the_webhook_name() -> None:
