@@ -30,6 +30,15 @@ def wrong_type(who: str, field: str, expected: str, value: Any) -> str:
     return f"{who} has {field} of the wrong type: must be {expected}, not {json_type(value)}"
 
 
+def sc_wrong_type(holder: Holder, field: str, expected: str, value: Any) -> Problem:
+    """``holder``'s ``securityContext.<field>`` (a dotted path) has the wrong JSON type."""
+    return Problem(
+        wrong_type(holder.label, f"securityContext.{field}", expected, value),
+        (*holder.sc_path, *field.split(".")),
+        holder.container,
+    )
+
+
 def pod_volumes(pod: PodView) -> list[Any]:
     """The volumes (of any JSON type each), or ``[]`` when there is no list of them."""
     volumes = pod.spec.get("volumes")
@@ -59,19 +68,14 @@ def capabilities_add(c: ContainerView) -> Any:
 def added_capabilities(
     c: ContainerView, add: Any, allowed: Callable[[Any], bool]
 ) -> Iterator[Problem]:
-    add_path = (*c.sc_path, "capabilities", "add")
     if not isinstance(add, list):
-        yield Problem(
-            wrong_type(c.label, "securityContext.capabilities.add", "an array", add),
-            add_path,
-            c.name,
-        )
+        yield sc_wrong_type(c, "capabilities.add", "an array", add)
         return
     for index, cap in enumerate(add):
         if not allowed(cap):
             yield Problem(
                 f"{c.label} must not include {quote(cap)} in securityContext.capabilities.add",
-                (*add_path, index),
+                (*c.sc_path, "capabilities", "add", index),
                 c.name,
             )
 
@@ -105,11 +109,7 @@ def seccomp_type_problem(holder: Holder, profile: Any) -> Problem | None:
     if profile is None:
         return None
     if not isinstance(profile, dict):
-        return Problem(
-            wrong_type(holder.label, "securityContext.seccompProfile", "an object", profile),
-            (*holder.sc_path, "seccompProfile"),
-            holder.container,
-        )
+        return sc_wrong_type(holder, "seccompProfile", "an object", profile)
     profile_type = profile.get("type")
     if one_of(profile_type, SECCOMP_TYPES):
         return None

@@ -31,6 +31,7 @@ from hardener.pss.checks._common import (
     must_not_be_true,
     one_of,
     pod_volumes,
+    sc_wrong_type,
     seccomp_annotation_allowed,
     seccomp_type_problem,
     unmasked_proc_mounts,
@@ -134,20 +135,15 @@ def _apparmor_annotation_allowed(value: Any) -> bool:
 
 
 def _apparmor_field(holder: Holder, profile: Any) -> Iterator[Problem]:
-    path = (*holder.sc_path, "appArmorProfile")
     if not isinstance(profile, dict):
-        yield Problem(
-            wrong_type(holder.label, "securityContext.appArmorProfile", "an object", profile),
-            path,
-            holder.container,
-        )
+        yield sc_wrong_type(holder, "appArmorProfile", "an object", profile)
         return
     profile_type = profile.get("type")
     if not one_of(profile_type, _APPARMOR_TYPES):
         shown = quote(profile_type if profile_type is not None else "")
         yield Problem(
             f"{holder.label} must not set AppArmor profile type to {shown}",
-            (*path, "type"),
+            (*holder.sc_path, "appArmorProfile", "type"),
             holder.container,
         )
 
@@ -184,11 +180,7 @@ def _selinux(holder: Holder, options: Any, version: Version) -> Iterator[Problem
     path = (*holder.sc_path, "seLinuxOptions")
     who = holder.label
     if not isinstance(options, dict):
-        yield Problem(
-            wrong_type(who, "securityContext.seLinuxOptions", "an object", options),
-            path,
-            holder.container,
-        )
+        yield sc_wrong_type(holder, "seLinuxOptions", "an object", options)
         return
     allowed = SELINUX_TYPES_1_31 if version >= V1_31_SELINUX_ENGINE else SELINUX_TYPES_1_0
     selinux_type = options.get("type")
