@@ -332,16 +332,31 @@ def _verify(text: str, expected: dict[int, Any]) -> None:
             )
 
 
-def _unexpected(result: FileResult, exc: Exception) -> FileResult:
-    """A failure nobody foresaw is still this file's error: the run goes on with the others."""
-    detail = str(exc)[:200]
-    return _fail(
-        result,
-        _Failure(
-            f"internal error while reading the file ({type(exc).__name__}: {detail}); the file "
-            "was left unchanged, please report this"
-        ),
-    )
+def _guarded(
+    text: str, path: str, rendered: bool, work: Callable[[str, FileResult], None]
+) -> FileResult:
+    """The result of ``work`` on ``text`` (a file to skip is skipped first). A ``_Failure`` is
+    the result's placed error, and a failure nobody foresaw is still this file's error: the
+    run goes on with the others. Nothing is raised."""
+    result = FileResult(path=display_path(path), original=text)
+    try:
+        reason = None if rendered else file_skip_reason(text)
+        if reason is not None:
+            result.skipped = reason
+        else:
+            work(text, result)
+    except _Failure as failure:
+        return _fail(result, failure)
+    except Exception as exc:  # the readers' own errors are placed; this is the last guard
+        detail = str(exc)[:200]
+        return _fail(
+            result,
+            _Failure(
+                f"internal error while reading the file ({type(exc).__name__}: {detail}); the "
+                "file was left unchanged, please report this"
+            ),
+        )
+    return result
 
 
 def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileResult:
@@ -349,37 +364,25 @@ def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileRes
     text when something changes, ``None`` otherwise. Whatever goes wrong is the result's
     error; nothing is raised."""
     options = options or FixOptions()
-    result = FileResult(path=display_path(path), original=text)
-    try:
-        return _fix_text(text, result, options)
-    except Exception as exc:  # the readers' own errors are placed; this is the last guard
-        return _unexpected(result, exc)
+    return _guarded(text, path, options.rendered, functools.partial(_fix_text, options=options))
 
 
-def _fix_text(text: str, result: FileResult, options: FixOptions) -> FileResult:
-    reason = None if options.rendered else file_skip_reason(text)
-    if reason is not None:
-        result.skipped = reason
-        return result
-    try:
-        fast: list[FastDocument] | None = None
-        if options.fast_path:
-            try:
-                fast = load_fast(text)
-            except FastLoadError as exc:
-                if exc.final:
-                    raise _Failure(exc.message, exc.line, exc.column) from exc
-        planned: tuple[list[DocumentResult], dict[int, Plan]] | None = None
-        if fast is not None:
-            planned = _plan_documents(fast, options)
-            if not any(p.ops for p in planned[1].values()):
-                result.documents = planned[0]
-                result.skipped = _file_skip(result.documents)
-                return result
-        _edit(text, result, options, fast, planned)
-    except _Failure as failure:
-        return _fail(result, failure)
-    return result
+def _fix_text(text: str, result: FileResult, options: FixOptions) -> None:
+    fast: list[FastDocument] | None = None
+    if options.fast_path:
+        try:
+            fast = load_fast(text)
+        except FastLoadError as exc:
+            if exc.final:
+                raise _Failure(exc.message, exc.line, exc.column) from exc
+    planned: tuple[list[DocumentResult], dict[int, Plan]] | None = None
+    if fast is not None:
+        planned = _plan_documents(fast, options)
+        if not any(p.ops for p in planned[1].values()):
+            result.documents = planned[0]
+            result.skipped = _file_skip(result.documents)
+            return
+    _edit(text, result, options, fast, planned)
 
 
 def _edit(
@@ -459,69 +462,56 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
     changes are listed too); findings are placed at the nearest line of the original text.
     """
     options = options or CheckOptions()
-    result = FileResult(path=display_path(path), original=text)
-    try:
-        return _check_text(text, result, options)
-    except Exception as exc:  # the readers' own errors are placed; this is the last guard
-        return _unexpected(result, exc)
+    return _guarded(text, path, options.rendered, functools.partial(_check_text, options=options))
 
 
-def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileResult:
-    reason = None if options.rendered else file_skip_reason(text)
-    if reason is not None:
-        result.skipped = reason
-        return result
-    try:
-        documents = _read_documents(text, fast=True)
-        for document in documents:
-            if document.value is None:
-                continue
-            skipped = object_skip_reason(document.value)
-            record = _document_result(document, skipped)
-            result.documents.append(record)
-            if skipped is not None:
-                continue
-            value = document.value
-            try:
-                # What fix would produce decides what "fixable" means: a violation is fixable
-                # when the configured fix makes it go away (not merely when a field is absent:
-                # a disabled rule, an opt-out or a privileged container keep it).
-                planned = plan(value, options.config, evaluate=False, images=options.images)
-                after = evaluate(planned.hardened, level=options.level, version=options.version)
-                if options.after_fix:
-                    record.changes = _located_changes(document, planned)
-                    violations, remaining = after, None
-                else:
-                    violations = evaluate(value, level=options.level, version=options.version)
-                    remaining = {(v.check, v.container) for v in after}
-                checked = planned.hardened if options.after_fix else value
-                refused = _kubelet_findings(checked, options.images)
-                refused += _user_namespace_findings(checked)
-            except InvalidObjectError as exc:
-                raise _invalid(document, exc) from exc
-            for violation in violations:
-                line, column = _position(document, violation.pointer)
-                fixable = violation.fixable and (
-                    remaining is not None
-                    and (violation.check, violation.container) not in remaining
+def _check_text(text: str, result: FileResult, options: CheckOptions) -> None:
+    documents = _read_documents(text, fast=True)
+    for document in documents:
+        if document.value is None:
+            continue
+        skipped = object_skip_reason(document.value)
+        record = _document_result(document, skipped)
+        result.documents.append(record)
+        if skipped is not None:
+            continue
+        value = document.value
+        try:
+            # What fix would produce decides what "fixable" means: a violation is fixable
+            # when the configured fix makes it go away (not merely when a field is absent:
+            # a disabled rule, an opt-out or a privileged container keep it).
+            planned = plan(value, options.config, evaluate=False, images=options.images)
+            after = evaluate(planned.hardened, level=options.level, version=options.version)
+            if options.after_fix:
+                record.changes = _located_changes(document, planned)
+                violations, remaining = after, None
+            else:
+                violations = evaluate(value, level=options.level, version=options.version)
+                remaining = {(v.check, v.container) for v in after}
+            checked = planned.hardened if options.after_fix else value
+            refused = _kubelet_findings(checked, options.images)
+            refused += _user_namespace_findings(checked)
+        except InvalidObjectError as exc:
+            raise _invalid(document, exc) from exc
+        for violation in violations:
+            line, column = _position(document, violation.pointer)
+            fixable = violation.fixable and (
+                remaining is not None and (violation.check, violation.container) not in remaining
+            )
+            record.findings.append(
+                LocatedFinding(
+                    check_or_rule=violation.check,
+                    level=violation.level,
+                    container=violation.container,
+                    line=line,
+                    column=column,
+                    message=violation.message,
+                    fixable=fixable,
+                    pointer=violation.pointer,
                 )
-                record.findings.append(
-                    LocatedFinding(
-                        check_or_rule=violation.check,
-                        level=violation.level,
-                        container=violation.container,
-                        line=line,
-                        column=column,
-                        message=violation.message,
-                        fixable=fixable,
-                        pointer=violation.pointer,
-                    )
-                )
-            record.findings.extend(_located_findings(document, refused))
-        result.skipped = _file_skip(result.documents)
-    except _Failure as failure:
-        return _fail(result, failure)
-    return result
+            )
+        record.findings.extend(_located_findings(document, refused))
+    result.skipped = _file_skip(result.documents)
 
 
 KUBELET_CHECK = "kubelet-run-as-non-root"
