@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from hardener.config import Config, default_config
 from hardener.engine import plan
@@ -71,6 +71,8 @@ __all__ = [
     "run_files",
     "same_json",
 ]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -606,17 +608,9 @@ def images_in_files(
 ) -> list[str]:
     """The image strings the files name, each once, in order (``-`` is the caller's)."""
     files = [p for p in paths if p != STDIN]
-    read = functools.partial(_file_images, options=options)
     seen: dict[str, None] = {}
-    if jobs <= 1 or len(files) <= 1:
-        for path in files:
-            seen.update(dict.fromkeys(read(path)))
-        return list(seen)
-    workers = min(jobs, len(files))
-    chunksize = max(1, min(32, len(files) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for found in pool.map(read, files, chunksize=chunksize):
-            seen.update(dict.fromkeys(found))
+    for found in _in_order(functools.partial(_file_images, options=options), files, jobs):
+        seen.update(dict.fromkeys(found))
     return list(seen)
 
 
@@ -640,22 +634,23 @@ def run_files(
     if STDIN in paths:
         raise ValueError("stdin ('-') is read by the caller, not by run_files")
     results: list[FileResult] = []
+    for result in _in_order(worker, paths, jobs):
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def _in_order(work: Callable[[str], _T], paths: Sequence[str], jobs: int) -> Iterator[_T]:
+    """``work`` over every path, in up to ``jobs`` worker processes, in input order."""
     if jobs <= 1 or len(paths) <= 1:
-        for path in paths:
-            result = worker(path)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-        return results
+        yield from map(work, paths)
+        return
     workers = min(jobs, len(paths))
     # Small chunks keep the workers busy to the end; results still come back in order.
     chunksize = max(1, min(32, len(paths) // (workers * 8)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for result in pool.map(worker, paths, chunksize=chunksize):
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return results
+        yield from pool.map(work, paths, chunksize=chunksize)
 
 
 def fix_worker(options: FixOptions) -> Callable[[str], FileResult]:
