@@ -14,9 +14,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from hardener.cli._common import fail
+from hardener.cli._common import fail, read_stdin
 from hardener.config import Config
-from hardener.fixer.files import FileReadError, decode
+from hardener.fixer.files import FileReadError
 from hardener.fixer.resourcelist import harden_resource_list
 from hardener.fixer.stream import StreamError
 from hardener.image_facts import ImageFacts
@@ -48,10 +48,9 @@ def _look_up(images: list[str], config: Config) -> Mapping[str, ImageFacts]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        text = decode(sys.stdin.buffer.read())
-    except FileReadError as exc:
-        return fail(PROG, f"<stdin>: {exc.message}", 1)
+    text = read_stdin()
+    if isinstance(text, FileReadError):
+        return fail(PROG, f"<stdin>: {text.message}", 1)
     try:
         outcome = harden_resource_list(text, look_up=_look_up)
     except StreamError as exc:

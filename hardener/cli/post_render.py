@@ -14,9 +14,9 @@ import argparse
 import sys
 from typing import Any
 
-from hardener.cli._common import fail, load_run_config
+from hardener.cli._common import fail, load_run_config, read_stdin
 from hardener.config import PROFILES
-from hardener.fixer.files import FileReadError, decode
+from hardener.fixer.files import FileReadError
 from hardener.fixer.run import images_in_text
 from hardener.fixer.stream import StreamError, harden_stream
 from hardener.images import lookup_run
@@ -59,10 +59,9 @@ def run(args: argparse.Namespace) -> int:
         config = load_run_config(args.config, args.profile)
     except ConfigError as exc:
         return fail(PROG, str(exc))
-    try:
-        text = decode(sys.stdin.buffer.read())
-    except FileReadError as exc:
-        return fail(PROG, f"<stdin>: {exc.message}")
+    text = read_stdin()
+    if isinstance(text, FileReadError):
+        return fail(PROG, f"<stdin>: {text.message}")
     try:
         found = lookup_run(images_in_text(text, rendered=True), config.images)
         hardened = harden_stream(text, config, images=found.facts)
