@@ -95,12 +95,17 @@ class RuleContext:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _anchor(self, path: JsonPath) -> tuple[int, JSONValue]:
+    def _anchor(
+        self, path: JsonPath, container: ContainerSite | None = None
+    ) -> tuple[int, JSONValue]:
         """Where a lookup of ``path`` may start: its container, or else the pod spec.
 
         Rules only build paths from ``site.spec_path`` and container paths, so a walk from
         there (from its working copy, once edits went through it) sees every pending value.
+        A change made for ``container`` has its path inside it.
         """
+        if container is not None:
+            return len(container.path), container.container
         base = len(self.site.spec_path)
         if len(path) > base + 2:
             field, index = path[base], path[base + 1]
@@ -145,12 +150,7 @@ class RuleContext:
         container: ContainerSite | None = None,
         replace: bool = False,
     ) -> bool:
-        # ``container`` names the container a change is for, and its path lies inside it.
-        anchor = (
-            (len(container.path), container.container)
-            if container is not None
-            else self._anchor(path)
-        )
+        anchor = self._anchor(path, container)
         recorded, before = self.builder.set(path, value, replace=replace, anchor=anchor)
         if not recorded:
             return False
@@ -174,12 +174,7 @@ class RuleContext:
         *,
         container: ContainerSite | None = None,
     ) -> None:
-        anchor = (
-            (len(container.path), container.container)
-            if container is not None
-            else self._anchor(path)
-        )
-        index = self.builder.append(path, item, anchor)
+        index = self.builder.append(path, item, self._anchor(path, container))
         self.changes.append(
             Change(
                 rule=self.rule.id,
