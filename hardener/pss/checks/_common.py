@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from hardener.model import json_type
 from hardener.pss._version import Version
-from hardener.pss._view import ContainerView, Holder, JsonPath, PodView, Problem, quote
+from hardener.pss._view import ContainerView, Holder, PodView, Problem, quote
 
 # Policy versions where a check changes its behaviour.
 V1_19_SECCOMP_FIELDS: Final[Version] = (1, 19)
@@ -50,13 +50,14 @@ def volume_label(volume: Mapping[str, Any], index: int) -> str:
     return name if isinstance(name, str) else f"volumes[{index}]"
 
 
-def must_not_be_true(
-    value: Any, who: str, field: str, path: JsonPath, container: str | None
-) -> Iterator[Problem]:
+def must_not_be_true(holder: Holder, field: str, value: Any) -> Iterator[Problem]:
+    """The problem with ``holder``'s ``securityContext.<field>`` (a dotted path) set to
+    anything but ``false``."""
     if value is True:
-        yield Problem(f"{who} must not set {field}=true", path, container)
+        message = f"{holder.label} must not set securityContext.{field}=true"
+        yield Problem(message, (*holder.sc_path, *field.split(".")), holder.container)
     elif value is not None and value is not False:
-        yield Problem(wrong_type(who, field, "a boolean", value), path, container)
+        yield sc_wrong_type(holder, field, "a boolean", value)
 
 
 def capabilities_add(c: ContainerView) -> Any:

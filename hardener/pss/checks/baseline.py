@@ -69,13 +69,7 @@ def privileged(pod: PodView) -> Iterator[Problem]:
         value = c.sc.get("privileged")
         if value is None or value is False:
             continue
-        yield from must_not_be_true(
-            value,
-            c.label,
-            "securityContext.privileged",
-            (*c.sc_path, "privileged"),
-            c.name,
-        )
+        yield from must_not_be_true(c, "privileged", value)
 
 
 @check("capabilities_baseline", since=(1, 0), title="Capabilities")
@@ -309,13 +303,7 @@ def windows_host_process(pod: PodView) -> Iterator[Problem]:
         value = options.get("hostProcess")
         if value is None or value is False:
             continue
-        yield from must_not_be_true(
-            value,
-            holder.label,
-            "securityContext.windowsOptions.hostProcess",
-            (*holder.sc_path, "windowsOptions", "hostProcess"),
-            holder.container,
-        )
+        yield from must_not_be_true(holder, "windowsOptions.hostProcess", value)
 
 
 _PROBES: Final = ("livenessProbe", "readinessProbe", "startupProbe")
