@@ -21,6 +21,7 @@ from hardener.cli._common import (
     read_stdin,
     run_paths,
 )
+from hardener.config import PROFILES
 from hardener.fixer.files import STDIN, collect_paths
 from hardener.fixer.output import use_color
 from hardener.fixer.run import CheckOptions, check_text, check_worker
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--profile",
-        choices=("restricted", "baseline"),
+        choices=PROFILES,
         help="hardening profile for --after-fix (default: the config's, or restricted)",
     )
     parser.add_argument(

@@ -105,6 +105,10 @@ class FixOptions:
     rendered: bool = False
     leave_alone: Callable[[Any], str | None] | None = None
 
+    def follows(self, path: str) -> bool:
+        """Whether a link at ``path`` is read (and its target written)."""
+        return self.follow_symlinks or (os.path.islink(path) and within(path, self.link_roots))
+
 
 @dataclass(frozen=True)
 class CheckOptions:
@@ -429,9 +433,8 @@ def fix_file(path: str, options: FixOptions | None = None) -> FileResult:
     options = options or FixOptions()
     # A link is read (and its target written) only when allowed; a link put in place of the
     # file after this look makes the read fail (O_NOFOLLOW).
-    follow = options.follow_symlinks or (os.path.islink(path) and within(path, options.link_roots))
     try:
-        text, snapshot = read_text(path, follow_symlinks=follow)
+        text, snapshot = read_text(path, follow_symlinks=options.follows(path))
     except FileReadError as exc:
         return read_error_result(path, exc)
     result = fix_text(text, path, options)
@@ -587,12 +590,7 @@ def images_in_text(text: str, *, rendered: bool = False) -> list[str]:
 
 
 def _file_images(path: str, options: FixOptions | CheckOptions) -> list[str]:
-    if isinstance(options, FixOptions):
-        follow = options.follow_symlinks or (
-            os.path.islink(path) and within(path, options.link_roots)
-        )
-    else:
-        follow = True
+    follow = options.follows(path) if isinstance(options, FixOptions) else True
     try:
         text, _ = read_text(path, follow_symlinks=follow)
     except FileReadError:
