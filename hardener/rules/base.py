@@ -24,7 +24,7 @@ from hardener.pointer import join_path
 from hardener.records import picklable
 from hardener.userns import Support
 
-__all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "pod_or_containers"]
+__all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "as_int", "pod_or_containers"]
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,11 @@ class RuleContext:
 def as_bool(value: JSONValue) -> bool | None:
     """``True``/``False`` for a boolean, ``None`` for anything else (absent, wrong type)."""
     return value if isinstance(value, bool) else None
+
+
+def as_int(value: object) -> int | None:
+    """The number for an integer (not a boolean), ``None`` for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def pod_or_containers(
