@@ -62,7 +62,7 @@ from hardener.image_facts import (
     UnknownPolicy,
 )
 from hardener.model import ConfigError
-from hardener.pss import canonical_version
+from hardener.pss import LEVELS, canonical_version
 from hardener.rules import RULES, RULES_BY_ID, Rule
 from hardener.userns import MODES as USER_NAMESPACE_MODES
 from hardener.userns import Mode as UserNamespaceMode
@@ -84,7 +84,6 @@ __all__ = [
 
 PROFILES = ("restricted", "baseline")
 MODES = ("mutate", "warn")
-LEVELS = ("baseline", "restricted")
 _TOP_KEYS = (
     "profile",
     "mode",

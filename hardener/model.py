@@ -157,10 +157,6 @@ class Plan:
     """The object as the ops leave it (what ``jsonpatch.apply_patch`` would give), sharing
     every part they do not touch with the object: read-only. ``None`` when not known."""
 
-    @property
-    def empty(self) -> bool:
-        return not self.ops
-
 
 def json_type(value: object) -> str:
     """How an error message names the JSON type of ``value``: "a string", "an array", ..."""

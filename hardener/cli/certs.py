@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from hardener.certs import (
     service_dns_names,
     write_files,
 )
+from hardener.cli._common import fail
 from hardener.model import HardenerError
 
 __all__ = ["register", "run"]
@@ -72,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
         )
         written = write_files(args.out, files, private=frozenset({"tls.key"}), force=args.force)
     except HardenerError as exc:
-        print(f"hardener certs: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("hardener certs", str(exc))
     for path in written:
         print(f"wrote {path}")
     print(

@@ -8,24 +8,26 @@ config is invalid.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from typing import Any
 
 from hardener import __version__
-from hardener.cli.fix import add_common_arguments, load_run_config, look_up_images, read_stdin
-from hardener.fixer.files import STDIN, FileReadError, collect_paths
-from hardener.fixer.output import Progress, use_color
-from hardener.fixer.run import CheckOptions, check_text, check_worker, read_error_result, run_files
+from hardener.cli._common import (
+    add_common_arguments,
+    fail,
+    load_run_config,
+    look_up_images,
+    read_stdin,
+    run_paths,
+)
+from hardener.config import PROFILES
+from hardener.fixer.files import STDIN, collect_paths
+from hardener.fixer.output import use_color
+from hardener.fixer.run import CheckOptions, check_text, check_worker
 from hardener.model import ConfigError
 from hardener.pss import LEVELS, canonical_version
-from hardener.report import (
-    check_lines,
-    check_summary,
-    error_line,
-    render,
-    user_namespaces_line,
-)
-from hardener.results import FileResult
+from hardener.report import check_lines, check_summary, error_line, render, user_namespaces_line
 
 __all__ = ["register", "run"]
 
@@ -63,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--profile",
-        choices=("restricted", "baseline"),
+        choices=PROFILES,
         help="hardening profile for --after-fix (default: the config's, or restricted)",
     )
     parser.add_argument(
@@ -80,16 +82,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_run_config(args.config, args.profile)
     except ConfigError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(prog, str(exc))
     level = args.level or config.level
     try:
         version = canonical_version(
             config.version if args.policy_version is None else args.policy_version
         )
     except ValueError as exc:
-        print(f"{prog}: error: --version: {exc}", file=sys.stderr)
-        return 2
+        return fail(prog, f"--version: {exc}")
     options = CheckOptions(
         level=level,
         version=version,
@@ -102,21 +102,11 @@ def run(args: argparse.Namespace) -> int:
     )
     paths, missing = collected.files, collected.missing
     if paths.count(STDIN) > 1:
-        print(f"{prog}: error: '-' (stdin) can be given only once", file=sys.stderr)
-        return 2
+        return fail(prog, "'-' (stdin) can be given only once")
     stdin = read_stdin() if STDIN in paths else None
     options, images = look_up_images(paths, stdin, options, offline=args.offline, jobs=args.jobs)
-    results = [FileResult(path=path, error=message) for path, message in missing]
-    files = [p for p in paths if p != STDIN]
-    progress = Progress(sys.stderr, len(files))
-    try:
-        checked = iter(
-            run_files(check_worker(options), files, jobs=args.jobs, on_result=progress.advance)
-        )
-    finally:
-        progress.close()
-    for path in paths:
-        results.append(_stdin(stdin, options) if path == STDIN else next(checked))
+    on_stdin = functools.partial(check_text, path=STDIN, options=options)
+    results = run_paths(paths, missing, stdin, check_worker(options), on_stdin, args.jobs)
 
     color = use_color(sys.stdout, args.color)
     if args.format == "text":
@@ -151,11 +141,3 @@ def run(args: argparse.Namespace) -> int:
     if any(d.findings for r in results for d in r.documents):
         return 1
     return 0
-
-
-def _stdin(stdin: str | FileReadError | None, options: CheckOptions) -> FileResult:
-    if stdin is None:
-        stdin = read_stdin()
-    if isinstance(stdin, FileReadError):
-        return read_error_result(STDIN, stdin)
-    return check_text(stdin, STDIN, options)

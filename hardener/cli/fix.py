@@ -11,37 +11,25 @@ Exit status, as black and ruff use it:
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
+import functools
 import sys
-from typing import Any, TypeVar
+from typing import Any
 
 from hardener import __version__
-from hardener.config import PROFILES, Config, default_config, load_config
-from hardener.fixer.files import (
-    STDIN,
-    FileReadError,
-    collect_paths,
-    decode,
-    display_path,
-    link_roots,
+from hardener.cli._common import (
+    add_common_arguments,
+    fail,
+    load_run_config,
+    look_up_images,
+    read_stdin,
+    run_paths,
 )
-from hardener.fixer.output import Progress, use_color
-from hardener.fixer.run import (
-    CheckOptions,
-    FixOptions,
-    fix_text,
-    fix_worker,
-    images_in_files,
-    images_in_text,
-    read_error_result,
-    run_files,
-)
-from hardener.images import lookup_run
+from hardener.config import PROFILES
+from hardener.fixer.files import STDIN, collect_paths, display_path, link_roots
+from hardener.fixer.output import use_color
+from hardener.fixer.run import FixOptions, fix_text, fix_worker
 from hardener.model import ConfigError
 from hardener.report import (
-    FORMATS,
-    ImageReport,
     error_line,
     fix_lines,
     fix_summary,
@@ -49,81 +37,10 @@ from hardener.report import (
     unified_diff,
     user_namespaces_line,
 )
-from hardener.results import FileResult
 
-__all__ = [
-    "add_common_arguments",
-    "load_run_config",
-    "look_up_images",
-    "read_stdin",
-    "register",
-    "run",
-]
+__all__ = ["register", "run"]
 
 STDIN_NAME = display_path(STDIN)
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options ``fix`` and ``check`` share."""
-    parser.add_argument(
-        "paths",
-        nargs="+",
-        metavar="PATH",
-        help="file or directory (walked for *.yaml, *.yml, *.json, leaving out tool folders "
-        "such as .git and node_modules, and what .gitignore ignores), or - for stdin",
-    )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="text",
-        help="output format (default: text); json is the documented machine contract",
-    )
-    parser.add_argument("--config", metavar="FILE", help="hardener config file (YAML)")
-    parser.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="skip paths matching this glob (a path, or any directory or file name in it); "
-        "repeatable",
-    )
-    parser.add_argument(
-        "--no-ignore",
-        action="store_true",
-        help="walk what .gitignore and .git/info/exclude ignore too (tool folders such as .git "
-        "and node_modules stay out)",
-    )
-    parser.add_argument(
-        "-j",
-        "--jobs",
-        type=_jobs,
-        default=1,
-        metavar="N",
-        help="process files in N worker processes (0: one per CPU; default: 1); output order "
-        "is the same",
-    )
-    parser.add_argument(
-        "--offline",
-        action="store_true",
-        help="look no image up: the image cache and the offline table only (also "
-        "HARDENER_IMAGES_OFFLINE=1, or images.lookup: false in the config)",
-    )
-    parser.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour the text output (default: auto, on a terminal unless NO_COLOR is set)",
-    )
-
-
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 (one per CPU) or more")
-    return value or (os.cpu_count() or 1)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -167,49 +84,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=run)
 
 
-def load_run_config(path: str | None, profile: str | None = None) -> Config:
-    config = load_config(path) if path else default_config()
-    if profile is not None and profile != config.profile:
-        config = config.with_profile(profile)
-    return config
-
-
-_Options = TypeVar("_Options", FixOptions, CheckOptions)
-
-
-def read_stdin() -> str | FileReadError:
-    """The text on stdin, or why it cannot be read."""
-    try:
-        return decode(sys.stdin.buffer.read())
-    except FileReadError as exc:
-        return exc
-
-
-def look_up_images(
-    paths: list[str],
-    stdin: str | FileReadError | None,
-    options: _Options,
-    *,
-    offline: bool,
-    jobs: int,
-) -> tuple[_Options, ImageReport]:
-    """Look up every image the files (and stdin) name, at once, before any is planned; the
-    options carry the facts to the engine."""
-    images = images_in_files(paths, options, jobs=jobs)
-    if isinstance(stdin, str):
-        images += images_in_text(stdin, rendered=options.rendered)
-    found = lookup_run(images, options.config.images, offline=offline)
-    report = ImageReport(found.facts, found.offline, found.requests, found.seconds)
-    return dataclasses.replace(options, images=found.facts), report
-
-
 def run(args: argparse.Namespace) -> int:
     prog = "hardener fix"
     try:
         config = load_run_config(args.config, args.profile)
     except ConfigError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(prog, str(exc))
     writes = not (args.check or args.diff)
     collected = collect_paths(
         args.paths,
@@ -224,16 +104,14 @@ def run(args: argparse.Namespace) -> int:
 
         return run_emit(args, config, paths, missing)
     if paths.count(STDIN) > 1:
-        print(f"{prog}: error: '-' (stdin) can be given only once", file=sys.stderr)
-        return 2
+        return fail(prog, "'-' (stdin) can be given only once")
     stdin_writes = STDIN in paths and not args.check and not args.diff
     if stdin_writes and args.format != "text":
-        print(
-            f"{prog}: error: with '-' the fixed text goes to stdout, which --format "
-            f"{args.format} needs too; add --check or --diff",
-            file=sys.stderr,
+        return fail(
+            prog,
+            f"with '-' the fixed text goes to stdout, which --format {args.format} needs too; "
+            "add --check or --diff",
         )
-        return 2
     color = use_color(sys.stdout, args.color)
     options = FixOptions(
         config=config,
@@ -245,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
     )
     stdin = read_stdin() if STDIN in paths else None
     options, images = look_up_images(paths, stdin, options, offline=args.offline, jobs=args.jobs)
-    results = _missing_results(missing)
-    results.extend(_run(paths, stdin, options, args.jobs))
+    on_stdin = functools.partial(fix_text, path=STDIN, options=options)
+    results = run_paths(paths, missing, stdin, fix_worker(options), on_stdin, args.jobs)
 
     fixed_stdin: str | None = None
     if args.format == "text":
@@ -291,31 +169,3 @@ def run(args: argparse.Namespace) -> int:
     if args.check and any(r.changed for r in results):
         return 1
     return 0
-
-
-def _missing_results(missing: list[tuple[str, str]]) -> list[FileResult]:
-    return [FileResult(path=path, error=message) for path, message in missing]
-
-
-def _run(
-    paths: list[str], stdin: str | FileReadError | None, options: FixOptions, jobs: int
-) -> list[FileResult]:
-    files = [p for p in paths if p != STDIN]
-    progress = Progress(sys.stderr, len(files))
-    try:
-        by_path = run_files(fix_worker(options), files, jobs=jobs, on_result=progress.advance)
-    finally:
-        progress.close()
-    results: list[FileResult] = []
-    pending = iter(by_path)
-    for path in paths:
-        results.append(_stdin(stdin, options) if path == STDIN else next(pending))
-    return results
-
-
-def _stdin(stdin: str | FileReadError | None, options: FixOptions) -> FileResult:
-    if stdin is None:
-        stdin = read_stdin()
-    if isinstance(stdin, FileReadError):
-        return read_error_result(STDIN, stdin)
-    return fix_text(stdin, STDIN, options)

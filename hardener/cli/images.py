@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from hardener.cli.fix import load_run_config
+from hardener.cli._common import fail, load_run_config
 from hardener.config import ImageSettings
 from hardener.image_facts import ImageFacts, parse_image_user
 from hardener.images import offline_reason, resolve_images_sync
@@ -117,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
     except ConfigError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(prog, str(exc))
     started = time.monotonic()
     progress = sys.stderr.isatty()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from hardener.cli._common import fail
 from hardener.cli.audit import add_cluster_arguments
 from hardener.model import HardenerError
 
@@ -115,8 +116,7 @@ def run_install(args: argparse.Namespace) -> int:
     )
 
     if args.url is not None and args.namespace is not None:
-        print(f"{prog}: error: --namespace goes with --service, not --url", file=sys.stderr)
-        return 2
+        return fail(prog, "--namespace goes with --service, not --url")
     rbac = args.service is not None and not args.no_rbac
     rbac_applied = []
     try:
@@ -142,8 +142,7 @@ def run_install(args: argparse.Namespace) -> int:
         finally:
             connection.close()
     except HardenerError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(prog, str(exc))
     name = body["metadata"]["name"]
     done = [(f"{_KIND}/{name}", applied)] + [
         (f"{_RBAC_KINDS[a.obj['kind']]}/{a.obj['metadata']['name']}", a) for a in rbac_applied
@@ -178,8 +177,7 @@ def run_uninstall(args: argparse.Namespace) -> int:
         finally:
             connection.close()
     except HardenerError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(prog, str(exc))
     name = f"{_KIND}/{CONFIGURATION_NAME}"
     if not deleted:
         print(f"{name} not found: nothing to remove")

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from hardener.cli._common import fail, read_stdin
 from hardener.config import Config
-from hardener.fixer.files import FileReadError, decode
+from hardener.fixer.files import FileReadError
 from hardener.fixer.resourcelist import harden_resource_list
 from hardener.fixer.stream import StreamError
 from hardener.image_facts import ImageFacts
@@ -47,16 +48,13 @@ def _look_up(images: list[str], config: Config) -> Mapping[str, ImageFacts]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        text = decode(sys.stdin.buffer.read())
-    except FileReadError as exc:
-        print(f"{PROG}: error: <stdin>: {exc.message}", file=sys.stderr)
-        return 1
+    text = read_stdin()
+    if isinstance(text, FileReadError):
+        return fail(PROG, f"<stdin>: {text.message}", 1)
     try:
         outcome = harden_resource_list(text, look_up=_look_up)
     except StreamError as exc:
-        print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)
-        return 1
+        return fail(PROG, f"{exc}; nothing was written", 1)
     sys.stdout.write(outcome.text)
     sys.stdout.flush()
     warnings = sum(1 for r in outcome.results if r["severity"] == "warning")

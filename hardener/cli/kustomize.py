@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hardener.cli._common import fail
 from hardener.config import Config
 from hardener.fixer.files import STDIN
 from hardener.fixer.kustomize import build_component, write_component
@@ -26,12 +27,11 @@ def run_emit(
 ) -> int:
     """Build the component from ``paths`` and write it into ``args.emit_kustomize``."""
     if args.check or args.diff or STDIN in paths or args.format != "text":
-        print(
-            f"{PROG}: error: --emit-kustomize reads files and writes a component; it does not "
-            "take --check, --diff, --format or '-' (stdin)",
-            file=sys.stderr,
+        return fail(
+            PROG,
+            "--emit-kustomize reads files and writes a component; it does not take --check, "
+            "--diff, --format or '-' (stdin)",
         )
-        return 2
     for path, message in missing:
         print(f"{PROG}: error: {path}: {message}; nothing was written", file=sys.stderr)
     if missing:
@@ -45,8 +45,7 @@ def run_emit(
         emission = build_component(paths, config, found.facts)
         write_component(emission, args.emit_kustomize)
     except StreamError as exc:
-        print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)
-        return 2
+        return fail(PROG, f"{exc}; nothing was written")
     for patch in emission.patches:
         print(
             f"{args.emit_kustomize}/patches/{patch.filename}: {patch.identity.label()} "

@@ -14,9 +14,9 @@ import argparse
 import sys
 from typing import Any
 
-from hardener.cli.fix import load_run_config
+from hardener.cli._common import fail, load_run_config, read_stdin
 from hardener.config import PROFILES
-from hardener.fixer.files import FileReadError, decode
+from hardener.fixer.files import FileReadError
 from hardener.fixer.run import images_in_text
 from hardener.fixer.stream import StreamError, harden_stream
 from hardener.images import lookup_run
@@ -58,19 +58,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_run_config(args.config, args.profile)
     except ConfigError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        text = decode(sys.stdin.buffer.read())
-    except FileReadError as exc:
-        print(f"{PROG}: error: <stdin>: {exc.message}", file=sys.stderr)
-        return 2
+        return fail(PROG, str(exc))
+    text = read_stdin()
+    if isinstance(text, FileReadError):
+        return fail(PROG, f"<stdin>: {text.message}")
     try:
         found = lookup_run(images_in_text(text, rendered=True), config.images)
         hardened = harden_stream(text, config, images=found.facts)
     except StreamError as exc:
-        print(f"{PROG}: error: {exc}; nothing was written", file=sys.stderr)
-        return 2
+        return fail(PROG, f"{exc}; nothing was written")
     result = hardened.result
     findings: list[str] = []
     for document in result.documents:
@@ -88,11 +84,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.strict and findings:
-        print(
-            f"{PROG}: error: --strict and {len(findings)} findings; nothing was written",
-            file=sys.stderr,
-        )
-        return 1
+        return fail(PROG, f"--strict and {len(findings)} findings; nothing was written", 1)
     sys.stdout.write(result.fixed if result.fixed is not None else text)
     sys.stdout.flush()
     return 0

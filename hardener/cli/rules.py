@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from hardener.config import default_config
+from hardener.config import PROFILES, default_config
 from hardener.rules import RULES, Rule
 
 __all__ = ["register", "render_markdown"]
@@ -23,11 +23,7 @@ def register(subparsers: Any) -> None:
 
 
 def _profiles(rule: Rule) -> list[str]:
-    return [
-        profile
-        for profile in ("restricted", "baseline")
-        if default_config(profile).rule(rule.id).enabled
-    ]
+    return [profile for profile in PROFILES if default_config(profile).rule(rule.id).enabled]
 
 
 def render_markdown() -> str:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from pathlib import Path
 from typing import Any
 
+from hardener.cli._common import fail
 from hardener.config import default_config, load_config
 from hardener.model import ConfigError
 from hardener.webhook import ServeOptions, configure_logging, run_server
 
 __all__ = ["register", "run"]
+
+PROG = "hardener serve"
 
 
 def _port(text: str) -> int:
@@ -90,25 +92,22 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def fail(message: str) -> int:
-        print(f"hardener serve: error: {message}", file=sys.stderr)
-        return 2
-
     if (args.tls_cert is None) != (args.tls_key is None):
         return fail(
+            PROG,
             "--tls-cert and --tls-key go together: give both, or neither for a "
-            "generated self-signed certificate"
+            "generated self-signed certificate",
         )
     if args.insecure and args.tls_cert is not None:
-        return fail("--insecure serves plain HTTP: drop it, or drop --tls-cert/--tls-key")
+        return fail(PROG, "--insecure serves plain HTTP: drop it, or drop --tls-cert/--tls-key")
     if args.san and (args.tls_cert is not None or args.insecure):
         return fail(
-            "--san only applies to the generated certificate (no --tls-cert, no --insecure)"
+            PROG, "--san only applies to the generated certificate (no --tls-cert, no --insecure)"
         )
     try:
         config = load_config(args.config) if args.config is not None else default_config()
     except ConfigError as exc:
-        return fail(str(exc))
+        return fail(PROG, str(exc))
     configure_logging()
     options = ServeOptions(
         config=config,

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from hardener.config import Config, default_config
 from hardener.engine import plan
@@ -72,6 +72,8 @@ __all__ = [
     "same_json",
 ]
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class FixOptions:
@@ -102,6 +104,10 @@ class FixOptions:
     images: Mapping[str, ImageFacts] | None = None
     rendered: bool = False
     leave_alone: Callable[[Any], str | None] | None = None
+
+    def follows(self, path: str) -> bool:
+        """Whether a link at ``path`` is read (and its target written)."""
+        return self.follow_symlinks or (os.path.islink(path) and within(path, self.link_roots))
 
 
 @dataclass(frozen=True)
@@ -332,16 +338,31 @@ def _verify(text: str, expected: dict[int, Any]) -> None:
             )
 
 
-def _unexpected(result: FileResult, exc: Exception) -> FileResult:
-    """A failure nobody foresaw is still this file's error: the run goes on with the others."""
-    detail = str(exc)[:200]
-    return _fail(
-        result,
-        _Failure(
-            f"internal error while reading the file ({type(exc).__name__}: {detail}); the file "
-            "was left unchanged, please report this"
-        ),
-    )
+def _guarded(
+    text: str, path: str, rendered: bool, work: Callable[[str, FileResult], None]
+) -> FileResult:
+    """The result of ``work`` on ``text`` (a file to skip is skipped first). A ``_Failure`` is
+    the result's placed error, and a failure nobody foresaw is still this file's error: the
+    run goes on with the others. Nothing is raised."""
+    result = FileResult(path=display_path(path), original=text)
+    try:
+        reason = None if rendered else file_skip_reason(text)
+        if reason is not None:
+            result.skipped = reason
+        else:
+            work(text, result)
+    except _Failure as failure:
+        return _fail(result, failure)
+    except Exception as exc:  # the readers' own errors are placed; this is the last guard
+        detail = str(exc)[:200]
+        return _fail(
+            result,
+            _Failure(
+                f"internal error while reading the file ({type(exc).__name__}: {detail}); the "
+                "file was left unchanged, please report this"
+            ),
+        )
+    return result
 
 
 def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileResult:
@@ -349,37 +370,25 @@ def fix_text(text: str, path: str, options: FixOptions | None = None) -> FileRes
     text when something changes, ``None`` otherwise. Whatever goes wrong is the result's
     error; nothing is raised."""
     options = options or FixOptions()
-    result = FileResult(path=display_path(path), original=text)
-    try:
-        return _fix_text(text, result, options)
-    except Exception as exc:  # the readers' own errors are placed; this is the last guard
-        return _unexpected(result, exc)
+    return _guarded(text, path, options.rendered, functools.partial(_fix_text, options=options))
 
 
-def _fix_text(text: str, result: FileResult, options: FixOptions) -> FileResult:
-    reason = None if options.rendered else file_skip_reason(text)
-    if reason is not None:
-        result.skipped = reason
-        return result
-    try:
-        fast: list[FastDocument] | None = None
-        if options.fast_path:
-            try:
-                fast = load_fast(text)
-            except FastLoadError as exc:
-                if exc.final:
-                    raise _Failure(exc.message, exc.line, exc.column) from exc
-        planned: tuple[list[DocumentResult], dict[int, Plan]] | None = None
-        if fast is not None:
-            planned = _plan_documents(fast, options)
-            if not any(p.ops for p in planned[1].values()):
-                result.documents = planned[0]
-                result.skipped = _file_skip(result.documents)
-                return result
-        _edit(text, result, options, fast, planned)
-    except _Failure as failure:
-        return _fail(result, failure)
-    return result
+def _fix_text(text: str, result: FileResult, options: FixOptions) -> None:
+    fast: list[FastDocument] | None = None
+    if options.fast_path:
+        try:
+            fast = load_fast(text)
+        except FastLoadError as exc:
+            if exc.final:
+                raise _Failure(exc.message, exc.line, exc.column) from exc
+    planned: tuple[list[DocumentResult], dict[int, Plan]] | None = None
+    if fast is not None:
+        planned = _plan_documents(fast, options)
+        if not any(p.ops for p in planned[1].values()):
+            result.documents = planned[0]
+            result.skipped = _file_skip(result.documents)
+            return
+    _edit(text, result, options, fast, planned)
 
 
 def _edit(
@@ -424,9 +433,8 @@ def fix_file(path: str, options: FixOptions | None = None) -> FileResult:
     options = options or FixOptions()
     # A link is read (and its target written) only when allowed; a link put in place of the
     # file after this look makes the read fail (O_NOFOLLOW).
-    follow = options.follow_symlinks or (os.path.islink(path) and within(path, options.link_roots))
     try:
-        text, snapshot = read_text(path, follow_symlinks=follow)
+        text, snapshot = read_text(path, follow_symlinks=options.follows(path))
     except FileReadError as exc:
         return read_error_result(path, exc)
     result = fix_text(text, path, options)
@@ -459,69 +467,56 @@ def check_text(text: str, path: str, options: CheckOptions | None = None) -> Fil
     changes are listed too); findings are placed at the nearest line of the original text.
     """
     options = options or CheckOptions()
-    result = FileResult(path=display_path(path), original=text)
-    try:
-        return _check_text(text, result, options)
-    except Exception as exc:  # the readers' own errors are placed; this is the last guard
-        return _unexpected(result, exc)
+    return _guarded(text, path, options.rendered, functools.partial(_check_text, options=options))
 
 
-def _check_text(text: str, result: FileResult, options: CheckOptions) -> FileResult:
-    reason = None if options.rendered else file_skip_reason(text)
-    if reason is not None:
-        result.skipped = reason
-        return result
-    try:
-        documents = _read_documents(text, fast=True)
-        for document in documents:
-            if document.value is None:
-                continue
-            skipped = object_skip_reason(document.value)
-            record = _document_result(document, skipped)
-            result.documents.append(record)
-            if skipped is not None:
-                continue
-            value = document.value
-            try:
-                # What fix would produce decides what "fixable" means: a violation is fixable
-                # when the configured fix makes it go away (not merely when a field is absent:
-                # a disabled rule, an opt-out or a privileged container keep it).
-                planned = plan(value, options.config, evaluate=False, images=options.images)
-                after = evaluate(planned.hardened, level=options.level, version=options.version)
-                if options.after_fix:
-                    record.changes = _located_changes(document, planned)
-                    violations, remaining = after, None
-                else:
-                    violations = evaluate(value, level=options.level, version=options.version)
-                    remaining = {(v.check, v.container) for v in after}
-                checked = planned.hardened if options.after_fix else value
-                refused = _kubelet_findings(checked, options.images)
-                refused += _user_namespace_findings(checked)
-            except InvalidObjectError as exc:
-                raise _invalid(document, exc) from exc
-            for violation in violations:
-                line, column = _position(document, violation.pointer)
-                fixable = violation.fixable and (
-                    remaining is not None
-                    and (violation.check, violation.container) not in remaining
+def _check_text(text: str, result: FileResult, options: CheckOptions) -> None:
+    documents = _read_documents(text, fast=True)
+    for document in documents:
+        if document.value is None:
+            continue
+        skipped = object_skip_reason(document.value)
+        record = _document_result(document, skipped)
+        result.documents.append(record)
+        if skipped is not None:
+            continue
+        value = document.value
+        try:
+            # What fix would produce decides what "fixable" means: a violation is fixable
+            # when the configured fix makes it go away (not merely when a field is absent:
+            # a disabled rule, an opt-out or a privileged container keep it).
+            planned = plan(value, options.config, evaluate=False, images=options.images)
+            after = evaluate(planned.hardened, level=options.level, version=options.version)
+            if options.after_fix:
+                record.changes = _located_changes(document, planned)
+                violations, remaining = after, None
+            else:
+                violations = evaluate(value, level=options.level, version=options.version)
+                remaining = {(v.check, v.container) for v in after}
+            checked = planned.hardened if options.after_fix else value
+            refused = _kubelet_findings(checked, options.images)
+            refused += _user_namespace_findings(checked)
+        except InvalidObjectError as exc:
+            raise _invalid(document, exc) from exc
+        for violation in violations:
+            line, column = _position(document, violation.pointer)
+            fixable = violation.fixable and (
+                remaining is not None and (violation.check, violation.container) not in remaining
+            )
+            record.findings.append(
+                LocatedFinding(
+                    check_or_rule=violation.check,
+                    level=violation.level,
+                    container=violation.container,
+                    line=line,
+                    column=column,
+                    message=violation.message,
+                    fixable=fixable,
+                    pointer=violation.pointer,
                 )
-                record.findings.append(
-                    LocatedFinding(
-                        check_or_rule=violation.check,
-                        level=violation.level,
-                        container=violation.container,
-                        line=line,
-                        column=column,
-                        message=violation.message,
-                        fixable=fixable,
-                        pointer=violation.pointer,
-                    )
-                )
-            record.findings.extend(_located_findings(document, refused))
-        result.skipped = _file_skip(result.documents)
-    except _Failure as failure:
-        return _fail(result, failure)
-    return result
+            )
+        record.findings.extend(_located_findings(document, refused))
+    result.skipped = _file_skip(result.documents)
 
 
 KUBELET_CHECK = "kubelet-run-as-non-root"
@@ -595,12 +590,7 @@ def images_in_text(text: str, *, rendered: bool = False) -> list[str]:
 
 
 def _file_images(path: str, options: FixOptions | CheckOptions) -> list[str]:
-    if isinstance(options, FixOptions):
-        follow = options.follow_symlinks or (
-            os.path.islink(path) and within(path, options.link_roots)
-        )
-    else:
-        follow = True
+    follow = options.follows(path) if isinstance(options, FixOptions) else True
     try:
         text, _ = read_text(path, follow_symlinks=follow)
     except FileReadError:
@@ -616,17 +606,9 @@ def images_in_files(
 ) -> list[str]:
     """The image strings the files name, each once, in order (``-`` is the caller's)."""
     files = [p for p in paths if p != STDIN]
-    read = functools.partial(_file_images, options=options)
     seen: dict[str, None] = {}
-    if jobs <= 1 or len(files) <= 1:
-        for path in files:
-            seen.update(dict.fromkeys(read(path)))
-        return list(seen)
-    workers = min(jobs, len(files))
-    chunksize = max(1, min(32, len(files) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for found in pool.map(read, files, chunksize=chunksize):
-            seen.update(dict.fromkeys(found))
+    for found in _in_order(functools.partial(_file_images, options=options), files, jobs):
+        seen.update(dict.fromkeys(found))
     return list(seen)
 
 
@@ -650,22 +632,23 @@ def run_files(
     if STDIN in paths:
         raise ValueError("stdin ('-') is read by the caller, not by run_files")
     results: list[FileResult] = []
+    for result in _in_order(worker, paths, jobs):
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def _in_order(work: Callable[[str], _T], paths: Sequence[str], jobs: int) -> Iterator[_T]:
+    """``work`` over every path, in up to ``jobs`` worker processes, in input order."""
     if jobs <= 1 or len(paths) <= 1:
-        for path in paths:
-            result = worker(path)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-        return results
+        yield from map(work, paths)
+        return
     workers = min(jobs, len(paths))
     # Small chunks keep the workers busy to the end; results still come back in order.
     chunksize = max(1, min(32, len(paths) // (workers * 8)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for result in pool.map(worker, paths, chunksize=chunksize):
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return results
+        yield from pool.map(work, paths, chunksize=chunksize)
 
 
 def fix_worker(options: FixOptions) -> Callable[[str], FileResult]:

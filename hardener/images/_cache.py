@@ -80,7 +80,6 @@ class ImageCache:
         self._blobs: dict[str, bytes] = {}
         self._facts: dict[str, CachedFacts] = {}
         self._tags: dict[str, tuple[str, float]] = {}
-        self.write_errors = 0
 
     # -- config blobs -------------------------------------------------------------------
     def blob(self, digest: str) -> bytes | None:
@@ -176,7 +175,7 @@ class ImageCache:
             return None
 
     def _write(self, path: Path, data: bytes) -> None:
-        try:
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
@@ -187,5 +186,3 @@ class ImageCache:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-        except OSError:
-            self.write_errors += 1

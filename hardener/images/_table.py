@@ -36,6 +36,21 @@ def _row(
     )
 
 
+# Rows that stand under two keys (two registries, or two globs for one range of tags).
+_PROMETHEUS = _row(
+    "nobody",
+    "prometheus/prometheus Dockerfile (b5c61f3); busybox nobody is 65534",
+    uid=65534,
+    gid=65534,
+    volumes=("/prometheus",),
+)
+_NODE_EXPORTER = _row(
+    "nobody", "prometheus/node_exporter Dockerfile (0c561fa)", uid=65534, gid=65534
+)
+_PAUSE = _row(
+    "65535:65535", "kubernetes/kubernetes#95038; containerd PR #5211", uid=65535, gid=65535
+)
+
 BUILT_IN_TABLE: Mapping[str, ImageTableEntry] = {
     "nginx": _row(
         "",
@@ -100,38 +115,18 @@ BUILT_IN_TABLE: Mapping[str, ImageTableEntry] = {
         uid=472,
         writable=("/var/lib/grafana", "/var/log/grafana"),
     ),
-    "prom/prometheus": _row(
-        "nobody",
-        "prometheus/prometheus Dockerfile (b5c61f3); busybox nobody is 65534",
-        uid=65534,
-        gid=65534,
-        volumes=("/prometheus",),
-    ),
-    "quay.io/prometheus/prometheus": _row(
-        "nobody",
-        "prometheus/prometheus Dockerfile (b5c61f3); busybox nobody is 65534",
-        uid=65534,
-        gid=65534,
-        volumes=("/prometheus",),
-    ),
-    "quay.io/prometheus/node-exporter": _row(
-        "nobody", "prometheus/node_exporter Dockerfile (0c561fa)", uid=65534, gid=65534
-    ),
-    "prom/node-exporter": _row(
-        "nobody", "prometheus/node_exporter Dockerfile (0c561fa)", uid=65534, gid=65534
-    ),
+    "prom/prometheus": _PROMETHEUS,
+    "quay.io/prometheus/prometheus": _PROMETHEUS,
+    "quay.io/prometheus/node-exporter": _NODE_EXPORTER,
+    "prom/node-exporter": _NODE_EXPORTER,
     "gcr.io/distroless/*": _row(
         "0", "GoogleContainerTools/distroless static/static.bzl (user = uid)", uid=0
     ),
     "gcr.io/distroless/*:*nonroot*": _row(
         "65532", "GoogleContainerTools/distroless common/variables.bzl (nonroot)", uid=65532
     ),
-    "registry.k8s.io/pause:3.[5-9]*": _row(
-        "65535:65535", "kubernetes/kubernetes#95038; containerd PR #5211", uid=65535, gid=65535
-    ),
-    "registry.k8s.io/pause:3.[1-9][0-9]*": _row(
-        "65535:65535", "kubernetes/kubernetes#95038; containerd PR #5211", uid=65535, gid=65535
-    ),
+    "registry.k8s.io/pause:3.[5-9]*": _PAUSE,
+    "registry.k8s.io/pause:3.[1-9][0-9]*": _PAUSE,
     "hashicorp/http-echo:1.*": _row(
         "65532", "hashicorp/http-echo Dockerfile (b69bfb9): distroless nonroot", uid=65532
     ),

@@ -24,7 +24,7 @@ from hardener.pointer import join_path
 from hardener.records import picklable
 from hardener.userns import Support
 
-__all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "pod_or_containers"]
+__all__ = ["MISSING", "Rule", "RuleContext", "as_bool", "as_int", "pod_or_containers"]
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,17 @@ class RuleContext:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _anchor(self, path: JsonPath) -> tuple[int, JSONValue]:
+    def _anchor(
+        self, path: JsonPath, container: ContainerSite | None = None
+    ) -> tuple[int, JSONValue]:
         """Where a lookup of ``path`` may start: its container, or else the pod spec.
 
         Rules only build paths from ``site.spec_path`` and container paths, so a walk from
         there (from its working copy, once edits went through it) sees every pending value.
+        A change made for ``container`` has its path inside it.
         """
+        if container is not None:
+            return len(container.path), container.container
         base = len(self.site.spec_path)
         if len(path) > base + 2:
             field, index = path[base], path[base + 1]
@@ -145,12 +150,7 @@ class RuleContext:
         container: ContainerSite | None = None,
         replace: bool = False,
     ) -> bool:
-        # ``container`` names the container a change is for, and its path lies inside it.
-        anchor = (
-            (len(container.path), container.container)
-            if container is not None
-            else self._anchor(path)
-        )
+        anchor = self._anchor(path, container)
         recorded, before = self.builder.set(path, value, replace=replace, anchor=anchor)
         if not recorded:
             return False
@@ -174,12 +174,7 @@ class RuleContext:
         *,
         container: ContainerSite | None = None,
     ) -> None:
-        anchor = (
-            (len(container.path), container.container)
-            if container is not None
-            else self._anchor(path)
-        )
-        index = self.builder.append(path, item, anchor)
+        index = self.builder.append(path, item, self._anchor(path, container))
         self.changes.append(
             Change(
                 rule=self.rule.id,
@@ -239,6 +234,11 @@ class RuleContext:
 def as_bool(value: JSONValue) -> bool | None:
     """``True``/``False`` for a boolean, ``None`` for anything else (absent, wrong type)."""
     return value if isinstance(value, bool) else None
+
+
+def as_int(value: object) -> int | None:
+    """The number for an integer (not a boolean), ``None`` for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def pod_or_containers(

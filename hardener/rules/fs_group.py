@@ -34,11 +34,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from hardener.rules.base import MISSING, Rule, RuleContext
-
-
-def _group_id(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+from hardener.rules.base import MISSING, Rule, RuleContext, as_int
 
 
 def apply(ctx: RuleContext) -> None:
@@ -47,7 +43,7 @@ def apply(ctx: RuleContext) -> None:
     spec_sc = (*ctx.site.spec_path, "securityContext")
     current = ctx.pod_sc("fsGroup")
     if current is not MISSING:
-        if _group_id(current) == 0:
+        if as_int(current) == 0:
             if ctx.enforce:
                 ctx.set(
                     (*spec_sc, "fsGroup"),
@@ -64,7 +60,7 @@ def apply(ctx: RuleContext) -> None:
         volumes = ctx.get((*ctx.site.spec_path, "volumes"))
         if not isinstance(volumes, list) or not volumes:
             return
-    group = _group_id(ctx.pod_sc("runAsGroup"))
+    group = as_int(ctx.pod_sc("runAsGroup"))
     value = group if group is not None and group != 0 else int(ctx.options["fs-group"])
     ctx.set((*spec_sc, "fsGroup"), value, f"set fsGroup={value} on the pod")
     if ctx.pod_sc("fsGroupChangePolicy") is MISSING:

@@ -74,7 +74,7 @@ from typing import Final, Literal
 from hardener.image_facts import MAX_UID, ImageFacts, ImagePolicy, parse_image_user
 from hardener.kubelet import WINDOWS_ROOT_USER, image_user, refusal
 from hardener.locate import ContainerSite
-from hardener.rules.base import MISSING, Rule, RuleContext, as_bool, pod_or_containers
+from hardener.rules.base import MISSING, Rule, RuleContext, as_bool, as_int, pod_or_containers
 
 __all__ = ["RULE", "ImageDecision", "decide_image"]
 
@@ -212,14 +212,6 @@ def _invalid(image: str, uid: int) -> ImageDecision:
     )
 
 
-def _root_user(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value == 0
-
-
-def _user(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 @dataclass(unsafe_hash=True)
 class _Verdict:
     """Whether a container can take ``runAsNonRoot: true`` once ``fill`` is set on it."""
@@ -249,10 +241,10 @@ def _verdict(ctx: RuleContext, container: ContainerSite) -> _Verdict:
             return _Verdict(True, f"it runs as {name}")
     else:
         own = ctx.container_sc(container, "runAsUser")
-        run_as = _user(own) if own is not MISSING and own is not None else None
+        run_as = as_int(own) if own is not MISSING and own is not None else None
         source = "container"
         if run_as is None and (own is MISSING or own is None):
-            run_as, source = _user(ctx.pod_sc("runAsUser")), "pod"
+            run_as, source = as_int(ctx.pod_sc("runAsUser")), "pod"
         if run_as is not None:
             return _Verdict(run_as != 0, f"the {source} runs as user {run_as}")
     reference = container.container.get("image")
@@ -294,7 +286,7 @@ def apply(ctx: RuleContext) -> None:
         return
     spec_sc = (*ctx.site.spec_path, "securityContext")
     pod_flag = as_bool(ctx.pod_sc("runAsNonRoot"))
-    pod_root = _root_user(ctx.pod_sc("runAsUser"))
+    pod_root = as_int(ctx.pod_sc("runAsUser")) == 0
     # In its own user namespace (v1.35 policies) a pod may run as root: Pod Security accepts
     # runAsUser 0 and runAsNonRoot false there, so neither is a finding.
     relaxed = _relaxed(ctx)
@@ -309,7 +301,7 @@ def apply(ctx: RuleContext) -> None:
     for container in ctx.site.containers:
         if relaxed:
             break
-        if ctx.mine(container) and _root_user(ctx.container_sc(container, "runAsUser")):
+        if ctx.mine(container) and as_int(ctx.container_sc(container, "runAsUser")) == 0:
             ctx.finding(
                 f'container "{container.name}" sets securityContext.runAsUser=0 (root); '
                 "set a non-zero user",

@@ -50,7 +50,7 @@ from typing import Final
 
 from hardener.image_facts import parse_image_user
 from hardener.locate import ContainerSite, JsonPath
-from hardener.rules.base import MISSING, Rule, RuleContext, as_bool
+from hardener.rules.base import MISSING, Rule, RuleContext, as_bool, as_int
 from hardener.userns import MAX_ID, Conflict, conflicts
 
 __all__ = ["INVALID_CHECK", "REASONS", "RULE", "invalid_message"]
@@ -92,10 +92,6 @@ def invalid_message(conflict: Conflict) -> str:
     )
 
 
-def _id(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _blockers(ctx: RuleContext) -> list[tuple[str, str, JsonPath]]:
     """What keeps this pod from a user namespace: ``(code, reason, field)`` in order."""
     site = ctx.site
@@ -134,7 +130,7 @@ def _unmapped_ids(ctx: RuleContext) -> list[tuple[str, str, JsonPath]]:
     found: list[tuple[str, str, JsonPath]] = []
 
     def over(value: object, what: str, path: JsonPath) -> None:
-        number = _id(value)
+        number = as_int(value)
         if number is not None and number > MAX_ID:
             found.append(
                 (

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from hardener.model import json_type
 from hardener.pss._version import Version
-from hardener.pss._view import ContainerView, Holder, JsonPath, PodView, Problem, quote
+from hardener.pss._view import ContainerView, Holder, PodView, Problem, quote
 
 # Policy versions where a check changes its behaviour.
 V1_19_SECCOMP_FIELDS: Final[Version] = (1, 19)
@@ -30,6 +30,15 @@ def wrong_type(who: str, field: str, expected: str, value: Any) -> str:
     return f"{who} has {field} of the wrong type: must be {expected}, not {json_type(value)}"
 
 
+def sc_wrong_type(holder: Holder, field: str, expected: str, value: Any) -> Problem:
+    """``holder``'s ``securityContext.<field>`` (a dotted path) has the wrong JSON type."""
+    return Problem(
+        wrong_type(holder.label, f"securityContext.{field}", expected, value),
+        (*holder.sc_path, *field.split(".")),
+        holder.container,
+    )
+
+
 def pod_volumes(pod: PodView) -> list[Any]:
     """The volumes (of any JSON type each), or ``[]`` when there is no list of them."""
     volumes = pod.spec.get("volumes")
@@ -41,13 +50,14 @@ def volume_label(volume: Mapping[str, Any], index: int) -> str:
     return name if isinstance(name, str) else f"volumes[{index}]"
 
 
-def must_not_be_true(
-    value: Any, who: str, field: str, path: JsonPath, container: str | None
-) -> Iterator[Problem]:
+def must_not_be_true(holder: Holder, field: str, value: Any) -> Iterator[Problem]:
+    """The problem with ``holder``'s ``securityContext.<field>`` (a dotted path) set to
+    anything but ``false``."""
     if value is True:
-        yield Problem(f"{who} must not set {field}=true", path, container)
+        message = f"{holder.label} must not set securityContext.{field}=true"
+        yield Problem(message, (*holder.sc_path, *field.split(".")), holder.container)
     elif value is not None and value is not False:
-        yield Problem(wrong_type(who, field, "a boolean", value), path, container)
+        yield sc_wrong_type(holder, field, "a boolean", value)
 
 
 def capabilities_add(c: ContainerView) -> Any:
@@ -59,19 +69,14 @@ def capabilities_add(c: ContainerView) -> Any:
 def added_capabilities(
     c: ContainerView, add: Any, allowed: Callable[[Any], bool]
 ) -> Iterator[Problem]:
-    add_path = (*c.sc_path, "capabilities", "add")
     if not isinstance(add, list):
-        yield Problem(
-            wrong_type(c.label, "securityContext.capabilities.add", "an array", add),
-            add_path,
-            c.name,
-        )
+        yield sc_wrong_type(c, "capabilities.add", "an array", add)
         return
     for index, cap in enumerate(add):
         if not allowed(cap):
             yield Problem(
                 f"{c.label} must not include {quote(cap)} in securityContext.capabilities.add",
-                (*add_path, index),
+                (*c.sc_path, "capabilities", "add", index),
                 c.name,
             )
 
@@ -105,11 +110,7 @@ def seccomp_type_problem(holder: Holder, profile: Any) -> Problem | None:
     if profile is None:
         return None
     if not isinstance(profile, dict):
-        return Problem(
-            wrong_type(holder.label, "securityContext.seccompProfile", "an object", profile),
-            (*holder.sc_path, "seccompProfile"),
-            holder.container,
-        )
+        return sc_wrong_type(holder, "seccompProfile", "an object", profile)
     profile_type = profile.get("type")
     if one_of(profile_type, SECCOMP_TYPES):
         return None

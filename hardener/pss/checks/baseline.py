@@ -31,6 +31,7 @@ from hardener.pss.checks._common import (
     must_not_be_true,
     one_of,
     pod_volumes,
+    sc_wrong_type,
     seccomp_annotation_allowed,
     seccomp_type_problem,
     unmasked_proc_mounts,
@@ -68,13 +69,7 @@ def privileged(pod: PodView) -> Iterator[Problem]:
         value = c.sc.get("privileged")
         if value is None or value is False:
             continue
-        yield from must_not_be_true(
-            value,
-            c.label,
-            "securityContext.privileged",
-            (*c.sc_path, "privileged"),
-            c.name,
-        )
+        yield from must_not_be_true(c, "privileged", value)
 
 
 @check("capabilities_baseline", since=(1, 0), title="Capabilities")
@@ -134,20 +129,15 @@ def _apparmor_annotation_allowed(value: Any) -> bool:
 
 
 def _apparmor_field(holder: Holder, profile: Any) -> Iterator[Problem]:
-    path = (*holder.sc_path, "appArmorProfile")
     if not isinstance(profile, dict):
-        yield Problem(
-            wrong_type(holder.label, "securityContext.appArmorProfile", "an object", profile),
-            path,
-            holder.container,
-        )
+        yield sc_wrong_type(holder, "appArmorProfile", "an object", profile)
         return
     profile_type = profile.get("type")
     if not one_of(profile_type, _APPARMOR_TYPES):
         shown = quote(profile_type if profile_type is not None else "")
         yield Problem(
             f"{holder.label} must not set AppArmor profile type to {shown}",
-            (*path, "type"),
+            (*holder.sc_path, "appArmorProfile", "type"),
             holder.container,
         )
 
@@ -184,11 +174,7 @@ def _selinux(holder: Holder, options: Any, version: Version) -> Iterator[Problem
     path = (*holder.sc_path, "seLinuxOptions")
     who = holder.label
     if not isinstance(options, dict):
-        yield Problem(
-            wrong_type(who, "securityContext.seLinuxOptions", "an object", options),
-            path,
-            holder.container,
-        )
+        yield sc_wrong_type(holder, "seLinuxOptions", "an object", options)
         return
     allowed = SELINUX_TYPES_1_31 if version >= V1_31_SELINUX_ENGINE else SELINUX_TYPES_1_0
     selinux_type = options.get("type")
@@ -317,13 +303,7 @@ def windows_host_process(pod: PodView) -> Iterator[Problem]:
         value = options.get("hostProcess")
         if value is None or value is False:
             continue
-        yield from must_not_be_true(
-            value,
-            holder.label,
-            "securityContext.windowsOptions.hostProcess",
-            (*holder.sc_path, "windowsOptions", "hostProcess"),
-            holder.container,
-        )
+        yield from must_not_be_true(holder, "windowsOptions.hostProcess", value)
 
 
 _PROBES: Final = ("livenessProbe", "readinessProbe", "startupProbe")

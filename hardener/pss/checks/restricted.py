@@ -21,6 +21,7 @@ from hardener.pss.checks._common import (
     capabilities_add,
     is_int,
     pod_volumes,
+    sc_wrong_type,
     seccomp_type_problem,
     unmasked_proc_mounts,
     volume_label,
@@ -135,13 +136,7 @@ def allow_privilege_escalation(pod: PodView) -> Iterator[Problem]:
         elif value is True:
             yield Problem(message, path, c.name)
         else:
-            yield Problem(
-                wrong_type(
-                    c.label, "securityContext.allowPrivilegeEscalation", "the boolean false", value
-                ),
-                path,
-                c.name,
-            )
+            yield sc_wrong_type(c, "allowPrivilegeEscalation", "the boolean false", value)
 
 
 @check("runAsNonRoot", since=(1, 0), title="Running as non-root", fixable=True)
@@ -155,10 +150,7 @@ def run_as_non_root(pod: PodView) -> Iterator[Problem]:
             "pod must not set securityContext.runAsNonRoot=false", (*pod.sc_path, "runAsNonRoot")
         )
     elif pod_value is not None and pod_value is not True:
-        yield Problem(
-            wrong_type("pod", "securityContext.runAsNonRoot", "a boolean", pod_value),
-            (*pod.sc_path, "runAsNonRoot"),
-        )
+        yield sc_wrong_type(pod, "runAsNonRoot", "a boolean", pod_value)
     elif pod.sc_invalid:
         yield Problem(wrong_type("pod", "securityContext", "an object", pod.sc_raw), pod.sc_path)
     pod_ok = pod_value is True
@@ -175,11 +167,7 @@ def run_as_non_root(pod: PodView) -> Iterator[Problem]:
                 c.name,
             )
         elif value is not None:
-            yield Problem(
-                wrong_type(c.label, "securityContext.runAsNonRoot", "a boolean", value),
-                (*c.sc_path, "runAsNonRoot"),
-                c.name,
-            )
+            yield sc_wrong_type(c, "runAsNonRoot", "a boolean", value)
         elif not pod_ok:
             yield Problem(
                 f"pod or {c.label} must set securityContext.runAsNonRoot=true",
@@ -199,12 +187,11 @@ def run_as_user(pod: PodView) -> Iterator[Problem]:
         value = holder.sc.get("runAsUser")
         if value is None or (is_int(value) and value != 0):
             continue
-        path = (*holder.sc_path, "runAsUser")
         if is_int(value):
             message = f"{holder.label} must not set securityContext.runAsUser=0"
+            yield Problem(message, (*holder.sc_path, "runAsUser"), holder.container)
         else:
-            message = wrong_type(holder.label, "securityContext.runAsUser", "an integer", value)
-        yield Problem(message, path, holder.container)
+            yield sc_wrong_type(holder, "runAsUser", "an integer", value)
 
 
 @check(
@@ -278,19 +265,11 @@ def _not_dropping_all(c: ContainerView, caps: Any, drop: Any) -> Problem:
     if caps is None:
         return Problem(message, c.path, c.name, fixable=True)
     if not isinstance(caps, dict):
-        return Problem(
-            wrong_type(c.label, "securityContext.capabilities", "an object", caps),
-            caps_path,
-            c.name,
-        )
+        return sc_wrong_type(c, "capabilities", "an object", caps)
     if drop is None:
         return Problem(message, c.path, c.name, fixable=True)
     if not isinstance(drop, list):
-        return Problem(
-            wrong_type(c.label, "securityContext.capabilities.drop", "an array", drop),
-            (*caps_path, "drop"),
-            c.name,
-        )
+        return sc_wrong_type(c, "capabilities.drop", "an array", drop)
     variant = loose_all(drop)
     if variant is not None:
         message += (
