@@ -57,6 +57,7 @@ from hardener.userns import Support
 from hardener.webhook._budget import BodyBudget, Lease
 from hardener.webhook._logs import LOGGER_NAME, log_review
 from hardener.webhook._metrics import BAD_REQUEST, BUSY, Metrics
+from hardener.webhook._outside import Outside, discard, many_values
 from hardener.webhook._review import (
     BadReviewError,
     ReviewResult,
@@ -125,6 +126,8 @@ class ServerState:
         default_factory=lambda: BodyBudget(WebhookSettings().max_bytes_in_flight)
     )
     executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+    outside: Outside = field(default_factory=Outside, repr=False)
+    """The worker process that decodes bodies of very many values (``_outside``)."""
     images: ImageResolver | None = field(default=None, repr=False)
     """The process's image resolver, from startup to cleanup."""
     lookups: LookupMetrics = field(default_factory=LookupMetrics, repr=False)
@@ -404,6 +407,10 @@ async def _review_body(
     if len(body) <= OFFLOAD_BYTES:
         prepared, names = _prepare(body, config)
     else:
+        if many_values(body):
+            answered = await state.outside.prepare(body, config, deadline)
+            if answered is not None:
+                return answered, ()
         try:
             prepared, names = await _in_thread(state, deadline, _prepare, body, config)
         except TimeoutError:
@@ -524,7 +531,7 @@ async def _in_thread(
         async with asyncio.timeout_at(deadline):
             return await asyncio.shield(future)
     except TimeoutError:
-        future.add_done_callback(_discard)
+        future.add_done_callback(discard)
         lease = _LEASE.get()
         if lease is not None:
             lease.keep()
@@ -537,11 +544,6 @@ def _unless_late(deadline: float, work: Callable[..., _T], *args: Any) -> _T:
     if time.monotonic() > deadline:
         raise TimeoutError
     return work(*args)
-
-
-def _discard(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -571,6 +573,7 @@ async def _on_cleanup(app: web.Application) -> None:
     if state.executor is not None:
         state.executor.shutdown(wait=False, cancel_futures=True)
         state.executor = None
+    state.outside.close()
 
 
 def create_app(

@@ -39,6 +39,7 @@ hardener sides with the API server, the only legitimate sender:
 from __future__ import annotations
 
 import binascii
+import gc
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -238,6 +239,27 @@ def _not_json(error: orjson.JSONDecodeError, body: bytes) -> BadReviewError:
     )
 
 
+GC_PAUSE_BYTES = 64 * 1024
+"""Bodies at least this large are parsed with the garbage collector paused."""
+
+
+def _loads(body: bytes) -> Any:
+    """``orjson.loads``; for a large body, with the garbage collector paused meanwhile.
+
+    Every list and object the parser makes counts towards the collector's next pass, and the
+    passes that come due walk all of them again while the parse holds the GIL: 3 MiB of tiny
+    arrays parsed in 60 ms paused and in 170 to 200 ms otherwise. What the parser makes holds
+    no cycles, so there is nothing for those passes to find.
+    """
+    if len(body) < GC_PAUSE_BYTES or not gc.isenabled():
+        return orjson.loads(body)
+    gc.disable()
+    try:
+        return orjson.loads(body)
+    finally:
+        gc.enable()
+
+
 def decode_review(body: bytes) -> AdmissionRequest:
     """Parse and validate an ``admission.k8s.io/v1`` AdmissionReview; return its request.
 
@@ -245,7 +267,7 @@ def decode_review(body: bytes) -> AdmissionRequest:
     by the engine when, and only when, hardener acts on it.
     """
     try:
-        document = orjson.loads(body)
+        document = _loads(body)
     except orjson.JSONDecodeError as exc:
         raise _not_json(exc, body) from None
     if not isinstance(document, dict):
