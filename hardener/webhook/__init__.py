@@ -24,47 +24,105 @@ Errors (both derive from ``hardener.model.HardenerError``)::
     CertLoadError    certificate or key files that cannot be read or do not match
 """
 
-from hardener.webhook._app import (
-    CONFIG_KEY,
-    LOOKUP_SHARE,
-    METRICS_KEY,
-    OFFLOAD_BYTES,
-    OFFLOAD_CONTAINERS,
-    OFFLOAD_VOLUMES,
-    STATE_KEY,
-    SUPPORT_KEY,
-    ImageResolverFactory,
-    ServerState,
-    create_app,
-    create_metrics_app,
-)
-from hardener.webhook._logs import JsonFormatter, JsonLineHandler, configure_logging
-from hardener.webhook._metrics import Metrics
-from hardener.webhook._review import (
-    OUTCOMES,
-    WORKLOAD_KINDS,
-    AdmissionRequest,
-    AdmissionResponse,
-    AdmissionReview,
-    BadReviewError,
-    ReviewResult,
-    ReviewWork,
-    decode_review,
-    encode_review,
-    finish_review,
-    prepare_review,
-    review,
-)
-from hardener.webhook._server import (
-    SelfSigned,
-    ServeOptions,
-    event_loop_factory,
-    make_self_signed,
-    run_server,
-    serve,
-    serve_webhook_configuration,
-)
-from hardener.webhook._tls import CertLoadError, CertReloader
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from hardener.webhook._app import (
+        CONFIG_KEY,
+        LOOKUP_SHARE,
+        METRICS_KEY,
+        OFFLOAD_BYTES,
+        OFFLOAD_CONTAINERS,
+        OFFLOAD_VOLUMES,
+        STATE_KEY,
+        SUPPORT_KEY,
+        ImageResolverFactory,
+        ServerState,
+        create_app,
+        create_metrics_app,
+    )
+    from hardener.webhook._logs import JsonFormatter, JsonLineHandler, configure_logging
+    from hardener.webhook._metrics import Metrics
+    from hardener.webhook._review import (
+        OUTCOMES,
+        WORKLOAD_KINDS,
+        AdmissionRequest,
+        AdmissionResponse,
+        AdmissionReview,
+        BadReviewError,
+        ReviewResult,
+        ReviewWork,
+        decode_review,
+        encode_review,
+        finish_review,
+        prepare_review,
+        review,
+    )
+    from hardener.webhook._server import (
+        SelfSigned,
+        ServeOptions,
+        event_loop_factory,
+        make_self_signed,
+        run_server,
+        serve,
+        serve_webhook_configuration,
+    )
+    from hardener.webhook._tls import CertLoadError, CertReloader
+
+# What each public name is imported from, on first use: the package itself imports nothing, so
+# that a process that needs only ``_review`` (the worker of ``_outside``) does not load
+# aiohttp, the Kubernetes client and the rest of the server.
+_HOMES: dict[str, str] = {
+    "CONFIG_KEY": "hardener.webhook._app",
+    "ImageResolverFactory": "hardener.webhook._app",
+    "LOOKUP_SHARE": "hardener.webhook._app",
+    "METRICS_KEY": "hardener.webhook._app",
+    "OFFLOAD_BYTES": "hardener.webhook._app",
+    "OFFLOAD_CONTAINERS": "hardener.webhook._app",
+    "OFFLOAD_VOLUMES": "hardener.webhook._app",
+    "STATE_KEY": "hardener.webhook._app",
+    "SUPPORT_KEY": "hardener.webhook._app",
+    "ServerState": "hardener.webhook._app",
+    "create_app": "hardener.webhook._app",
+    "create_metrics_app": "hardener.webhook._app",
+    "JsonFormatter": "hardener.webhook._logs",
+    "JsonLineHandler": "hardener.webhook._logs",
+    "configure_logging": "hardener.webhook._logs",
+    "Metrics": "hardener.webhook._metrics",
+    "AdmissionRequest": "hardener.webhook._review",
+    "AdmissionResponse": "hardener.webhook._review",
+    "AdmissionReview": "hardener.webhook._review",
+    "BadReviewError": "hardener.webhook._review",
+    "OUTCOMES": "hardener.webhook._review",
+    "ReviewResult": "hardener.webhook._review",
+    "ReviewWork": "hardener.webhook._review",
+    "WORKLOAD_KINDS": "hardener.webhook._review",
+    "decode_review": "hardener.webhook._review",
+    "encode_review": "hardener.webhook._review",
+    "finish_review": "hardener.webhook._review",
+    "prepare_review": "hardener.webhook._review",
+    "review": "hardener.webhook._review",
+    "SelfSigned": "hardener.webhook._server",
+    "ServeOptions": "hardener.webhook._server",
+    "event_loop_factory": "hardener.webhook._server",
+    "make_self_signed": "hardener.webhook._server",
+    "run_server": "hardener.webhook._server",
+    "serve": "hardener.webhook._server",
+    "serve_webhook_configuration": "hardener.webhook._server",
+    "CertLoadError": "hardener.webhook._tls",
+    "CertReloader": "hardener.webhook._tls",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CONFIG_KEY",

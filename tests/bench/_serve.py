@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -158,6 +159,63 @@ def status_kib(pid: int, field: str) -> int:
 def reset_peak(pid: int) -> None:
     """Start ``VmHWM`` over from the current RSS (Linux 4.0 and later)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it, from the parent ids in ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def tree_pss_kib(pid: int) -> int:
+    """The memory of ``pid`` and its descendants together (the webhook's worker processes):
+    the sum of their proportional set sizes, which counts a page that forked processes share
+    once, as the container's memory limit does (a sum of RSS would count it in each)."""
+    total = 0
+    for member in _descendants(pid):
+        try:
+            text = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        match = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
+        total += int(match.group(1)) if match else 0
+    return total
+
+
+class TreePeak:
+    """The largest ``tree_pss_kib`` seen while the ``with`` block runs (sampled every 5 ms)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kib = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.005):
+            self.peak_kib = max(self.peak_kib, tree_pss_kib(self.pid))
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def open_fds(pid: int) -> int:
