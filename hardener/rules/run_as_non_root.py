@@ -278,6 +278,42 @@ def _relaxed(ctx: RuleContext) -> bool:
     return ctx.user_namespace_policy and ctx.in_user_namespace()
 
 
+class _Pod:
+    """The rule's view of the containers of one pod: a class rather than closures, whose
+    compiled form would make a reference cycle of every pod's work (left to the collector)."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.verdicts: dict[int, _Verdict] = {}
+
+    def verdict(self, container: ContainerSite) -> _Verdict:
+        # Worked out before anything is filled in, so a container keeps one verdict.
+        key = id(container)
+        found = self.verdicts.get(key)
+        if found is None:
+            found = self.verdicts[key] = _verdict(self.ctx, container)
+        return found
+
+    def explicit(self, container: ContainerSite) -> bool | None:
+        return as_bool(self.ctx.container_sc(container, "runAsNonRoot"))
+
+    def covered(self, container: ContainerSite) -> bool:
+        return self.explicit(container) is not None
+
+    def blocked(self, container: ContainerSite) -> bool:
+        return not self.verdict(container).ok
+
+    def make_verifiable(self, container: ContainerSite) -> None:
+        decided = self.verdict(container)
+        for key, value in decided.fill:
+            self.ctx.set(
+                (*container.path, "securityContext", key),
+                value,
+                f'set {key}={value} on container "{container.name}": {decided.reason}',
+                container=container,
+            )
+
+
 def apply(ctx: RuleContext) -> None:
     if ctx.site.host_process:
         # HostProcess containers run as a node account (SYSTEM, ...) by design; the Pod
@@ -311,27 +347,8 @@ def apply(ctx: RuleContext) -> None:
                 level="restricted",
             )
 
-    verdicts: dict[int, _Verdict] = {}
-
-    def verdict(container: ContainerSite) -> _Verdict:
-        # Worked out before anything is filled in, so a container keeps one verdict.
-        key = id(container)
-        if key not in verdicts:
-            verdicts[key] = _verdict(ctx, container)
-        return verdicts[key]
-
-    def explicit(container: ContainerSite) -> bool | None:
-        return as_bool(ctx.container_sc(container, "runAsNonRoot"))
-
-    def make_verifiable(container: ContainerSite) -> None:
-        decided = verdict(container)
-        for key, value in decided.fill:
-            ctx.set(
-                (*container.path, "securityContext", key),
-                value,
-                f'set {key}={value} on container "{container.name}": {decided.reason}',
-                container=container,
-            )
+    pod = _Pod(ctx)
+    verdict, explicit, make_verifiable = pod.verdict, pod.explicit, pod.make_verifiable
 
     if pod_flag is False:
         inheriting = [c for c in ctx.site.containers if explicit(c) is None]
@@ -392,9 +409,7 @@ def apply(ctx: RuleContext) -> None:
         # The pod already decides (true, or a reported false), or the pod runs as root.
         return
 
-    pod_level, containers = pod_or_containers(
-        ctx, covered=lambda c: explicit(c) is not None, blocked=lambda c: not verdict(c).ok
-    )
+    pod_level, containers = pod_or_containers(ctx, covered=pod.covered, blocked=pod.blocked)
     if pod_level:
         uncovered = [c for c in ctx.site.containers if explicit(c) is None]
         for container in uncovered:

@@ -30,7 +30,8 @@ FIXED::
 
 from __future__ import annotations
 
-from typing import Final
+from functools import partial
+from typing import Any, Final
 
 from hardener.locate import (
     SECCOMP_CONTAINER_ANNOTATION_PREFIX,
@@ -49,14 +50,26 @@ def _profile_type(value: object) -> str | None:
     return None
 
 
+def _container_note(notes: dict[Any, Any], container: ContainerSite) -> object:
+    return notes.get(SECCOMP_CONTAINER_ANNOTATION_PREFIX + container.name)
+
+
+def _covered(ctx: RuleContext, notes: dict[Any, Any], container: ContainerSite) -> bool:
+    return (
+        ctx.container_sc(container, "seccompProfile") is not MISSING
+        or _container_note(notes, container) is not None
+    )
+
+
+def _never(container: ContainerSite) -> bool:
+    return False
+
+
 def apply(ctx: RuleContext) -> None:
     spec_sc = (*ctx.site.spec_path, "securityContext")
     notes = ctx.site.metadata.get("annotations")
     notes = notes if isinstance(notes, dict) else {}
     pod_note = notes.get(SECCOMP_POD_ANNOTATION)
-
-    def container_note(container: ContainerSite) -> object:
-        return notes.get(SECCOMP_CONTAINER_ANNOTATION_PREFIX + container.name)
 
     if isinstance(pod_note, str) and pod_note.strip().lower() == "unconfined":
         ctx.finding(
@@ -87,7 +100,7 @@ def apply(ctx: RuleContext) -> None:
     for container in ctx.containers:
         kind = _profile_type(ctx.container_sc(container, "seccompProfile"))
         if kind == "Unconfined":
-            if ctx.enforce and container_note(container) is None:
+            if ctx.enforce and _container_note(notes, container) is None:
                 ctx.set(
                     (*container.path, "securityContext", "seccompProfile"),
                     dict(RUNTIME_DEFAULT),
@@ -104,7 +117,7 @@ def apply(ctx: RuleContext) -> None:
                     check="seccompProfile_baseline",
                     level="baseline",
                 )
-        note = container_note(container)
+        note = _container_note(notes, container)
         if isinstance(note, str) and note.strip().lower() == "unconfined":
             key = SECCOMP_CONTAINER_ANNOTATION_PREFIX + container.name
             ctx.finding(
@@ -118,13 +131,9 @@ def apply(ctx: RuleContext) -> None:
     if pod_type is not None or pod_note is not None:
         return
 
-    def covered(container: ContainerSite) -> bool:
-        return (
-            ctx.container_sc(container, "seccompProfile") is not MISSING
-            or container_note(container) is not None
-        )
-
-    pod_level, containers = pod_or_containers(ctx, covered=covered, blocked=lambda c: False)
+    # A partial, not a closure: compiled, a closure makes a reference cycle of the pod's work.
+    covered = partial(_covered, ctx, notes)
+    pod_level, containers = pod_or_containers(ctx, covered=covered, blocked=_never)
     if pod_level:
         ctx.set(
             (*spec_sc, "seccompProfile"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gc
 import json
 import re
 import time
@@ -197,6 +198,35 @@ def test_pod_create_is_patched_with_the_engine_ops() -> None:
     assert rules == list(result.rules)
     assert "drop-all-capabilities" in rules
     assert any("drop-all-capabilities" in w for w in response["warnings"])
+
+
+def test_a_review_leaves_no_reference_cycles() -> None:
+    """Everything a review makes is freed when the review is done, without the collector.
+
+    Compiled, a nested function shares its enclosing function's locals through an object that
+    refers to the function back: every review's work became a cycle that only a collector pass
+    frees, and the server ran a full pass (40 to 60 ms) every few seconds under load."""
+    pod = copy.deepcopy(POD)
+    pod["metadata"]["annotations"] = {
+        "seccomp.security.alpha.kubernetes.io/pod": "runtime/default",
+        "hardener.dev/skip-rules": "no-such-rule",
+    }
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": False}
+    objects = [POD, DEPLOYMENT, pod]
+    for obj in objects:  # warm: what the first review caches stays
+        review(decode_review(json.dumps(admission_review(obj)).encode()), default_config())
+    gc.collect()
+    gc.disable()
+    try:
+        for obj in objects * 3:
+            body = json.dumps(admission_review(obj)).encode()
+            result = review(decode_review(body), default_config())
+            assert result.outcome == "patched"
+            encode_review(result.response)
+        del result
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_the_hardened_object_is_what_jsonpatch_gives() -> None:
