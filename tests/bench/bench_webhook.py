@@ -554,9 +554,21 @@ def _breakdown(review: dict[str, Any]) -> list[tuple[str, float]]:
     from hardener.config import default_config
     from hardener.engine import plan, still_violated
     from hardener.locate import pod_sites
-    from hardener.webhook import Metrics, configure_logging, decode_review, encode_review
-    from hardener.webhook import review as decide
+    from hardener.webhook import (
+        Metrics,
+        configure_logging,
+        decode_review,
+        encode_review,
+        finish_review,
+        prepare_review,
+    )
     from hardener.webhook._logs import log_review
+
+    def decide(request: Any, config: Any) -> Any:
+        """What the server runs for the review: sized by its body, so not counted again."""
+        work = prepare_review(request, config, body_bytes=len(body))
+        assert not isinstance(work, review_module.ReviewResult)
+        return finish_review(work, config)
 
     config = default_config()
     body = json.dumps(review).encode()
