@@ -1125,7 +1125,7 @@ def _attribution(measured: list[tuple[str, list[float]]]) -> str:
     if not measured:
         return ""
     labels = {
-        "hardener": "nothing (hardener as is)",
+        "hardener": "nothing (hardener as is, the pure build)",
         "plan": "the engine's plan()",
         "plan+evaluate": "plan() and the PSS evaluation",
         "review": "the whole review (left: HTTP, TLS, JSON decode, metrics, log line)",
