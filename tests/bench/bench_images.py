@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from hardener.images import ImageResolver  # noqa: E402
 from tests.bench._results import replace_section  # noqa: E402
+from tests.bench._serve import CLI  # noqa: E402
 from tests.images.conftest import (  # noqa: E402
     image_config,
     layer,
@@ -169,7 +170,7 @@ spec:
 
 def hardener(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     """One ``hardener`` process: its wall time and stderr."""
-    command = [sys.executable, "-c", "import sys; from hardener.cli import main; sys.exit(main())"]
+    command = [sys.executable, "-c", CLI]
     started = time.perf_counter()
     done = subprocess.run(
         [*command, *args], env=env, capture_output=True, text=True, cwd=ROOT, check=False

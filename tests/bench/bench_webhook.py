@@ -47,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 from tests.bench._results import replace_section  # noqa: E402
+from tests.bench._serve import CLI  # noqa: E402
 
 START_MARK = "<!-- webhook-bench:start -->"
 END_MARK = "<!-- webhook-bench:end -->"
@@ -706,16 +707,7 @@ def _attribute(
                 "--stub",
                 stub,
                 "--",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--metrics-port",
-                str(_free_port()),
-                "--tls-cert",
-                str(work / "tls.crt"),
-                "--tls-key",
-                str(work / "tls.key"),
+                *_serve_options(port, work),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -782,6 +774,22 @@ def _served_on(log_lines: list[str]) -> str:
     return "unknown"
 
 
+def _serve_options(port: int, work: Path) -> list[str]:
+    """``hardener serve``'s options for a server of this run on ``port``."""
+    return [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(_free_port()),
+        "--tls-cert",
+        str(work / "tls.crt"),
+        "--tls-key",
+        str(work / "tls.key"),
+    ]
+
+
 def _without_checkout() -> dict[str, str]:
     """The environment for a process that must import its own install of hardener."""
     env = dict(os.environ)
@@ -805,7 +813,7 @@ def _installed_breakdown(python: str) -> list[tuple[str, float]]:
 def _variant(python: str, checkout: bool = False) -> str:
     """What ``hardener --version`` says under ``python``: which build runs."""
     done = subprocess.run(
-        [python, "-c", "import sys; from hardener.cli import main; sys.exit(main())", "--version"],
+        [python, "-c", CLI, "--version"],
         capture_output=True,
         text=True,
         env=None if checkout else _without_checkout(),
@@ -848,7 +856,7 @@ def benchmark(
         "f:close()\n"
     )
     client_context = ssl.create_default_context(cadata=bundle.ca_cert.decode())
-    hardener_port, metrics_port = _free_port(), _free_port()
+    hardener_port = _free_port()
     floor_ports = {name: _free_port() for name in FLOORS}
     log_file = (work / "hardener.log").open("wb")
     compiled_log = (work / "hardener-compiled.log").open("wb")
@@ -858,18 +866,9 @@ def benchmark(
                 *_pin(server_core),
                 sys.executable,
                 "-c",
-                "import sys; from hardener.cli import main; sys.exit(main())",
+                CLI,
                 "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(hardener_port),
-                "--metrics-port",
-                str(metrics_port),
-                "--tls-cert",
-                str(work / "tls.crt"),
-                "--tls-key",
-                str(work / "tls.key"),
+                *_serve_options(hardener_port, work),
             ],
             stdout=subprocess.DEVNULL,
             stderr=log_file,
@@ -883,18 +882,9 @@ def benchmark(
                 *_pin(server_core),
                 compiled_python,
                 "-c",
-                "import sys; from hardener.cli import main; sys.exit(main())",
+                CLI,
                 "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(compiled_port),
-                "--metrics-port",
-                str(_free_port()),
-                "--tls-cert",
-                str(work / "tls.crt"),
-                "--tls-key",
-                str(work / "tls.key"),
+                *_serve_options(compiled_port, work),
             ],
             stdout=subprocess.DEVNULL,
             stderr=compiled_log,
