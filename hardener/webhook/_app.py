@@ -407,11 +407,11 @@ async def _review_body(
     if len(body) <= OFFLOAD_BYTES:
         prepared, names = _prepare(body, config)
     else:
-        if many_values(body):
-            answered = await state.outside.prepare(body, config, deadline)
-            if answered is not None:
-                return answered, ()
         try:
+            if many_values(body):
+                answered = await state.outside.prepare(body, config, deadline)
+                if answered is not None:
+                    return answered, ()
             prepared, names = await _in_thread(state, deadline, _prepare, body, config)
         except TimeoutError:
             raise BadReviewError(

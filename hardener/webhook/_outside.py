@@ -25,7 +25,7 @@ import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Literal
+from typing import Any
 
 from hardener.config import Config
 from hardener.webhook._review import (
@@ -48,17 +48,12 @@ def many_values(body: bytes) -> bool:
     return body.count(b",") > OUTSIDE_COMMAS
 
 
-Answer = tuple[Literal["answered"], ReviewResult] | tuple[Literal["bad"], tuple[str, str]]
-
-
-def prepare_outside(body: bytes, config: Config) -> Answer | None:
+def prepare_outside(body: bytes, config: Config) -> ReviewResult | None:
     """In the worker: the answer when the review needs no engine, or ``None`` when its object
-    is one to harden (the server then decodes it itself)."""
-    try:
-        prepared = prepare_review(decode_review(body), config, body_bytes=len(body))
-    except BadReviewError as exc:
-        return "bad", (exc.field, exc.message)
-    return ("answered", prepared) if isinstance(prepared, ReviewResult) else None
+    is one to harden (the server then decodes it itself). Raises ``BadReviewError`` for a
+    malformed envelope, as ``decode_review`` does."""
+    prepared = prepare_review(decode_review(body), config, body_bytes=len(body))
+    return prepared if isinstance(prepared, ReviewResult) else None
 
 
 class Outside:
@@ -68,7 +63,7 @@ class Outside:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def _submit(self, body: bytes, config: Config) -> Future[Answer | None]:
+    def _submit(self, body: bytes, config: Config) -> Future[ReviewResult | None]:
         # Starting a process waits for the fork server, which first imports this module
         # (half a second on a loaded machine): done in a thread, never on the event loop.
         with self._lock:
@@ -79,36 +74,24 @@ class Outside:
             return self._pool.submit(prepare_outside, body, config)
 
     async def prepare(self, body: bytes, config: Config, deadline: float) -> ReviewResult | None:
-        """``prepare_outside`` in the worker: its answer (``BadReviewError`` for a malformed
-        envelope, or when no answer came by ``deadline``), or ``None``."""
+        """``prepare_outside`` in the worker: its answer or ``None``. ``TimeoutError`` when
+        none came by ``deadline``; ``BadReviewError`` for a malformed envelope, and when the
+        worker died."""
+        future: asyncio.Future[ReviewResult | None] | None = None
         try:
             async with asyncio.timeout_at(deadline):
-                submitted = await asyncio.to_thread(self._submit, body, config)
+                future = asyncio.wrap_future(await asyncio.to_thread(self._submit, body, config))
+                return await asyncio.shield(future)
         except TimeoutError:
-            raise BadReviewError(
-                "", "the review could not be decoded within the deadline"
-            ) from None
-        future = asyncio.wrap_future(submitted)
-        try:
-            async with asyncio.timeout_at(deadline):
-                answer: Any = await asyncio.shield(future)
-        except TimeoutError:
-            future.add_done_callback(discard)
-            raise BadReviewError(
-                "", "the review could not be decoded within the deadline"
-            ) from None
+            if future is not None:
+                future.add_done_callback(discard)
+            raise
         except BrokenProcessPool:
             # The worker died (the memory limit, a signal): the next body gets a new one.
             self.close()
             raise BadReviewError(
                 "", "the review could not be decoded: the decoding process stopped"
             ) from None
-        if answer is None:
-            return None
-        if answer[0] == "bad":
-            raise BadReviewError(*answer[1])
-        result: ReviewResult = answer[1]
-        return result
 
     def close(self) -> None:
         with self._lock:

@@ -167,6 +167,10 @@ class BadReviewError(HardenerError):
         self.field = field
         self.message = message
 
+    def __reduce__(self) -> tuple[type[BadReviewError], tuple[str, str]]:
+        # Rebuilt from both fields: raised in the decoding worker (_outside), re-raised here.
+        return BadReviewError, (self.field, self.message)
+
 
 @dataclass(frozen=True)
 class ReviewResult:

@@ -606,6 +606,21 @@ async def test_a_body_of_many_commas_in_strings_is_hardened_after_all(
     assert jsonpatch.apply_patch(pod, decode_patch(response)) == plan(pod).hardened
 
 
+async def test_a_malformed_envelope_decoded_by_the_worker_is_a_400_that_says_why(
+    aiohttp_client: MakeClient,
+) -> None:
+    """The worker process's verdict on the envelope reaches the answer whole: its field and
+    its words."""
+    client = await aiohttp_client(create_app())
+    doc = admission_review(_pod_of(1))
+    doc["apiVersion"] = "admission.k8s.io/v1beta1"
+    doc["request"]["object"]["spec"]["containers"][0]["args"] = [0] * 150_000
+    status, answer = await _post(client, json.dumps(doc, separators=(",", ":")).encode())
+    assert status == 400
+    assert answer["field"] == "apiVersion"
+    assert "admissionReviewVersions: [v1]" in answer["error"]
+
+
 async def test_reviews_of_more_than_a_few_containers_are_hardened_off_the_event_loop(
     aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
