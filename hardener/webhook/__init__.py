@@ -4,7 +4,10 @@ The API server POSTs an ``admission.k8s.io/v1`` AdmissionReview to ``/mutate``; 
 answers with the engine's operations as a base64 JSONPatch, the same operations that
 ``hardener fix`` applies to files. Layout:
 
-- ``_review``: the pure part, bytes in and bytes out (decode, decide with the engine, encode);
+- ``_envelope``: the AdmissionReview on the wire, its types, ``decode_review`` and
+  ``encode_review``;
+- ``_review``: the pure part, a request in and a response out (decided with the engine);
+- ``_outside``: the worker process that decodes bodies of very many JSON values;
 - ``_app``: the aiohttp apps (``create_app``, ``create_metrics_app``) with typed ``AppKey``
   state, and the image lookups of each review (one ``ImageResolver`` per app, within
   ``LOOKUP_SHARE`` of the deadline);
@@ -42,19 +45,21 @@ if _typing.TYPE_CHECKING:
         create_app,
         create_metrics_app,
     )
+    from hardener.webhook._envelope import (
+        AdmissionRequest,
+        AdmissionResponse,
+        AdmissionReview,
+        BadReviewError,
+        decode_review,
+        encode_review,
+    )
     from hardener.webhook._logs import JsonFormatter, JsonLineHandler, configure_logging
     from hardener.webhook._metrics import Metrics
     from hardener.webhook._review import (
         OUTCOMES,
         WORKLOAD_KINDS,
-        AdmissionRequest,
-        AdmissionResponse,
-        AdmissionReview,
-        BadReviewError,
         ReviewResult,
         ReviewWork,
-        decode_review,
-        encode_review,
         finish_review,
         prepare_review,
         review,
@@ -90,16 +95,16 @@ _HOMES: dict[str, str] = {
     "JsonLineHandler": "hardener.webhook._logs",
     "configure_logging": "hardener.webhook._logs",
     "Metrics": "hardener.webhook._metrics",
-    "AdmissionRequest": "hardener.webhook._review",
-    "AdmissionResponse": "hardener.webhook._review",
-    "AdmissionReview": "hardener.webhook._review",
-    "BadReviewError": "hardener.webhook._review",
+    "AdmissionRequest": "hardener.webhook._envelope",
+    "AdmissionResponse": "hardener.webhook._envelope",
+    "AdmissionReview": "hardener.webhook._envelope",
+    "BadReviewError": "hardener.webhook._envelope",
     "OUTCOMES": "hardener.webhook._review",
     "ReviewResult": "hardener.webhook._review",
     "ReviewWork": "hardener.webhook._review",
     "WORKLOAD_KINDS": "hardener.webhook._review",
-    "decode_review": "hardener.webhook._review",
-    "encode_review": "hardener.webhook._review",
+    "decode_review": "hardener.webhook._envelope",
+    "encode_review": "hardener.webhook._envelope",
     "finish_review": "hardener.webhook._review",
     "prepare_review": "hardener.webhook._review",
     "review": "hardener.webhook._review",

@@ -55,15 +55,17 @@ from hardener.locate import image_references
 from hardener.model import HardenerError, preview
 from hardener.userns import Support
 from hardener.webhook._budget import BodyBudget, Lease
+from hardener.webhook._envelope import (
+    BadReviewError,
+    decode_review,
+    encode_review,
+)
 from hardener.webhook._logs import LOGGER_NAME, log_review
 from hardener.webhook._metrics import BAD_REQUEST, BUSY, Metrics
 from hardener.webhook._outside import Outside, discard, many_values
 from hardener.webhook._review import (
-    BadReviewError,
     ReviewResult,
     ReviewWork,
-    decode_review,
-    encode_review,
     error_result,
     finish_review,
     past_deadline_result,

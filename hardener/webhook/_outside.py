@@ -28,10 +28,12 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from hardener.config import Config
-from hardener.webhook._review import (
+from hardener.webhook._envelope import (
     BadReviewError,
-    ReviewResult,
     decode_review,
+)
+from hardener.webhook._review import (
+    ReviewResult,
     prepare_review,
 )
 
